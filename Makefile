@@ -1,0 +1,22 @@
+# Two commands on a fresh machine: `make demo` and `make test`. Both run `make setup` first (idempotent).
+VENV ?= $(CURDIR)/.venv
+PY := $(VENV)/bin/python
+export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
+
+.PHONY: setup demo test bench clean
+
+setup:
+	@bash scripts/setup.sh
+
+demo: setup
+	@$(PY) -m damage_perception.tools.cli demo $(ARGS)
+
+test: setup
+	@$(PY) -m pytest test -q $(ARGS)
+
+bench: setup
+	@$(PY) benchmarks/bench_node_latency.py
+	@$(PY) benchmarks/bench_segmentation.py
+
+clean:
+	rm -rf build out .pytest_cache

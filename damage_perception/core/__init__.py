@@ -1,0 +1,1 @@
+"""ROS-free algorithms: camera geometry, transforms, segmentation, damage scoring and fusion."""

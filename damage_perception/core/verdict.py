@@ -1,0 +1,99 @@
+"""Per-view results, their fusion over views and the item-level decision."""
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from damage_perception.core.geometric_score import DAMAGE_TYPES
+
+
+class Decision(enum.IntEnum):
+    """What the planner does with the item; values match DamageVerdict's constants."""
+
+    PASS = 0
+    DIVERT = 1
+    REVIEW = 2
+    ERROR = 3
+
+
+@dataclass(frozen=True)
+class DecisionConfig:
+    """How view scores become a decision."""
+
+    divert_threshold: float = 0.5   # fused score at or above: DIVERT
+    review_band: float = 0.1        # fused score in [threshold - band, threshold): REVIEW
+    fusion: str = "max"             # "max" or "noisy_or" over the views' scores
+    min_views: int = 1              # fewer views with an item than this: ERROR
+
+
+@dataclass
+class ViewResult:
+    """What one view says about the item."""
+
+    index: int
+    wrist_angle: float
+    found: bool                     # was an item segmented in this view
+    score: float = 0.0
+    type_scores: dict[str, float] = field(default_factory=lambda: dict.fromkeys(DAMAGE_TYPES, 0.0))
+    damage_location: np.ndarray | None = None  # gripper frame
+    num_points: int = 0
+    reason: str = ""
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
+
+
+@dataclass
+class ItemVerdict:
+    """The fused, item-level outcome of an inspection."""
+
+    decision: Decision
+    fused_score: float
+    threshold: float
+    type_scores: dict[str, float]
+    views: list[ViewResult]
+    damage_location: np.ndarray | None
+    reason: str
+
+
+def fuse_scores(scores: list[float], method: str) -> float:
+    """Combine per-view damage scores in [0, 1] into one.
+
+    ``max``: the item is as damaged as its worst view (damage is usually seen from few angles).
+    ``noisy_or``: views are independent detectors; 1 - prod(1 - s).
+    """
+    if not scores:
+        return 0.0
+    scores_array = np.clip(np.asarray(scores, dtype=float), 0.0, 1.0)
+    if method == "max":
+        return float(scores_array.max())
+    if method == "noisy_or":
+        return float(1.0 - np.prod(1.0 - scores_array))
+    raise ValueError(f"unknown fusion method {method!r}: use 'max' or 'noisy_or'")
+
+
+def decide(views: list[ViewResult], config: DecisionConfig) -> ItemVerdict:
+    """Fuse the views and judge the item against the configured threshold."""
+    seen = [view for view in views if view.found]
+    if len(seen) < config.min_views:
+        reasons = sorted({view.reason for view in views if view.reason}) or ["no views were taken"]
+        return ItemVerdict(Decision.ERROR, 0.0, config.divert_threshold, dict.fromkeys(DAMAGE_TYPES, 0.0),
+                           views, None, "; ".join(reasons))
+    fused = fuse_scores([view.score for view in seen], config.fusion)
+    type_scores = {name: fuse_scores([view.type_scores[name] for view in seen], config.fusion)
+                   for name in DAMAGE_TYPES}
+    worst = max(seen, key=lambda view: view.score)
+    decision, reason = _judge(fused, config, worst, len(seen))
+    location = worst.damage_location if decision != Decision.PASS else None
+    return ItemVerdict(decision, fused, config.divert_threshold, type_scores, views, location, reason)
+
+
+def _judge(fused: float, config: DecisionConfig, worst: ViewResult, num_seen: int) -> tuple[Decision, str]:
+    threshold = config.divert_threshold
+    if fused >= threshold:
+        kind = max(worst.type_scores, key=worst.type_scores.get)
+        return Decision.DIVERT, (f"damage score {fused:.2f} >= {threshold:.2f} "
+                                 f"(most likely {kind}, view {worst.index})")
+    if fused >= threshold - config.review_band:
+        return Decision.REVIEW, f"damage score {fused:.2f} just below {threshold:.2f}: a person should check"
+    return Decision.PASS, f"damage score {fused:.2f} < {threshold:.2f} over {num_seen} views"

@@ -1,0 +1,64 @@
+"""One view in, one ViewResult out: back-projection, item segmentation and damage scoring."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from damage_perception.core.camera import CameraIntrinsics, backproject
+from damage_perception.core.geometric_score import GeometricScoreConfig, score_geometry
+from damage_perception.core.gripper import GripperGeometry
+from damage_perception.core.segmentation import ItemSegment, SegmentationConfig, segment_item
+from damage_perception.core.transforms import invert
+from damage_perception.core.verdict import ViewResult
+
+
+@dataclass(frozen=True)
+class ViewPipelineConfig:
+    """Parameters of every stage of the per-view pipeline."""
+
+    segmentation: SegmentationConfig = field(default_factory=SegmentationConfig)
+    scoring: GeometricScoreConfig = field(default_factory=GeometricScoreConfig)
+
+
+@dataclass
+class ViewInput:
+    """Everything one view needs, already converted from messages."""
+
+    depth_m: np.ndarray                # (H, W) metres, NaN or 0 = no reading
+    intrinsics: CameraIntrinsics
+    camera_from_gripper: np.ndarray    # 4x4, camera optical <- gripper at the frame's stamp
+    finger_poses: list[np.ndarray]     # gripper <- finger, one per finger
+    color: np.ndarray | None = None    # (H, W, 3) RGB; used by the learned models of later issues
+
+
+class ViewPipeline:
+    """Stateless per-view processing; safe to call from a worker thread."""
+
+    def __init__(self, gripper: GripperGeometry, config: ViewPipelineConfig = ViewPipelineConfig()):
+        self.gripper = gripper
+        self.config = config
+
+    def process(self, view: ViewInput, index: int = 0, wrist_angle: float = 0.0) -> tuple[ViewResult, ItemSegment]:
+        """Segment the item and score its damage; never raises on an empty or odd view."""
+        timings: dict[str, float] = {}
+        start = time.perf_counter()
+        points = backproject(view.depth_m, view.intrinsics)
+        gripper_from_camera = invert(view.camera_from_gripper)
+        timings["backproject"] = time.perf_counter() - start
+
+        start = time.perf_counter()
+        segment = segment_item(points, gripper_from_camera, view.finger_poses, self.gripper,
+                               self.config.segmentation)
+        timings["segment"] = time.perf_counter() - start
+        if not segment.found:
+            return ViewResult(index, wrist_angle, False, reason=segment.reason, timings=timings), segment
+
+        start = time.perf_counter()
+        camera_position = gripper_from_camera[:3, 3]
+        geometry = score_geometry(segment.points, camera_position, self.config.scoring)
+        timings["score"] = time.perf_counter() - start
+        result = ViewResult(index, wrist_angle, True, geometry.score, geometry.type_scores,
+                            geometry.damage_location, len(segment.points), timings=timings)
+        return result, segment

@@ -1,0 +1,265 @@
+"""The damage_perception node: camera + TF in, InspectItem action and DamageVerdict out.
+
+Subscribed: ``color/image_raw``, ``depth/image_raw`` (16UC1 mm or 32FC1 m), ``color/camera_info``
+(sensor-data QoS, approximate-time synchronised), ``/tf``, ``/tf_static``.
+Published: ``verdict`` (DamageVerdict). Action server: ``inspect`` (InspectItem).
+
+Only the latest synchronised frame is kept (a queue of one, like image_pipeline's calibrator): a view is
+taken from the first frame that arrives after the wrist was asked to move and whose TF shows the gripper
+at the requested angle, so stale frames are dropped rather than piling up.
+"""
+from __future__ import annotations
+
+import math
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import rclpy
+from damage_perception_interfaces.action import InspectItem
+from damage_perception_interfaces.msg import DamageVerdict
+from geometry_msgs.msg import PoseStamped
+from rclpy.action import ActionServer, CancelResponse, GoalResponse
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.duration import Duration
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import qos_profile_sensor_data
+from rclpy.time import Time
+from sensor_msgs.msg import CameraInfo, Image
+
+from damage_perception.core.gripper import GripperGeometry
+from damage_perception.core.policies import make_policy
+from damage_perception.core.transforms import make_transform, rotation_about_z, rotation_angle_between
+from damage_perception.core.verdict import DecisionConfig, ViewResult, decide
+from damage_perception.core.view_pipeline import ViewInput, ViewPipeline, ViewPipelineConfig
+from damage_perception.ros.conversions import (camera_info_to_intrinsics, depth_to_meters, matrix_to_pose,
+                                               transform_to_matrix)
+from damage_perception.ros.params import declare_config
+from damage_perception.ros.sync import ApproximateTimeSynchronizer, Subscriber
+from damage_perception.ros.tf import Buffer, TransformException, TransformListener
+from damage_perception.ros.verdict_msgs import DECISION_NAMES, error_verdict_msg, verdict_to_msg
+
+
+@dataclass
+class Frame:
+    """One synchronised camera frame."""
+
+    color: Image
+    depth: Image
+    info: CameraInfo
+    received: float  # monotonic seconds
+
+
+class InspectionError(Exception):
+    """An inspection cannot go on; the message becomes the ERROR verdict's reason."""
+
+
+class DamagePerceptionNode(Node):
+    """Inspects the held item from several wrist angles and publishes a damage verdict."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__("damage_perception", **kwargs)
+        self._declare_parameters()
+        self.pipeline = ViewPipeline(self.gripper, self.pipeline_config)
+        self._frame: Frame | None = None
+        self._frame_ready = threading.Condition()
+        self._busy = threading.Lock()
+
+        self.tf_buffer = Buffer(cache_time=Duration(seconds=30.0))
+        self.tf_listener = TransformListener(self.tf_buffer, self)
+        sensor_group = MutuallyExclusiveCallbackGroup()
+        inputs = [Subscriber(self, msg_type, self._param(name), qos_profile=qos_profile_sensor_data,
+                             callback_group=sensor_group)
+                  for msg_type, name in ((Image, "color_topic"), (Image, "depth_topic"),
+                                         (CameraInfo, "camera_info_topic"))]
+        self.sync = ApproximateTimeSynchronizer(inputs, queue_size=self._param("sync_queue_size"),
+                                                slop=self._param("sync_slop"))
+        self.sync.registerCallback(self._on_frame)
+        self.verdict_pub = self.create_publisher(DamageVerdict, "verdict", 10)
+        self.action_server = ActionServer(
+            self, InspectItem, "inspect", execute_callback=self._execute,
+            goal_callback=self._on_goal, cancel_callback=lambda _: CancelResponse.ACCEPT,
+            callback_group=ReentrantCallbackGroup())
+        self.get_logger().info(
+            f"ready: listening on {self._param('color_topic')}, {self._param('depth_topic')}, "
+            f"{self._param('camera_info_topic')}; gripper frame '{self._param('gripper_frame')}'; "
+            f"policy '{self._param('policy')}' with {self._param('num_views')} views")
+
+    # -- parameters ---------------------------------------------------------------------------------
+    def _declare_parameters(self) -> None:
+        for name, default in {
+            "color_topic": "color/image_raw", "depth_topic": "depth/image_raw",
+            "camera_info_topic": "color/camera_info", "camera_frame": "camera_color_optical_frame",
+            "gripper_frame": "gripper_link", "presentation_frame": "inspection_pose",
+            "sync_slop": 0.02, "sync_queue_size": 10, "tf_timeout": 0.5, "goal_deadline": 30.0,
+            "view_timeout": 5.0, "settle_tolerance_deg": 2.0, "policy": "fixed", "num_views": 6,
+            "model_version": "geometric-v1", "gallery_version": "",
+        }.items():
+            self.declare_parameter(name, default)
+        self.gripper = declare_config(self, "gripper", GripperGeometry())
+        self.pipeline_config = declare_config(self, "pipeline", ViewPipelineConfig())
+        self.decision_config = declare_config(self, "decision", DecisionConfig())
+
+    def _param(self, name: str):
+        return self.get_parameter(name).value
+
+    # -- inputs -------------------------------------------------------------------------------------
+    def _on_frame(self, color: Image, depth: Image, info: CameraInfo) -> None:
+        with self._frame_ready:
+            self._frame = Frame(color, depth, info, time.monotonic())
+            self._frame_ready.notify_all()
+
+    def _on_goal(self, goal: InspectItem.Goal) -> GoalResponse:
+        if self._busy.locked():
+            self.get_logger().warning(f"rejecting goal for item '{goal.item_id}': an inspection is running")
+            return GoalResponse.REJECT
+        return GoalResponse.ACCEPT
+
+    # -- the inspection -----------------------------------------------------------------------------
+    def _execute(self, goal_handle) -> InspectItem.Result:
+        goal = goal_handle.request
+        started = time.monotonic()
+        with self._busy:
+            try:
+                msg = self._inspect(goal_handle, started)
+            except InspectionError as error:
+                self.get_logger().error(f"item '{goal.item_id}': {error}")
+                msg = error_verdict_msg(str(error), item_id=goal.item_id, sku=goal.sku,
+                                        stamp=self.get_clock().now().to_msg(),
+                                        frame_id=self._param("gripper_frame"),
+                                        model_version=self._param("model_version"),
+                                        inspection_seconds=time.monotonic() - started)
+            except Exception as error:  # noqa: BLE001 - a goal must always get an answer
+                self.get_logger().error(f"item '{goal.item_id}': unexpected failure: {error!r}")
+                msg = error_verdict_msg(f"internal error: {error!r}", item_id=goal.item_id, sku=goal.sku,
+                                        stamp=self.get_clock().now().to_msg(),
+                                        frame_id=self._param("gripper_frame"),
+                                        model_version=self._param("model_version"),
+                                        inspection_seconds=time.monotonic() - started)
+        self.verdict_pub.publish(msg)
+        self.get_logger().info(f"item '{goal.item_id}': {DECISION_NAMES[msg.decision]} "
+                               f"(score {msg.fused_score:.2f}, {msg.num_views} views, "
+                               f"{msg.inspection_seconds:.1f} s) {msg.reason}")
+        if goal_handle.is_cancel_requested:
+            goal_handle.canceled()
+        else:
+            goal_handle.succeed()
+        return InspectItem.Result(verdict=msg)
+
+    def _inspect(self, goal_handle, started: float) -> DamageVerdict:
+        goal = goal_handle.request
+        try:
+            policy = make_policy(goal.policy or self._param("policy"), self._param("num_views"))
+        except ValueError as error:
+            raise InspectionError(str(error)) from error
+        deadline = started + self._param("goal_deadline")
+        views: list[ViewResult] = []
+        last_stamp = None
+        while (angle := policy.next_view(views)) is not None:
+            if goal_handle.is_cancel_requested:
+                raise InspectionError("inspection cancelled by the client")
+            self._ask_for_view(goal_handle, len(views), angle)
+            view_input, last_stamp = self._wait_for_view(angle, deadline)
+            result, _ = self.pipeline.process(view_input, index=len(views), wrist_angle=angle)
+            views.append(result)
+            self._send_feedback(goal_handle, result)
+            if not result.found and not any(view.found for view in views[:-1]):
+                break  # nothing in the first view: an empty gripper, not worth more views
+        verdict = decide(views, self.decision_config)
+        return verdict_to_msg(verdict, item_id=goal.item_id, sku=goal.sku, stamp=last_stamp,
+                              frame_id=self._param("gripper_frame"),
+                              model_version=self._param("model_version"),
+                              gallery_version=self._param("gallery_version"),
+                              inspection_seconds=time.monotonic() - started)
+
+    def _ask_for_view(self, goal_handle, index: int, angle: float) -> None:
+        feedback = InspectItem.Feedback(view_index=index, view_score=math.nan, done=False,
+                                        next_wrist_angle=float(angle),
+                                        status=f"view {index}: move the wrist to {math.degrees(angle):.0f} deg")
+        feedback.next_wrist_pose = self._wrist_pose(angle)
+        goal_handle.publish_feedback(feedback)
+
+    def _send_feedback(self, goal_handle, result: ViewResult) -> None:
+        status = (f"view {result.index}: score {result.score:.2f}" if result.found
+                  else f"view {result.index}: {result.reason}")
+        goal_handle.publish_feedback(InspectItem.Feedback(
+            view_index=result.index, view_score=float(result.score), done=False,
+            next_wrist_angle=float(result.wrist_angle), status=status))
+
+    def _wrist_pose(self, angle: float) -> PoseStamped:
+        pose = PoseStamped()
+        pose.header.frame_id = self._param("presentation_frame")
+        pose.header.stamp = self.get_clock().now().to_msg()
+        pose.pose = matrix_to_pose(make_transform(rotation=rotation_about_z(angle)))
+        return pose
+
+    def _wait_for_view(self, angle: float, deadline: float):
+        """Block until a frame shows the gripper at ``angle``; return its ViewInput and stamp."""
+        asked = time.monotonic()
+        view_deadline = min(deadline, asked + self._param("view_timeout"))
+        last_problem = "no synchronised color/depth/camera_info frame received"
+        tolerance = math.radians(self._param("settle_tolerance_deg"))
+        while True:
+            frame = self._next_frame(after=asked, until=view_deadline)
+            if frame is None:
+                raise InspectionError(f"view at {math.degrees(angle):.0f} deg not taken within "
+                                      f"{view_deadline - asked:.1f} s: {last_problem}")
+            try:
+                view_input, error = self._frame_to_view(frame, angle)
+            except (TransformException, ValueError) as problem:
+                last_problem = str(problem)
+                self.get_logger().warning(last_problem, throttle_duration_sec=2.0)
+                asked = frame.received
+                continue
+            if error <= tolerance:
+                return view_input, frame.color.header.stamp
+            last_problem = f"gripper at {math.degrees(error):.1f} deg from the requested angle"
+            asked = frame.received
+
+    def _next_frame(self, after: float, until: float) -> Frame | None:
+        with self._frame_ready:
+            while self._frame is None or self._frame.received <= after:
+                remaining = until - time.monotonic()
+                if remaining <= 0 or not rclpy.ok():
+                    return None
+                self._frame_ready.wait(timeout=min(remaining, 0.2))
+            return self._frame
+
+    def _frame_to_view(self, frame: Frame, angle: float) -> tuple[ViewInput, float]:
+        """Convert a frame and its TF at the frame's stamp; also the gripper's angular error."""
+        stamp = Time.from_msg(frame.depth.header.stamp)
+        timeout = Duration(seconds=self._param("tf_timeout"))
+        camera_frame = frame.depth.header.frame_id or self._param("camera_frame")
+        gripper_frame = self._param("gripper_frame")
+
+        def lookup(target: str, source: str) -> np.ndarray:
+            return transform_to_matrix(self.tf_buffer.lookup_transform(target, source, stamp, timeout))
+
+        camera_from_gripper = lookup(camera_frame, gripper_frame)
+        wrist = lookup(self._param("presentation_frame"), gripper_frame)
+        fingers = [lookup(gripper_frame, finger) for finger in self.gripper.finger_frames]
+        error = rotation_angle_between(wrist, make_transform(rotation=rotation_about_z(angle)))
+        depth = depth_to_meters(frame.depth)
+        intrinsics = camera_info_to_intrinsics(frame.info)
+        if depth.shape != (intrinsics.height, intrinsics.width):
+            raise ValueError(f"depth image is {depth.shape[1]}x{depth.shape[0]} but camera_info says "
+                             f"{intrinsics.width}x{intrinsics.height}")
+        return ViewInput(depth, intrinsics, camera_from_gripper, fingers), error
+
+
+def main(args=None) -> None:
+    """Run the node with a multi-threaded executor (the action waits while sensors keep flowing)."""
+    try:
+        with rclpy.init(args=args):
+            node = DamagePerceptionNode()
+            executor = MultiThreadedExecutor(num_threads=4)
+            executor.add_node(node)
+            executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,49 @@
+"""Convert the core's ItemVerdict into damage_perception_interfaces/DamageVerdict."""
+from __future__ import annotations
+
+import math
+
+from builtin_interfaces.msg import Time
+from damage_perception_interfaces.msg import DamageTypeScores, DamageVerdict
+from geometry_msgs.msg import Point
+
+from damage_perception.core.verdict import Decision, ItemVerdict
+
+DECISION_NAMES = {int(decision): decision.name for decision in Decision}
+
+
+def verdict_to_msg(verdict: ItemVerdict, *, item_id: str, sku: str, stamp: Time, frame_id: str,
+                   model_version: str, gallery_version: str, inspection_seconds: float) -> DamageVerdict:
+    """Fill a DamageVerdict; the geometric fallback has no supervised probability, so it is NaN."""
+    msg = DamageVerdict()
+    msg.header.stamp = stamp
+    msg.header.frame_id = frame_id
+    msg.item_id, msg.sku = item_id, sku
+    msg.decision = int(verdict.decision)
+    msg.damage_probability = math.nan
+    msg.anomaly_score = float(verdict.fused_score)
+    msg.fused_score = float(verdict.fused_score)
+    msg.threshold = float(verdict.threshold)
+    msg.type_scores = DamageTypeScores(**{k: float(v) for k, v in verdict.type_scores.items()})
+    taken = [view for view in verdict.views if view.found]
+    msg.num_views = len(taken)
+    msg.view_scores = [float(view.score) for view in taken]
+    msg.view_wrist_angles = [float(view.wrist_angle) for view in taken]
+    if verdict.damage_location is not None:
+        msg.has_damage_location = True
+        msg.damage_location = Point(x=float(verdict.damage_location[0]), y=float(verdict.damage_location[1]),
+                                    z=float(verdict.damage_location[2]))
+    msg.model_version, msg.gallery_version = model_version, gallery_version
+    msg.inspection_seconds = float(inspection_seconds)
+    msg.reason = verdict.reason
+    return msg
+
+
+def error_verdict_msg(reason: str, *, item_id: str, sku: str, stamp: Time, frame_id: str,
+                      model_version: str, inspection_seconds: float) -> DamageVerdict:
+    """A DamageVerdict with decision ERROR and the reason, for goals that could not be judged."""
+    msg = DamageVerdict(item_id=item_id, sku=sku, decision=DamageVerdict.ERROR, reason=reason,
+                        model_version=model_version, inspection_seconds=float(inspection_seconds))
+    msg.header.stamp, msg.header.frame_id = stamp, frame_id
+    msg.damage_probability = msg.anomaly_score = msg.fused_score = math.nan
+    return msg

@@ -1,0 +1,8 @@
+"""Test-wide settings: keep DDS traffic of this run on this host and on a domain of its own."""
+import os
+import random
+
+# Set before any rclpy.init in this process and inherited by the nodes the tests start.
+os.environ.setdefault("ROS_DOMAIN_ID", str(random.Random(os.getpid()).randint(100, 200)))
+os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+os.environ.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")

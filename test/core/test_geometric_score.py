@@ -1,0 +1,53 @@
+import numpy as np
+import pytest
+
+from damage_perception.core.geometric_score import GeometricScoreConfig, score_geometry
+from test.core.synthetic_boxes import box_surface
+
+CAMERA = np.array([0.45, 0.35, 0.2])  # sees the +x, +y and -z... faces of the box
+SIZE = (0.12, 0.09, 0.16)
+CENTRE = np.array([0.0, 0.0, 0.12])
+
+
+def test_pristine_box_scores_low():
+    result = score_geometry(box_surface(SIZE, CAMERA, seed=1), CAMERA)
+    assert result.num_faces >= 2
+    assert result.score < 0.2
+    assert result.damaged_area_cm2 < 1.0
+
+
+@pytest.mark.parametrize("depth", [0.012, 0.025])
+def test_dent_scores_high_and_is_located(depth):
+    dent = CENTRE + np.array([SIZE[0] / 2, 0.0, 0.01])  # on the +x face
+    cloud = box_surface(SIZE, CAMERA, seed=2, dent_center=dent, dent_radius=0.03, dent_depth=depth)
+    result = score_geometry(cloud, CAMERA)
+    assert result.score > 0.6
+    assert result.type_scores["crush"] > result.type_scores["tear"]
+    assert np.linalg.norm(result.damage_location - dent) < 0.03
+
+
+def test_score_grows_with_dent_depth():
+    dent = CENTRE + np.array([SIZE[0] / 2, 0.0, 0.0])
+    scores = [score_geometry(box_surface(SIZE, CAMERA, seed=3, dent_center=dent, dent_depth=d), CAMERA).score
+              for d in (0.0, 0.01, 0.02)]
+    assert scores[0] < scores[1] <= scores[2]
+
+
+def test_outward_flap_is_a_tear():
+    cloud = box_surface(SIZE, CAMERA, seed=4)
+    # a flap standing 2-4 cm proud of the +x face
+    rng = np.random.default_rng(0)
+    flap = np.column_stack([SIZE[0] / 2 + rng.uniform(0.02, 0.04, 600), rng.uniform(-0.02, 0.02, 600),
+                            CENTRE[2] + rng.uniform(-0.02, 0.02, 600)])
+    result = score_geometry(np.concatenate([cloud, flap]), CAMERA)
+    assert result.type_scores["tear"] > 0.5
+
+
+def test_same_input_same_score():
+    cloud = box_surface(SIZE, CAMERA, seed=5, dent_center=CENTRE + [SIZE[0] / 2, 0, 0], dent_depth=0.008)
+    assert score_geometry(cloud, CAMERA).score == score_geometry(cloud, CAMERA).score
+
+
+def test_too_few_points_is_no_damage():
+    result = score_geometry(np.zeros((5, 3)), CAMERA, GeometricScoreConfig())
+    assert result.score == 0.0 and result.damage_location is None

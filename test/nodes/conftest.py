@@ -1,0 +1,37 @@
+"""Fixtures that start the cell and the node as separate processes, talking over real DDS."""
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+import pytest
+import rclpy
+
+from damage_perception.tools.processes import config_file, node_command, ros_environment, start, stop
+
+
+@contextlib.contextmanager
+def running(tmp_path: Path, *processes: tuple[str, str | None, dict]):
+    """Start ``(module, config, params)`` node processes; stop them (and show their logs on failure)."""
+    env = ros_environment(int(os.environ["ROS_DOMAIN_ID"]))
+    started = []
+    try:
+        for module, config, params in processes:
+            log = tmp_path / f"{module}.log"
+            started.append((start(node_command(module, config_file(config) if config else None, params),
+                                  env, log), log))
+        yield
+    finally:
+        for process, _ in started:
+            stop(process)
+        for process, log in started:
+            print(f"--- {log.name} (exit {process.returncode}) ---\n{log.read_text()[-3000:]}")
+
+
+@pytest.fixture
+def ros_context():
+    """rclpy initialised for the test process."""
+    rclpy.init()
+    yield
+    rclpy.try_shutdown()
