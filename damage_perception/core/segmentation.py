@@ -1,8 +1,9 @@
 """Segment the item held in the gripper from one depth view.
 
 Depth -> points (camera frame) -> gripper frame -> crop box -> remove finger boxes -> statistical outlier
-removal -> largest DBSCAN cluster = the item -> back to an image mask. Clustering runs on a voxel grid
-(a few thousand voxels instead of tens of thousands of points) and the result is mapped back to every pixel.
+removal -> largest DBSCAN cluster = the item -> its filled image silhouette is the mask; other clusters
+seen inside that silhouette (the far wall through a hole) are part of the item too. Clustering runs on a
+voxel grid (a few thousand voxels instead of tens of thousands of points), mapped back to every pixel.
 """
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ class SegmentationConfig:
     cluster_eps: float = 0.012         # DBSCAN neighbourhood; > voxel diagonal so a surface stays connected
     cluster_min_points: int = 6
     min_item_points: int = 400         # fewer pixels than this on the largest cluster: "no item"
-    mask_closing_px: int = 5           # closes the pixel holes that depth dropouts leave in the mask
+    mask_closing_px: int = 5           # closes the gaps that depth dropouts leave along the mask edge
 
 
 @dataclass
@@ -54,74 +55,105 @@ def segment_item(points_camera: np.ndarray, gripper_from_camera: np.ndarray,
     """
     height, width = points_camera.shape[:2]
     flat = points_camera.reshape(-1, 3)
-    pixels = np.flatnonzero(np.isfinite(flat[:, 2]))
-    counts = {"valid": int(pixels.size)}
+    valid = np.isfinite(flat[:, 2])
+    counts = {"valid": int(valid.sum())}
+    # Cheap gate on depth alone before transforming: the crop box spans a known depth range.
+    near, far = _depth_range_of_crop(invert(gripper_from_camera), gripper, config)
+    pixels = np.flatnonzero(valid & (flat[:, 2] >= near) & (flat[:, 2] <= far))
     points = apply(gripper_from_camera, flat[pixels])
 
     keep = _inside_crop(points, gripper, config)
-    counts["cropped"] = int(keep.sum())
+    points, pixels = points[keep], pixels[keep]
+    counts["cropped"] = int(pixels.size)
+    keep = np.ones(len(points), dtype=bool)
     for finger_pose in finger_poses:
         keep &= ~points_in_box(points, invert(finger_pose), gripper.finger_size, config.finger_margin)
-    counts["without_fingers"] = int(keep.sum())
     points, pixels = points[keep], pixels[keep]
+    counts["without_fingers"] = int(pixels.size)
 
-    keep = _largest_cluster(points, config)
-    points, pixels = points[keep], pixels[keep]
-    counts["item"] = int(pixels.size)
+    labels = _cluster_labels(points, config)
+    main = labels == _largest_label(labels)
     empty_mask = np.zeros((height, width), dtype=bool)
-    if pixels.size < config.min_item_points:
-        reason = (f"no item in the gripper: {pixels.size} points between the fingers "
+    if main.sum() < config.min_item_points:
+        counts["item"] = int(main.sum())
+        reason = (f"no item in the gripper: {int(main.sum())} points between the fingers "
                   f"(need {config.min_item_points})")
-        return ItemSegment(False, empty_mask, points, pixels, reason, counts)
-    return ItemSegment(True, _pixel_mask(pixels, height, width, config.mask_closing_px),
-                       points, pixels, "", counts)
+        return ItemSegment(False, empty_mask, points[main], pixels[main], reason, counts)
+    silhouette = _filled_silhouette(pixels[main], height, width, config.mask_closing_px)
+    # Other clusters seen through the item's silhouette are inside it (the far wall through a hole).
+    keep = main | ((labels >= 0) & silhouette.reshape(-1)[pixels])
+    counts["item"] = int(keep.sum())
+    return ItemSegment(True, silhouette, points[keep], pixels[keep], "", counts)
+
+
+def _crop_bounds(gripper: GripperGeometry, config: SegmentationConfig) -> tuple[np.ndarray, np.ndarray]:
+    low = np.array(config.crop_min, dtype=float)
+    low[2] = max(low[2], gripper.palm_clearance)  # nearer the palm than this is the palm itself
+    return low, np.array(config.crop_max, dtype=float)
+
+
+def _depth_range_of_crop(camera_from_gripper: np.ndarray, gripper: GripperGeometry,
+                         config: SegmentationConfig) -> tuple[float, float]:
+    low, high = _crop_bounds(gripper, config)
+    corners = np.array([[x, y, z] for x in (low[0], high[0]) for y in (low[1], high[1])
+                        for z in (low[2], high[2])])
+    depths = apply(camera_from_gripper, corners)[:, 2]
+    return float(depths.min()), float(depths.max())
 
 
 def _inside_crop(points: np.ndarray, gripper: GripperGeometry, config: SegmentationConfig) -> np.ndarray:
-    low = np.array(config.crop_min, dtype=float)
-    low[2] = max(low[2], gripper.palm_clearance)  # nearer the palm than this is the palm itself
-    return np.all((points >= low) & (points <= np.array(config.crop_max)), axis=1)
+    low, high = _crop_bounds(gripper, config)
+    return np.all((points >= low) & (points <= high), axis=1)
 
 
-def _largest_cluster(points: np.ndarray, config: SegmentationConfig) -> np.ndarray:
-    """Mask of the points in the largest cluster of voxels that survives outlier removal."""
+def _cluster_labels(points: np.ndarray, config: SegmentationConfig) -> np.ndarray:
+    """DBSCAN cluster of each point (-1: statistical outlier or noise), computed on a voxel grid."""
+    labels = np.full(len(points), -1)
     if len(points) == 0:
-        return np.zeros(0, dtype=bool)
-    keys = np.floor(points / config.voxel_size).astype(np.int64)
-    unique_keys, voxel_of_point = np.unique(keys, axis=0, return_inverse=True)
-    voxel_of_point = voxel_of_point.reshape(-1)
-    sums = np.zeros((len(unique_keys), 3))
-    np.add.at(sums, voxel_of_point, points)
-    voxel_counts = np.bincount(voxel_of_point, minlength=len(unique_keys))
-    centres = sums / voxel_counts[:, None]
-
+        return labels
+    voxel_of_point, num_voxels = _voxel_index(points, config.voxel_size)
+    voxel_counts = np.bincount(voxel_of_point, minlength=num_voxels)
+    centres = np.stack([np.bincount(voxel_of_point, points[:, axis], num_voxels) for axis in range(3)],
+                       axis=1) / voxel_counts[:, None]
     cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(centres))
-    kept_voxels = np.arange(len(centres))
-    if len(centres) > config.outlier_neighbors:
+    kept_voxels = np.arange(num_voxels)
+    if num_voxels > config.outlier_neighbors:
         cloud, inlier_ids = cloud.remove_statistical_outlier(config.outlier_neighbors,
                                                              config.outlier_std_ratio)
         kept_voxels = np.asarray(inlier_ids, dtype=np.int64)
-    if len(kept_voxels) == 0:
-        return np.zeros(len(points), dtype=bool)
-    labels = np.asarray(cloud.cluster_dbscan(config.cluster_eps, config.cluster_min_points))
-    if labels.max(initial=-1) < 0:
-        return np.zeros(len(points), dtype=bool)
-    # The item is the cluster holding the most points (not voxels): dense near surfaces win.
-    weights = voxel_counts[kept_voxels]
-    valid = labels >= 0
-    largest = np.argmax(np.bincount(labels[valid], weights=weights[valid]))
-    in_item = np.zeros(len(centres), dtype=bool)
-    in_item[kept_voxels[labels == largest]] = True
-    return in_item[voxel_of_point]
+    voxel_labels = np.full(num_voxels, -1)
+    if len(kept_voxels):
+        voxel_labels[kept_voxels] = np.asarray(cloud.cluster_dbscan(config.cluster_eps,
+                                                                    config.cluster_min_points))
+    return voxel_labels[voxel_of_point]
 
 
-def _pixel_mask(pixels: np.ndarray, height: int, width: int, closing_px: int) -> np.ndarray:
+def _largest_label(labels: np.ndarray) -> int:
+    """The cluster holding the most points (not voxels: dense near surfaces win); -2 if none."""
+    clustered = labels[labels >= 0]
+    return int(np.argmax(np.bincount(clustered))) if clustered.size else -2
+
+
+def _voxel_index(points: np.ndarray, voxel_size: float) -> tuple[np.ndarray, int]:
+    """Index of each point's voxel (0..num_voxels-1) and the number of occupied voxels."""
+    keys = np.floor(points / voxel_size).astype(np.int64)
+    keys -= keys.min(axis=0)
+    extent = keys.max(axis=0) + 1
+    flat_keys = (keys[:, 0] * extent[1] + keys[:, 1]) * extent[2] + keys[:, 2]  # one int per voxel: fast unique
+    _, voxel_of_point = np.unique(flat_keys, return_inverse=True)
+    return voxel_of_point.reshape(-1), int(voxel_of_point.max()) + 1
+
+
+def _filled_silhouette(pixels: np.ndarray, height: int, width: int, closing_px: int) -> np.ndarray:
+    """The item's image region: its pixels, closed over dropouts, with enclosed holes filled."""
     mask = np.zeros(height * width, dtype=np.uint8)
     mask[pixels] = 1
     mask = mask.reshape(height, width)
     if closing_px > 1:
         kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (closing_px, closing_px))
         mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, kernel)
+    contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    cv2.drawContours(mask, contours, -1, 1, thickness=cv2.FILLED)
     return mask.astype(bool)
 
 
