@@ -15,8 +15,8 @@ test: setup
 	@$(PY) -m pytest test -q $(ARGS)
 
 bench: setup
-	@$(PY) benchmarks/bench_node_latency.py
-	@$(PY) benchmarks/bench_segmentation.py
+	@$(PY) benchmarks/bench_pipeline.py
+	@$(PY) benchmarks/bench_render.py
 
 clean:
 	rm -rf build out .pytest_cache

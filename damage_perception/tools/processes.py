@@ -11,16 +11,12 @@ PACKAGE_ROOT = Path(__file__).resolve().parents[2]
 
 
 def config_file(name: str) -> Path:
-    """A file of the package's config/ folder: the installed share directory, else the source tree."""
-    try:
-        from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
-        try:
-            return Path(get_package_share_directory("damage_perception")) / "config" / name
-        except PackageNotFoundError:
-            pass
-    except ImportError:
-        pass
-    return PACKAGE_ROOT / "config" / name
+    """A file of the package's config/: the source tree's when running from it, else the installed share."""
+    source = PACKAGE_ROOT / "config" / name
+    if source.is_file():
+        return source
+    from ament_index_python.packages import get_package_share_directory
+    return Path(get_package_share_directory("damage_perception")) / "config" / name
 
 
 def node_command(module: str, params_file: Path | None = None, params: dict | None = None) -> list[str]:
@@ -34,10 +30,11 @@ def node_command(module: str, params_file: Path | None = None, params: dict | No
 
 
 def ros_environment(domain_id: int | None = None) -> dict[str, str]:
-    """This environment, kept to this host, optionally on a given DDS domain."""
+    """This environment, kept to this host, with the cell's Fast DDS profile, optionally on a given domain."""
     env = os.environ.copy()
     env.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     env.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
+    env.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(config_file("fastdds.xml")))
     env["PYTHONUNBUFFERED"] = "1"
     if domain_id is not None:
         env["ROS_DOMAIN_ID"] = str(domain_id)
