@@ -1,0 +1,247 @@
+"""Conversions between ROS messages and numpy: images (cv_bridge-like), camera_info, transforms, stamps.
+
+``image_to_array`` / ``array_to_image`` mirror cv_bridge's ``imgmsg_to_cv2(msg, "passthrough")`` /
+``cv2_to_imgmsg(array, encoding)`` for the encodings this package meets, without OpenCV. Differences from
+cv_bridge, on purpose: no colour conversion on the way in (use ``color_to_rgb``), the result is always a
+native-endian copy that owns its memory, and every malformed message raises ``ImageConversionError`` that
+names the bad field and what was expected (cv_bridge would raise an opaque ``CvBridgeError``/numpy error).
+
+Transforms are 4x4 homogeneous matrices and quaternions are (x, y, z, w), as in ``core.transforms``.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from builtin_interfaces.msg import Time as TimeMsg
+from geometry_msgs.msg import Pose, Quaternion, Transform, TransformStamped, Vector3
+from sensor_msgs.msg import CameraInfo, Image
+from std_msgs.msg import Header
+
+from damage_perception.core.camera import CameraIntrinsics
+from damage_perception.core.transforms import matrix_to_quaternion, transform_from_quaternion
+
+
+class ConversionError(ValueError):
+    """A message cannot be converted; the message says which field is wrong."""
+
+
+class ImageConversionError(ConversionError):
+    """A sensor_msgs/Image has an unsupported encoding or inconsistent size, step or data."""
+
+
+class CameraInfoError(ConversionError):
+    """A sensor_msgs/CameraInfo does not describe a usable pinhole camera."""
+
+
+@dataclass(frozen=True)
+class _Encoding:
+    dtype: str  # numpy base type, byte order added per message
+    channels: int
+
+    @property
+    def bytes_per_pixel(self) -> int:
+        return np.dtype(self.dtype).itemsize * self.channels
+
+
+ENCODINGS: dict[str, _Encoding] = {
+    "rgb8": _Encoding("u1", 3), "bgr8": _Encoding("u1", 3),
+    "rgba8": _Encoding("u1", 4), "bgra8": _Encoding("u1", 4),
+    "mono8": _Encoding("u1", 1), "8UC1": _Encoding("u1", 1),
+    "mono16": _Encoding("u2", 1), "16UC1": _Encoding("u2", 1),
+    "32FC1": _Encoding("f4", 1),
+}
+DEPTH_MM_ENCODINGS = ("16UC1", "mono16")
+DEPTH_M_ENCODINGS = ("32FC1",)
+
+
+def _encoding(name: str) -> _Encoding:
+    try:
+        return ENCODINGS[name]
+    except KeyError:
+        raise ImageConversionError(f"unsupported image encoding '{name}'; expected one of "
+                                   f"{', '.join(ENCODINGS)}") from None
+
+
+# -- images -----------------------------------------------------------------------------------------
+def image_to_array(msg: Image) -> np.ndarray:
+    """The pixels of ``msg`` as an (H, W) or (H, W, C) native-endian array (a copy).
+
+    Honours ``step`` (row padding) and ``is_bigendian``; raises ImageConversionError on any inconsistency.
+    """
+    encoding = _encoding(msg.encoding)
+    height, width, step = int(msg.height), int(msg.width), int(msg.step)
+    if height <= 0 or width <= 0:
+        raise ImageConversionError(f"image size must be positive, got width={width} height={height}")
+    row_bytes = width * encoding.bytes_per_pixel
+    if step < row_bytes:
+        raise ImageConversionError(
+            f"step {step} is smaller than width*bytes_per_pixel = {width}*{encoding.bytes_per_pixel} = "
+            f"{row_bytes} for encoding '{msg.encoding}'")
+    data = np.frombuffer(msg.data, dtype=np.uint8)
+    if data.size < step * height:
+        raise ImageConversionError(f"data has {data.size} bytes, expected step*height = {step}*{height} = "
+                                   f"{step * height}")
+    rows = data[:step * height].reshape(height, step)[:, :row_bytes]
+    order = ">" if msg.is_bigendian else "<"
+    pixels = np.ascontiguousarray(rows).view(np.dtype(order + encoding.dtype))
+    pixels = pixels.astype(np.dtype(encoding.dtype).newbyteorder("="), copy=True)
+    shape = (height, width) if encoding.channels == 1 else (height, width, encoding.channels)
+    return pixels.reshape(shape)
+
+
+def array_to_image(array: np.ndarray, encoding: str, header: Header | None = None) -> Image:
+    """An Image message holding ``array`` (little-endian, unpadded: step = width * bytes per pixel)."""
+    spec = _encoding(encoding)
+    array = np.asarray(array)
+    expected_ndim = 2 if spec.channels == 1 else 3
+    if array.ndim == 3 and spec.channels == 1 and array.shape[2] == 1:
+        array = array[:, :, 0]
+    if array.ndim != expected_ndim or (expected_ndim == 3 and array.shape[2] != spec.channels):
+        raise ImageConversionError(f"encoding '{encoding}' needs an array of shape (H, W"
+                                   f"{', %d' % spec.channels if spec.channels > 1 else ''}), got {array.shape}")
+    if array.dtype != np.dtype(spec.dtype):
+        raise ImageConversionError(f"encoding '{encoding}' needs dtype {np.dtype(spec.dtype)}, got {array.dtype}")
+    if array.shape[0] == 0 or array.shape[1] == 0:
+        raise ImageConversionError(f"image size must be positive, got shape {array.shape}")
+    msg = Image()
+    if header is not None:
+        msg.header = header
+    msg.height, msg.width = int(array.shape[0]), int(array.shape[1])
+    msg.encoding, msg.is_bigendian = encoding, 0
+    msg.step = msg.width * spec.bytes_per_pixel
+    msg.data = np.ascontiguousarray(array, dtype=np.dtype(spec.dtype).newbyteorder("<")).tobytes()
+    return msg
+
+
+def color_to_rgb(msg: Image) -> np.ndarray:
+    """An (H, W, 3) uint8 RGB array from an rgb8, bgr8, rgba8, bgra8 or mono8 image."""
+    pixels = image_to_array(msg)
+    if msg.encoding == "rgb8":
+        return pixels
+    if msg.encoding in ("bgr8", "bgra8"):
+        return np.ascontiguousarray(pixels[:, :, 2::-1])
+    if msg.encoding == "rgba8":
+        return np.ascontiguousarray(pixels[:, :, :3])
+    if msg.encoding in ("mono8", "8UC1"):
+        return np.repeat(pixels[:, :, None], 3, axis=2)
+    raise ImageConversionError(f"encoding '{msg.encoding}' is not a colour image; expected rgb8, bgr8, "
+                               "rgba8, bgra8 or mono8")
+
+
+def depth_to_meters(msg: Image) -> np.ndarray:
+    """An (H, W) float32 depth image in metres, NaN where the sensor had no reading.
+
+    16UC1 / mono16 are millimetres with 0 = no reading (REP 118); 32FC1 is metres with non-finite or
+    non-positive = no reading.
+    """
+    if msg.encoding not in DEPTH_MM_ENCODINGS + DEPTH_M_ENCODINGS:
+        raise ImageConversionError(f"encoding '{msg.encoding}' is not a depth image; only 16UC1 (mm) and "
+                                   "32FC1 (m) are depth encodings")
+    pixels = image_to_array(msg)
+    if msg.encoding in DEPTH_MM_ENCODINGS:
+        depth = pixels.astype(np.float32) * np.float32(0.001)
+        depth[pixels == 0] = np.nan
+        return depth
+    with np.errstate(invalid="ignore"):
+        valid = np.isfinite(pixels) & (pixels > 0)
+    return np.where(valid, pixels, np.float32(np.nan)).astype(np.float32)
+
+
+# -- camera_info -----------------------------------------------------------------------------------
+def camera_info_to_intrinsics(msg: CameraInfo) -> CameraIntrinsics:
+    """Pinhole intrinsics from K, width and height.
+
+    The distortion (D, distortion_model) is ignored: the model assumes a rectified image, as the depth
+    and colour images of RGB-D drivers are.
+    """
+    width, height = int(msg.width), int(msg.height)
+    if width <= 0 or height <= 0:
+        raise CameraInfoError(f"camera_info image size must be positive, got width={width} height={height}")
+    k = np.asarray(msg.k, dtype=float)
+    if k.shape != (9,):
+        raise CameraInfoError(f"camera_info K must have 9 values, got {k.size}")
+    fx, fy = k[0], k[4]
+    if not (math.isfinite(fx) and math.isfinite(fy) and fx > 0 and fy > 0):
+        raise CameraInfoError(f"camera_info K has no usable focal length (fx={fx}, fy={fy}); "
+                              "expected positive finite values (is the camera calibrated?)")
+    if not (math.isfinite(k[2]) and math.isfinite(k[5])):
+        raise CameraInfoError(f"camera_info K has a non-finite principal point (cx={k[2]}, cy={k[5]})")
+    return CameraIntrinsics.from_matrix(k.reshape(3, 3), width, height)
+
+
+def intrinsics_to_camera_info(intrinsics: CameraIntrinsics, header: Header | None = None,
+                              frame_id: str | None = None) -> CameraInfo:
+    """A CameraInfo of an undistorted pinhole camera: K, P = [K | 0], R = I, plumb_bob with D = 0."""
+    msg = CameraInfo()
+    if header is not None:
+        msg.header = header
+    if frame_id is not None:
+        msg.header.frame_id = frame_id
+    msg.width, msg.height = intrinsics.width, intrinsics.height
+    k = intrinsics.matrix
+    msg.k = [float(v) for v in k.ravel()]
+    msg.p = [float(v) for v in np.hstack([k, np.zeros((3, 1))]).ravel()]
+    msg.r = [float(v) for v in np.eye(3).ravel()]
+    msg.distortion_model = "plumb_bob"
+    msg.d = [0.0] * 5
+    return msg
+
+
+# -- geometry --------------------------------------------------------------------------------------
+def transform_to_matrix(transform: Transform | TransformStamped) -> np.ndarray:
+    """4x4 matrix of a Transform (or the transform of a TransformStamped)."""
+    if isinstance(transform, TransformStamped):
+        transform = transform.transform
+    t, q = transform.translation, transform.rotation
+    return transform_from_quaternion((t.x, t.y, t.z), (q.x, q.y, q.z, q.w))
+
+
+def matrix_to_transform(matrix: np.ndarray) -> Transform:
+    """Transform message of a rigid 4x4 matrix."""
+    matrix = np.asarray(matrix, dtype=float)
+    x, y, z, w = (float(v) for v in matrix_to_quaternion(matrix[:3, :3]))
+    tx, ty, tz = (float(v) for v in matrix[:3, 3])
+    return Transform(translation=Vector3(x=tx, y=ty, z=tz), rotation=Quaternion(x=x, y=y, z=z, w=w))
+
+
+def matrix_to_transform_stamped(matrix: np.ndarray, parent_frame: str, child_frame: str,
+                                stamp: TimeMsg | None = None) -> TransformStamped:
+    """TransformStamped parent <- child (maps points in ``child_frame`` into ``parent_frame``)."""
+    msg = TransformStamped()
+    msg.header.frame_id, msg.child_frame_id = parent_frame, child_frame
+    if stamp is not None:
+        msg.header.stamp = stamp
+    msg.transform = matrix_to_transform(matrix)
+    return msg
+
+
+def pose_to_matrix(pose: Pose) -> np.ndarray:
+    """4x4 matrix of a Pose (the frame the pose is expressed in <- the posed frame)."""
+    p, q = pose.position, pose.orientation
+    return transform_from_quaternion((p.x, p.y, p.z), (q.x, q.y, q.z, q.w))
+
+
+def matrix_to_pose(matrix: np.ndarray) -> Pose:
+    """Pose message of a rigid 4x4 matrix."""
+    transform = matrix_to_transform(matrix)
+    pose = Pose()
+    pose.position.x, pose.position.y, pose.position.z = (
+        transform.translation.x, transform.translation.y, transform.translation.z)
+    pose.orientation = transform.rotation
+    return pose
+
+
+# -- time ------------------------------------------------------------------------------------------
+def stamp_to_seconds(stamp: TimeMsg) -> float:
+    """Seconds of a builtin_interfaces/Time."""
+    return stamp.sec + stamp.nanosec * 1e-9
+
+
+def seconds_to_stamp(seconds: float) -> TimeMsg:
+    """builtin_interfaces/Time of ``seconds`` (rounded to the nanosecond)."""
+    if not math.isfinite(seconds):
+        raise ConversionError(f"cannot make a stamp of {seconds} seconds")
+    sec, nanosec = divmod(int(round(seconds * 1e9)), 1_000_000_000)
+    return TimeMsg(sec=sec, nanosec=nanosec)

@@ -1,0 +1,70 @@
+"""tf over real DDS: broadcasters in another process, a TransformListener + Buffer in this one."""
+import math
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from rclpy.duration import Duration
+from rclpy.time import Time
+
+from damage_perception.core.transforms import invert
+from damage_perception.ros.conversions import transform_to_matrix
+from damage_perception.ros.tf import Buffer, TransformListener
+
+HELPER = Path(__file__).with_name("tf_broadcaster_process.py")
+sys.path.insert(0, str(HELPER.parent))
+from tf_broadcaster_process import LINK_OPTICAL, WORLD_CAMERA_LINK  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def broadcaster():
+    """The broadcaster process, on this run's ROS_DOMAIN_ID (inherited environment)."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    process = subprocess.Popen([sys.executable, str(HELPER)], env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    yield process
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGINT)
+        try:
+            process.wait(5)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    output = process.stdout.read()
+    assert "broadcasting" in output, output
+
+
+def check_tree(buffer: Buffer) -> None:
+    timeout = Duration(seconds=10.0)
+    optical_from_world = buffer.lookup_transform("camera_optical", "world", Time(), timeout)
+    np.testing.assert_allclose(transform_to_matrix(optical_from_world), invert(WORLD_CAMERA_LINK @ LINK_OPTICAL),
+                               atol=1e-9)
+    latest = buffer.lookup_transform("camera_optical", "gripper", Time(), timeout)
+    assert latest.header.stamp.sec > 0
+
+    # A stamp 0.5 s past the newest data: not there yet, the lookup waits for the broadcaster to get there.
+    future = Time.from_msg(latest.header.stamp) + Duration(seconds=0.5)
+    assert not buffer.can_transform("world", "gripper", future)
+    world_from_gripper = transform_to_matrix(buffer.lookup_transform("world", "gripper", future, Duration(seconds=5)))
+    # the broadcaster rotates about z at 1 rad/s and rises at 1 m/s: z and the yaw angle agree
+    yaw = math.atan2(world_from_gripper[1, 0], world_from_gripper[0, 0])
+    assert math.remainder(yaw - world_from_gripper[2, 3], 2 * math.pi) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_listener_spun_by_an_executor_thread(ros, broadcaster):
+    node = ros.node("tf_listener_test")
+    buffer = Buffer(cache_time=Duration(seconds=30.0))
+    TransformListener(buffer, node)  # its subscriptions go with the node at teardown
+    check_tree(buffer)
+
+
+def test_listener_with_its_own_spin_thread(ros, broadcaster):
+    node = ros.node("tf_listener_thread_test", spin=False)
+    buffer = Buffer()
+    listener = TransformListener(buffer, node, spin_thread=True)
+    check_tree(buffer)
+    listener.unregister()
