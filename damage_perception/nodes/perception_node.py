@@ -138,6 +138,8 @@ class DamagePerceptionNode(Node):
                                         frame_id=self._param("gripper_frame"),
                                         model_version=self._param("model_version"),
                                         inspection_seconds=time.monotonic() - started)
+        if not self.context.ok():  # shutting down (Ctrl-C): nobody is left to tell
+            return InspectItem.Result(verdict=msg)
         self.verdict_pub.publish(msg)
         self.get_logger().info(f"item '{goal.item_id}': {DECISION_NAMES[msg.decision]} "
                                f"(score {msg.fused_score:.2f}, {msg.num_views} views, "
@@ -201,34 +203,39 @@ class DamagePerceptionNode(Node):
         view_deadline = min(deadline, asked + self._param("view_timeout"))
         last_problem = "no synchronised color/depth/camera_info frame received"
         tolerance = math.radians(self._param("settle_tolerance_deg"))
-        while True:
-            frame = self._next_frame(after=asked, until=view_deadline)
-            if frame is None:
-                raise InspectionError(f"view at {math.degrees(angle):.0f} deg not taken within "
-                                      f"{view_deadline - asked:.1f} s: {last_problem}")
+        newer_than = asked
+        while (frame := self._next_frame(after=newer_than, until=view_deadline)) is not None:
+            newer_than = frame.received
             try:
                 view_input, error = self._frame_to_view(frame, angle)
             except (TransformException, ValueError) as problem:
-                last_problem = str(problem)
+                last_problem = str(problem).strip()
                 self.get_logger().warning(last_problem, throttle_duration_sec=2.0)
-                asked = frame.received
                 continue
             if error <= tolerance:
                 return view_input, frame.color.header.stamp
-            last_problem = f"gripper at {math.degrees(error):.1f} deg from the requested angle"
-            asked = frame.received
+            last_problem = f"gripper still {math.degrees(error):.1f} deg from the requested angle"
+        raise InspectionError(f"view at {math.degrees(angle):.0f} deg not taken within "
+                              f"{view_deadline - asked:.1f} s: {last_problem}")
 
     def _next_frame(self, after: float, until: float) -> Frame | None:
+        """The latest frame received after ``after``, waiting until ``until``; None when time is up."""
         with self._frame_ready:
-            while self._frame is None or self._frame.received <= after:
+            while True:
                 remaining = until - time.monotonic()
                 if remaining <= 0 or not rclpy.ok():
                     return None
+                if self._frame is not None and self._frame.received > after:
+                    return self._frame
                 self._frame_ready.wait(timeout=min(remaining, 0.2))
-            return self._frame
 
     def _frame_to_view(self, frame: Frame, angle: float) -> tuple[ViewInput, float]:
         """Convert a frame and its TF at the frame's stamp; also the gripper's angular error."""
+        depth = depth_to_meters(frame.depth)
+        intrinsics = camera_info_to_intrinsics(frame.info)
+        if depth.shape != (intrinsics.height, intrinsics.width):
+            raise ValueError(f"depth image is {depth.shape[1]}x{depth.shape[0]} but camera_info says "
+                             f"{intrinsics.width}x{intrinsics.height}")
         stamp = Time.from_msg(frame.depth.header.stamp)
         timeout = Duration(seconds=self._param("tf_timeout"))
         camera_frame = frame.depth.header.frame_id or self._param("camera_frame")
@@ -241,11 +248,6 @@ class DamagePerceptionNode(Node):
         wrist = lookup(self._param("presentation_frame"), gripper_frame)
         fingers = [lookup(gripper_frame, finger) for finger in self.gripper.finger_frames]
         error = rotation_angle_between(wrist, make_transform(rotation=rotation_about_z(angle)))
-        depth = depth_to_meters(frame.depth)
-        intrinsics = camera_info_to_intrinsics(frame.info)
-        if depth.shape != (intrinsics.height, intrinsics.width):
-            raise ValueError(f"depth image is {depth.shape[1]}x{depth.shape[0]} but camera_info says "
-                             f"{intrinsics.width}x{intrinsics.height}")
         return ViewInput(depth, intrinsics, camera_from_gripper, fingers), error
 
 

@@ -51,3 +51,35 @@ def test_same_input_same_score():
 def test_too_few_points_is_no_damage():
     result = score_geometry(np.zeros((5, 3)), CAMERA, GeometricScoreConfig())
     assert result.score == 0.0 and result.damage_location is None
+
+
+def test_real_undamaged_carton_on_a_realsense_scores_below_the_threshold():
+    """A real D4xx frame of an intact cracker box (test/fixtures/real_rgbd): real sensor noise, no damage."""
+    import json
+    from pathlib import Path
+
+    import cv2
+    import open3d as o3d
+
+    from damage_perception.core.camera import CameraIntrinsics, backproject
+    from damage_perception.core.verdict import DecisionConfig
+
+    folder = Path(__file__).resolve().parents[1] / "fixtures" / "real_rgbd" / "cheezit"
+    depth_mm = cv2.imread(str(folder / "depth_mm.png"), cv2.IMREAD_UNCHANGED)
+    camera = json.loads((folder / "camera.json").read_text())
+    intrinsics = CameraIntrinsics.from_matrix(np.array(camera["K"]), camera["width"], camera["height"])
+    points = backproject(np.where(depth_mm > 0, depth_mm * 0.001, np.nan), intrinsics).reshape(-1, 3)
+    points = points[np.isfinite(points[:, 2])].astype(float)
+    # The box is the largest cluster standing more than 1 cm above the table plane.
+    cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(points))
+    o3d.utility.random.seed(0)
+    plane, _ = cloud.segment_plane(0.01, 3, 300)
+    height = (points @ np.asarray(plane[:3]) + plane[3]) * np.sign(plane[3])  # > 0: camera side
+    above = points[height > 0.01]
+    labels = np.asarray(o3d.geometry.PointCloud(o3d.utility.Vector3dVector(above)).cluster_dbscan(0.01, 10))
+    box = above[labels == np.argmax(np.bincount(labels[labels >= 0]))]
+    assert len(box) > 20000
+
+    result = score_geometry(box, camera_position=np.zeros(3))
+    assert result.num_faces >= 2
+    assert result.score < DecisionConfig().divert_threshold - DecisionConfig().review_band
