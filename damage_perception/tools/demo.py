@@ -8,6 +8,8 @@ from pathlib import Path
 
 from damage_perception.tools.processes import config_file, node_command, ros_environment, start, stop
 
+HELP = "run the simulated cell, the damage_perception node and the planner client; print verdicts"
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of the demo sub-command."""
