@@ -1,0 +1,1 @@
+"""Persistent state of a station: SKUs, reference-gallery versions, the inspection log and human labels."""

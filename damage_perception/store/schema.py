@@ -1,0 +1,59 @@
+"""The store's schema as numbered migrations; `PRAGMA user_version` records how many have run.
+
+Portable SQL on purpose (INTEGER/REAL/TEXT/BLOB, explicit foreign keys, no SQLite-only column types) so the
+same tables can live in PostgreSQL for a fleet of stations.
+"""
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: SKUs, gallery versions with their reference views, the inspection log, human labels.
+    """
+    CREATE TABLE skus (
+        sku TEXT PRIMARY KEY,
+        description TEXT NOT NULL DEFAULT '',
+        created_at REAL NOT NULL
+    );
+    CREATE TABLE gallery_versions (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        sku TEXT NOT NULL REFERENCES skus(sku),
+        version INTEGER NOT NULL,
+        note TEXT NOT NULL DEFAULT '',
+        num_views INTEGER NOT NULL,
+        active INTEGER NOT NULL DEFAULT 0,
+        created_at REAL NOT NULL,
+        UNIQUE (sku, version)
+    );
+    CREATE TABLE reference_views (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        gallery_id INTEGER NOT NULL REFERENCES gallery_versions(id),
+        wrist_angle REAL,
+        feature_dim INTEGER NOT NULL,
+        features BLOB NOT NULL,
+        source TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX reference_views_gallery ON reference_views (gallery_id);
+    CREATE TABLE inspections (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        item_id TEXT NOT NULL,
+        sku TEXT NOT NULL,
+        decision INTEGER NOT NULL,
+        fused_score REAL,
+        threshold REAL,
+        model_version TEXT NOT NULL DEFAULT '',
+        gallery_version TEXT NOT NULL DEFAULT '',
+        reason TEXT NOT NULL DEFAULT '',
+        view_scores TEXT NOT NULL DEFAULT '[]',
+        created_at REAL NOT NULL
+    );
+    CREATE INDEX inspections_sku_time ON inspections (sku, created_at);
+    CREATE TABLE labels (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        inspection_id INTEGER REFERENCES inspections(id),
+        item_id TEXT NOT NULL,
+        damaged INTEGER NOT NULL,
+        damage_type TEXT NOT NULL DEFAULT '',
+        labeller TEXT NOT NULL DEFAULT '',
+        created_at REAL NOT NULL
+    );
+    CREATE INDEX labels_item ON labels (item_id);
+    """,
+)
