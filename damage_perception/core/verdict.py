@@ -72,8 +72,13 @@ def fuse_scores(scores: list[float], method: str) -> float:
     raise ValueError(f"unknown fusion method {method!r}: use 'max' or 'noisy_or'")
 
 
-def decide(views: list[ViewResult], config: DecisionConfig) -> ItemVerdict:
-    """Fuse the views and judge the item against the configured threshold."""
+def decide(views: list[ViewResult], config: DecisionConfig,
+           policy_decision: Decision | None = None) -> ItemVerdict:
+    """Fuse the views and judge the item against the configured threshold.
+
+    A view policy that settled the item itself (a sequential test crossing a bound, or running out of
+    views undecided: REVIEW) passes its ``policy_decision``, which then stands instead of the threshold's.
+    """
     seen = [view for view in views if view.found]
     if len(seen) < config.min_views:
         reasons = sorted({view.reason for view in views if view.reason}) or ["no views were taken"]
@@ -84,6 +89,9 @@ def decide(views: list[ViewResult], config: DecisionConfig) -> ItemVerdict:
                    for name in DAMAGE_TYPES}
     worst = max(seen, key=lambda view: view.score)
     decision, reason = _judge(fused, config, worst, len(seen))
+    if policy_decision is not None and policy_decision != decision:
+        decision, reason = policy_decision, (f"view policy decided {policy_decision.name} after {len(seen)} views "
+                                             f"(damage score {fused:.2f}, threshold {config.divert_threshold:.2f})")
     location = worst.damage_location if decision != Decision.PASS else None
     return ItemVerdict(decision, fused, config.divert_threshold, type_scores, views, location, reason)
 

@@ -62,3 +62,13 @@ def test_decision_values_match_the_message_constants():
     from damage_perception_interfaces.msg import DamageVerdict
     assert (Decision.PASS, Decision.DIVERT, Decision.REVIEW, Decision.ERROR) == (
         DamageVerdict.PASS, DamageVerdict.DIVERT, DamageVerdict.REVIEW, DamageVerdict.ERROR)
+
+
+def test_a_policy_decision_overrides_the_threshold_and_says_so():
+    verdict = decide([view(0, 0.45), view(1, 0.44)], DecisionConfig(), policy_decision=Decision.REVIEW)
+    assert verdict.decision == Decision.REVIEW  # the threshold alone would say REVIEW too: no change
+    verdict = decide([view(0, 0.2), view(1, 0.3)], DecisionConfig(), policy_decision=Decision.REVIEW)
+    assert verdict.decision == Decision.REVIEW and "view policy decided REVIEW after 2 views" in verdict.reason
+    error = decide([view(0, 0.0, found=False, reason="no item")], DecisionConfig(),
+                   policy_decision=Decision.PASS)
+    assert error.decision == Decision.ERROR  # no item seen stays an error whatever the policy says
