@@ -35,10 +35,11 @@ class GripperGeometry:
         return make_transform((0.0, offset_y, z)), make_transform((0.0, -offset_y, z))
 
 
-def points_in_box(points: np.ndarray, box_from_frame: np.ndarray, size, margin: float = 0.0) -> np.ndarray:
+def points_in_box(points: np.ndarray, box_from_frame: np.ndarray, size, margin=0.0) -> np.ndarray:
     """Mask of (N, 3) points (in some frame F) inside a box of ``size`` centred on a frame B.
 
-    ``box_from_frame`` is the B <- F transform (the inverse of the box's pose in F).
+    ``box_from_frame`` is the B <- F transform (the inverse of the box's pose in F); ``margin`` grows the box
+    on every side, by one value or by (x, y, z).
     """
     local = points @ box_from_frame[:3, :3].T + box_from_frame[:3, 3]
     half = np.asarray(size, dtype=float) / 2.0 + margin

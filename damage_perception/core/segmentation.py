@@ -22,15 +22,18 @@ class SegmentationConfig:
     """Parameters of :func:`segment_item` (metres unless stated)."""
 
     crop_min: tuple[float, float, float] = (-0.16, -0.16, 0.0)  # box around the item, in the gripper frame
-    crop_max: tuple[float, float, float] = (0.16, 0.16, 0.32)
-    finger_margin: float = 0.008       # finger boxes are inflated by this much before removal
+    crop_max: tuple[float, float, float] = (0.16, 0.16, 0.40)
+    finger_margin: float = 0.008       # finger boxes grow this much along the closing axis (edge pixels) ...
+    finger_side_margin: float = 0.003  # ... and this much across it, so the item face around a pad stays
     voxel_size: float = 0.004
     outlier_neighbors: int = 16
     outlier_std_ratio: float = 2.5
     cluster_eps: float = 0.012         # DBSCAN neighbourhood; > voxel diagonal so a surface stays connected
     cluster_min_points: int = 6
-    min_item_points: int = 400         # fewer pixels than this on the largest cluster: "no item"
+    min_item_points: int = 150         # fewer points than this on the largest cluster: "no item"
     mask_closing_px: int = 5           # closes the gaps that depth dropouts leave along the mask edge
+    touch_px: int = 3                  # other clusters this close to the item in the image are part of it ...
+    min_attached_points: int = 100     # ... when they have at least this many points
 
 
 @dataclass
@@ -67,7 +70,8 @@ def segment_item(points_camera: np.ndarray, gripper_from_camera: np.ndarray,
     counts["cropped"] = int(pixels.size)
     keep = np.ones(len(points), dtype=bool)
     for finger_pose in finger_poses:
-        keep &= ~points_in_box(points, invert(finger_pose), gripper.finger_size, config.finger_margin)
+        margin = (config.finger_side_margin, config.finger_margin, config.finger_side_margin)
+        keep &= ~points_in_box(points, invert(finger_pose), gripper.finger_size, margin)
     points, pixels = points[keep], pixels[keep]
     counts["without_fingers"] = int(pixels.size)
 
@@ -80,10 +84,25 @@ def segment_item(points_camera: np.ndarray, gripper_from_camera: np.ndarray,
                   f"(need {config.min_item_points})")
         return ItemSegment(False, empty_mask, points[main], pixels[main], reason, counts)
     silhouette = _filled_silhouette(pixels[main], height, width, config.mask_closing_px)
-    # Other clusters seen through the item's silhouette are inside it (the far wall through a hole).
-    keep = main | ((labels >= 0) & silhouette.reshape(-1)[pixels])
+    # Clusters that touch the item in the image belong to what the gripper holds (contents sticking out of
+    # an opened flap, a torn-off flap); clusters inside its silhouette are seen through it (the far wall
+    # through a hole).
+    item = main | np.isin(labels, _touching_labels(labels, pixels, silhouette, config))
+    if item.sum() > main.sum():
+        silhouette = _filled_silhouette(pixels[item], height, width, config.mask_closing_px)
+    keep = item | ((labels >= 0) & silhouette.reshape(-1)[pixels])
     counts["item"] = int(keep.sum())
     return ItemSegment(True, silhouette, points[keep], pixels[keep], "", counts)
+
+
+def _touching_labels(labels: np.ndarray, pixels: np.ndarray, silhouette: np.ndarray,
+                     config: SegmentationConfig) -> np.ndarray:
+    """Labels of the other sizeable clusters with a pixel next to the silhouette."""
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * config.touch_px + 1, 2 * config.touch_px + 1))
+    near = cv2.dilate(silhouette.astype(np.uint8), kernel).reshape(-1).astype(bool)[pixels]
+    sizes = np.bincount(labels[labels >= 0])
+    candidates = np.unique(labels[near & (labels >= 0)])
+    return candidates[sizes[candidates] >= config.min_attached_points]
 
 
 def _crop_bounds(gripper: GripperGeometry, config: SegmentationConfig) -> tuple[np.ndarray, np.ndarray]:

@@ -27,7 +27,7 @@ from damage_perception.ros.conversions import (array_to_image, intrinsics_to_cam
                                                matrix_to_transform_stamped, pose_to_matrix)
 from damage_perception.ros.params import declare_config
 from damage_perception.ros.tf import StaticTransformBroadcaster, TransformBroadcaster
-from damage_perception.sim.items import build_item, make_catalogue
+from damage_perception.sim.items import ALL_KINDS, build_item, make_catalogue
 from damage_perception.sim.renderer import CellRenderer
 from damage_perception.sim.scene import SceneConfig
 
@@ -39,7 +39,7 @@ class SimCellNode(Node):
 
     def __init__(self, **kwargs) -> None:
         super().__init__("sim_cell", **kwargs)
-        params = {"rate_hz": 10.0, "seed": 0, "num_items": 20, "damage_rate": 0.4,
+        params = {"rate_hz": 10.0, "seed": 0, "num_items": 20, "damage_rate": 0.4, "kinds": list(ALL_KINDS),
                   "wrist_speed": 3.0, "depth_encoding": "16UC1", "reliability": "best_effort",
                   "world_frame": "world", "camera_link_frame": "camera_link",
                   "camera_frame": "camera_color_optical_frame", "presentation_frame": "inspection_pose",
@@ -49,7 +49,8 @@ class SimCellNode(Node):
         self.gripper = declare_config(self, "gripper", GripperGeometry())
         self.scene = SceneConfig()
         self.renderer = CellRenderer(self.scene, self.gripper)
-        self.catalogue = make_catalogue(self._param("num_items"), self._param("damage_rate"), self._param("seed"))
+        self.catalogue = make_catalogue(self._param("num_items"), self._param("damage_rate"), self._param("seed"),
+                                        kinds=tuple(self._param("kinds")))
         self.rng = np.random.default_rng(self._param("seed"))
         self._lock = threading.Lock()
         self._next_index = 0
@@ -68,7 +69,8 @@ class SimCellNode(Node):
         self.create_service(PresentItem, "cell/present_item", self._on_present_item)
         self._period = 1.0 / self._param("rate_hz")
         self.create_timer(self._period, self._tick)
-        self.get_logger().info(f"sim cell ready: {len(self.catalogue)} items, {self._param('rate_hz'):.0f} Hz, "
+        self.get_logger().info(f"sim cell ready: {len(self.catalogue)} items ({', '.join(self._param('kinds'))}), "
+                               f"{self._param('rate_hz'):.0f} Hz, "
                                f"depth {self._param('depth_encoding')}, {self._param('reliability')} QoS")
 
     def _param(self, name: str):

@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from damage_perception.sim.geometry import (TAG_CUTOUT, TAG_DENT, TAG_PLAIN, TAG_TEAR_BASE, TAG_TEAR_FLAP,
-                                            BoxFace, SurfaceMesh)
+from damage_perception.sim.geometry import (TAG_CONTENT, TAG_CUTOUT, TAG_DENT, TAG_OPEN_FLAP, TAG_PART,
+                                            TAG_PLAIN, TAG_SHELL, TAG_SHELL_EMPTY, TAG_STAIN, TAG_TEAR_BASE,
+                                            TAG_TEAR_FLAP, BoxFace, SurfaceMesh, box_faces, grid_box_surface)
 
 INTERIOR = np.array([0.24, 0.16, 0.09], np.float32)      # inside of a carton, in shadow
 CORRUGATED = np.array([0.78, 0.62, 0.42], np.float32)    # exposed torn board
@@ -32,6 +33,7 @@ class SurfaceHits:
     face: np.ndarray      # (N,) int8
     tag: np.ndarray       # (N,) uint8
     backface: np.ndarray  # (N,) bool
+    cos: np.ndarray | None = None  # (N,) cosine between the surface normal and the ray direction
 
 
 @dataclass
@@ -42,6 +44,8 @@ class Appearance:
     damaged: np.ndarray      # (N,) bool
     see_through: np.ndarray  # (N,) bool
     lit: np.ndarray          # (N,) bool: False in the carton's shadowed inside (ambient light only)
+    sheen: np.ndarray | None = None           # (N,) float32: highlight added to the pixel of a see-through hit
+    damage_through: np.ndarray | None = None  # (N,) bool: a see-through hit marks what is seen behind it damaged
 
 
 def _ragged(angle: np.ndarray, coeffs: np.ndarray) -> np.ndarray:
@@ -200,7 +204,7 @@ class Tear(Damage):
         mesh.tag[selected] = TAG_TEAR_BASE
         used, inverse = np.unique(mesh.triangles[selected], return_inverse=True)
         flap_rest = mesh.rest[used]
-        mesh.append(self._fold(flap_rest), flap_rest, inverse.reshape(-1, 3),
+        mesh.append(self._fold(mesh.vertices[used]), flap_rest, inverse.reshape(-1, 3),
                     mesh.face[selected], np.full(int(selected.sum()), TAG_TEAR_FLAP, np.uint8))
 
     def shade(self, hits: SurfaceHits, look: Appearance) -> None:
@@ -223,3 +227,127 @@ class Tear(Damage):
         look.lit[sel[underside]] = True
         look.see_through[sel[flap & ~inside]] = True
         look.damaged[sel[exposed | tear_line | (flap & inside)]] = True
+
+
+@dataclass
+class Spill(Damage):
+    """A spill: a ragged stain printed into the surface around ``point`` on ``face`` (liquid: dark wet patch with a
+    tide line; powder: whitish dusting), and a small blob (``blob``: vertices, triangles in the gripper frame) of
+    the same stuff on a gripper finger, rendered as its own part (labelled spill, outside item_mask)."""
+
+    face: BoxFace = None
+    point: np.ndarray = None
+    radius: float = 0.02
+    coeffs: np.ndarray = None
+    liquid: bool = True
+    stain: np.ndarray = None                   # (3,) colour of the spilled stuff
+    blob: tuple[np.ndarray, np.ndarray] | None = None
+
+    def __post_init__(self) -> None:
+        self.kind, self.center = "spill", np.asarray(self.point, float)
+
+    def _polar(self, rest: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        rel = rest - self.point
+        x, y = rel @ self.face.right, rel @ self.face.down
+        return np.hypot(x, y), self.radius * _ragged(np.arctan2(y, x), self.coeffs)
+
+    def apply(self, mesh: SurfaceMesh) -> None:
+        centroids = mesh.rest[mesh.triangles].mean(axis=1)
+        on_face = mesh.face == self.face.index
+        r, outline = self._polar(centroids)
+        mesh.tag[on_face & (r < outline + 0.006) & (mesh.tag == TAG_PLAIN)] = TAG_STAIN
+
+    def shade(self, hits: SurfaceHits, look: Appearance) -> None:
+        sel = np.flatnonzero((hits.tag == TAG_STAIN) & ~hits.backface)
+        if not len(sel):
+            return
+        r, outline = self._polar(hits.rest[sel])
+        inside = r < outline
+        idx = sel[inside]
+        albedo = look.albedo[idx]
+        if self.liquid:
+            tide = np.exp(-((outline[inside] - r[inside]) / 0.0015) ** 2)[:, None].astype(np.float32)
+            albedo = albedo * (0.45 + 0.2 * (1 - tide)) * (0.5 + 0.5 * self.stain) * (1 - 0.25 * tide)
+        else:
+            cover = np.clip((outline[inside] - r[inside]) / (0.3 * self.radius), 0.3, 0.85)[:, None]
+            albedo = (1 - cover) * albedo + cover * self.stain
+        look.albedo[idx] = albedo.astype(np.float32)
+        look.damaged[idx] = True
+
+
+@dataclass
+class Deconstruction(Damage):
+    """An opened box: the half of ``face`` on the ``side`` of the seam through the face centre swings open about
+    the face's edge by ``angle``, and a contents box (``content_center``, ``content_size``) protrudes."""
+
+    face: BoxFace = None
+    side: np.ndarray = None           # unit, in the face plane: from the seam towards the hinge edge
+    half_extent: float = 0.05         # distance from the seam to the hinge edge
+    angle: float = 1.2
+    content_center: np.ndarray = None
+    content_size: np.ndarray = None
+    content_albedo: np.ndarray = None
+    spacing: float = 0.005
+
+    def __post_init__(self) -> None:
+        self.kind = "deconstruction"
+        seam = self.face.origin + self.face.right * self.face.width / 2 + self.face.down * self.face.height / 2
+        self.hinge_point = seam + self.side * self.half_extent
+        self.center = self.content_center + self.face.normal * 0.5 * self.content_size @ np.abs(self.face.normal)
+
+    def _fold(self, points: np.ndarray) -> np.ndarray:
+        u = -self.side
+        k = np.cross(u, self.face.normal)
+        v = points - self.hinge_point
+        c, s = np.cos(self.angle), np.sin(self.angle)
+        return self.hinge_point + v * c + np.cross(k, v) * s + np.outer(v @ k, k) * (1 - c)
+
+    def apply(self, mesh: SurfaceMesh) -> None:
+        centroids = mesh.rest[mesh.triangles].mean(axis=1)
+        flap = (mesh.face == self.face.index) & ((centroids - self.hinge_point) @ self.side > -self.half_extent)
+        used, inverse = np.unique(mesh.triangles[flap], return_inverse=True)
+        vertices, rest, face = self._fold(mesh.vertices[used]), mesh.rest[used], mesh.face[flap]
+        mesh.keep(~flap)
+        mesh.append(vertices, rest, inverse.reshape(-1, 3), face, np.full(len(face), TAG_OPEN_FLAP, np.uint8))
+        box = grid_box_surface(box_faces(self.content_center, self.content_size), self.spacing)
+        mesh.append(box.vertices, box.rest, box.triangles, np.full(len(box.triangles), -1, np.int8),
+                    np.full(len(box.triangles), TAG_CONTENT, np.uint8))
+
+    def shade(self, hits: SurfaceHits, look: Appearance) -> None:
+        flap = np.flatnonzero(hits.tag == TAG_OPEN_FLAP)
+        back = flap[hits.backface[flap]]
+        look.albedo[back] = 0.9 * CORRUGATED
+        look.lit[back] = True
+        content = np.flatnonzero(hits.tag == TAG_CONTENT)
+        stripes = 0.85 + 0.15 * (np.floor(hits.rest[content] @ np.array([0.0, 0.0, 1.0]) / 0.012) % 2)
+        look.albedo[content] = (self.content_albedo * stripes[:, None]).astype(np.float32)
+        look.lit[content] = True
+        look.damaged[flap] = True
+        look.damaged[content] = True
+
+
+@dataclass
+class MissingPart(Damage):
+    """A broken set: the part of dome ``index`` is absent (its triangles ``part_triangles`` are dropped and the
+    dome's shell, ``shell_triangles``, is re-tagged empty: see-through, marking what is seen through it)."""
+
+    index: int = 0
+    dome_center: np.ndarray = None
+    shell_triangles: np.ndarray = None
+    part_triangles: np.ndarray = None
+
+    def __post_init__(self) -> None:
+        self.kind, self.center = "missing_part", np.asarray(self.dome_center, float)
+
+    def apply(self, mesh: SurfaceMesh) -> None:
+        mesh.tag[self.shell_triangles] = TAG_SHELL_EMPTY
+        keep = np.ones(len(mesh.triangles), bool)
+        keep[self.part_triangles] = False
+        mesh.keep(keep)
+
+    def shade(self, hits: SurfaceHits, look: Appearance) -> None:
+        return  # the empty shell is handled by the item's appearance (TAG_SHELL_EMPTY)
+
+
+SHELL_TAGS = (TAG_SHELL, TAG_SHELL_EMPTY)
+PART_TAG = TAG_PART

@@ -16,6 +16,12 @@ TAG_DENT = 1       # deformed by a crush (crease shading)
 TAG_CUTOUT = 2     # straddles a hole outline: per-pixel test decides solid or see-through
 TAG_TEAR_BASE = 3  # in-place surface under a torn flap (exposed corrugated board inside the outline)
 TAG_TEAR_FLAP = 4  # the torn flap, rotated outward (see-through outside the outline)
+TAG_STAIN = 5      # spill stain on the printed surface (appearance only)
+TAG_OPEN_FLAP = 6  # deconstruction: a box flap swung open
+TAG_CONTENT = 7    # deconstruction: contents protruding from the opening
+TAG_SHELL = 8      # blister: clear dome shell (see-through, faint highlight)
+TAG_SHELL_EMPTY = 9  # blister: the clear shell of the dome whose part is missing
+TAG_PART = 10      # blister: a part held in a dome
 
 
 @dataclass(frozen=True)
@@ -147,3 +153,29 @@ def cylinder_mesh(radius: float, z_min: float, z_max: float, resolution: int = 4
     """Closed cylinder about z spanning [z_min, z_max]."""
     mesh = o3d.t.geometry.TriangleMesh.create_cylinder(radius, z_max - z_min, resolution, 1)
     return mesh.translate(o3d.core.Tensor(np.array([0.0, 0.0, (z_min + z_max) / 2], np.float32)))
+
+
+def dome_surface(center: np.ndarray, radii: np.ndarray, axis: int, sign: float, n_theta: int = 8,
+                 n_phi: int = 24) -> tuple[np.ndarray, np.ndarray]:
+    """Open half-ellipsoid (vertices, triangles) on a plane: base centre ``center``, semi-axes ``radii`` (x, y, z),
+    bulging along ``sign`` * axis ``axis``; outward winding."""
+    theta = np.linspace(0.0, np.pi / 2, n_theta + 1)[1:]           # from the pole to the base rim
+    phi = np.linspace(0.0, 2 * np.pi, n_phi, endpoint=False)
+    others = [a for a in range(3) if a != axis]
+    ring = np.zeros((n_theta, n_phi, 3))
+    ring[..., axis] = sign * np.cos(theta)[:, None]
+    ring[..., others[0]] = np.sin(theta)[:, None] * np.cos(phi)[None, :]
+    ring[..., others[1]] = np.sin(theta)[:, None] * np.sin(phi)[None, :]
+    pole = np.zeros(3)
+    pole[axis] = sign
+    vertices = np.vstack([pole[None], ring.reshape(-1, 3)]) * radii + center
+    idx = 1 + np.arange(n_theta * n_phi).reshape(n_theta, n_phi)
+    nxt = np.roll(idx, -1, axis=1)
+    tris = [np.stack([np.zeros(n_phi, int), idx[0], nxt[0]], 1)]
+    a, b, c, d = idx[:-1], nxt[:-1], idx[1:], nxt[1:]
+    tris += [np.stack([a.ravel(), c.ravel(), b.ravel()], 1), np.stack([b.ravel(), c.ravel(), d.ravel()], 1)]
+    triangles = np.vstack(tris).astype(np.int32)
+    normals = triangle_normals(vertices, triangles)
+    if np.mean(np.einsum("ij,ij->i", normals, vertices[triangles].mean(axis=1) - center)) < 0:
+        triangles = triangles[:, ::-1].copy()
+    return vertices, triangles

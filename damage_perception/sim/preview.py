@@ -1,6 +1,9 @@
 """Contact sheet of rendered views (colour | depth | ground-truth overlay) for eyeballing the simulator.
 
-    .venv/bin/python -m damage_perception.sim.preview [--out /tmp/sim_preview.png] [--seed 3] [--views 4]
+    .venv/bin/python -m damage_perception.sim.preview [--out /tmp/sim_preview.png] [--seed 3]
+
+One row per damage type (pristine first), one column per item kind that can have it; each cell is the view
+facing the damage: colour above, ground-truth overlay (item green, damage red, fingers blue) below.
 """
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ import cv2
 import numpy as np
 
 from damage_perception.core.gripper import GripperGeometry
-from damage_perception.sim.items import ItemSpec, build_item, make_catalogue
+from damage_perception.sim.items import ALL_KINDS, DAMAGE_TYPES, KIND_DAMAGES, KIND_POOLS, ItemSpec, build_item, sku_spec
 from damage_perception.sim.renderer import CellRenderer, RenderedView
 from damage_perception.sim.scene import SceneConfig
 
@@ -25,7 +28,7 @@ def depth_to_rgb(depth_m: np.ndarray, near: float = 0.35, far: float = 1.5) -> n
 def overlay(view: RenderedView) -> np.ndarray:
     """Colour image with item (green), damage (red) and finger (blue) masks blended in."""
     out = view.color.astype(np.float32)
-    for mask, tint in ((view.item_mask, (0, 255, 0)), (view.damage_mask, (255, 0, 0)),
+    for mask, tint in ((view.item_mask, (0, 255, 0)), (view.damage_mask > 0, (255, 0, 0)),
                        (view.finger_mask, (0, 0, 255))):
         out[mask] = 0.5 * out[mask] + 0.5 * np.array(tint, np.float32)
     return out.astype(np.uint8)
@@ -58,16 +61,47 @@ def contact_sheet(specs: list[ItemSpec], angles: list[float], seed: int = 0, sca
     return np.vstack(rows)
 
 
+def damage_grid(seed: int = 3, severity: float = 0.8, scale: float = 1.0) -> np.ndarray:
+    """Rows: pristine and each damage type; columns: the item kinds (blank where a kind cannot have it)."""
+    gripper = GripperGeometry()
+    scene = SceneConfig()
+    renderer = CellRenderer(scene, gripper)
+    rng = np.random.default_rng(seed)
+    h, w = int(240 * scale), int(320 * scale)
+    rows = []
+    for damage in ("pristine",) + DAMAGE_TYPES:
+        cells = []
+        for k, kind in enumerate(ALL_KINDS):
+            cell = np.zeros((2 * h, w, 3), np.uint8)
+            if damage == "pristine" or damage in KIND_DAMAGES[kind]:
+                pool = KIND_POOLS[kind]
+                spec = sku_spec(pool[(seed + k) % len(pool)], damage, severity, seed=seed + k)
+                item = build_item(spec, gripper)
+                renderer.set_item(item)
+                angle = 0.6 if item.damage_center is None else \
+                    scene.wrist_angle_facing((item.damage_center - item.center) / item.size)
+                view = renderer.render(angle, rng)
+                rows_, cols_ = np.nonzero(view.item_mask | view.finger_mask)
+                cy, cx = int(rows_.mean()), int(cols_.mean())
+                r0, c0 = int(np.clip(cy - 120, 0, 240)), int(np.clip(cx - 160, 0, 320))
+                crop = (slice(r0, r0 + 240), slice(c0, c0 + 320))
+                pair = np.vstack([view.color[crop], overlay(view)[crop]])
+                cell = cv2.resize(pair, (w, 2 * h), interpolation=cv2.INTER_AREA)
+                art = f" art:{spec.printed_damage_art}" if spec.printed_damage_art else ""
+                cv2.putText(cell, f"{kind} {damage} {spec.sku}{art}", (6, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.42,
+                            (255, 255, 255), 1, cv2.LINE_AA)
+            cells.append(cell)
+        rows.append(np.hstack(cells))
+    return np.vstack(rows)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="/tmp/sim_preview.png")
     parser.add_argument("--seed", type=int, default=3)
-    parser.add_argument("--views", type=int, default=2)
+    parser.add_argument("--severity", type=float, default=0.8)
     args = parser.parse_args()
-    catalogue = make_catalogue(40, damage_rate=0.8, seed=args.seed)
-    picks = [next(s for s in catalogue if s.damage == kind) for kind in ("pristine", "crush", "hole", "tear")]
-    angles = list(np.linspace(0, np.pi, args.views, endpoint=False))
-    sheet = contact_sheet(picks, angles, seed=args.seed)
+    sheet = damage_grid(args.seed, args.severity)
     cv2.imwrite(args.out, sheet[..., ::-1])
     print(f"wrote {args.out} ({sheet.shape[1]}x{sheet.shape[0]})")
 

@@ -16,15 +16,18 @@ import open3d as o3d
 from damage_perception.core.camera import CameraIntrinsics
 from damage_perception.core.gripper import GripperGeometry
 from damage_perception.core.transforms import invert
-from damage_perception.sim.geometry import box_mesh, cylinder_mesh
+from damage_perception.data.episode import DAMAGE_LABELS
+from damage_perception.sim.geometry import box_mesh, cylinder_mesh, tensor_mesh
 from damage_perception.sim.items import ItemModel
 from damage_perception.sim.scene import SceneConfig
 from damage_perception.sim.sensor import ColorModel, DepthModel, apply_color_model, apply_depth_model
 
 # Labels of what each pixel's first hit is.
-LABEL_NONE, LABEL_STATIC, LABEL_ITEM, LABEL_LEFT_FINGER, LABEL_RIGHT_FINGER, LABEL_PALM, LABEL_WRIST = range(7)
+(LABEL_NONE, LABEL_STATIC, LABEL_ITEM, LABEL_LEFT_FINGER, LABEL_RIGHT_FINGER, LABEL_PALM, LABEL_WRIST,
+ LABEL_SPILL) = range(8)
 PART_TABLE = np.array([(0, 0, 0), (0, 0, 0), (0, 0, 0), (0.22, 0.22, 0.25), (0.22, 0.22, 0.25),
-                       (0.50, 0.50, 0.55), (0.62, 0.62, 0.66)], np.float32)  # albedo by label
+                       (0.50, 0.50, 0.55), (0.62, 0.62, 0.66), (0.5, 0.5, 0.5)], np.float32)  # albedo by label
+SPILL_LABEL = DAMAGE_LABELS.index("spill")
 MAX_SEE_THROUGH = 3  # casts on after see-through hits
 RAY_NUDGE = 1e-4     # metres to step past a see-through hit
 
@@ -37,7 +40,8 @@ class RenderedView:
     depth_m: np.ndarray          # float32 metres after the sensor model, 0 = no reading, 1 mm steps
     depth_clean_m: np.ndarray    # float32 metres, exact (0 = nothing hit)
     item_mask: np.ndarray        # bool: first hit is the item
-    damage_mask: np.ndarray      # bool: first hit is damaged item surface (or the inside seen through it)
+    damage_mask: np.ndarray      # uint8 label (index into DAMAGE_LABELS, 0 none): damaged item surface, the inside
+    #                              seen through it, or a spill blob on the gripper (outside item_mask)
     finger_mask: np.ndarray      # bool: first hit is a finger
     T_optical_gripper: np.ndarray
     T_world_gripper: np.ndarray
@@ -55,7 +59,7 @@ class _Hits:
     label: np.ndarray
     radiance: np.ndarray
     cos: np.ndarray
-    damaged: np.ndarray
+    damaged: np.ndarray          # uint8 damage label
 
 
 def _camera_rays(intrinsics: CameraIntrinsics) -> tuple[np.ndarray, np.ndarray]:
@@ -111,7 +115,7 @@ class CellRenderer:
         cos = np.abs(np.einsum("ij,ij->i", normal, directions))
         label = np.where(hit, LABEL_STATIC, LABEL_NONE).astype(np.uint8)
         return _Hits(np.arange(len(t)), t, label, radiance.astype(np.float32), cos.astype(np.float32),
-                     np.zeros(len(t), bool))
+                     np.zeros(len(t), np.uint8))
 
     def _shade(self, albedo: np.ndarray, normal: np.ndarray, light: np.ndarray, lit: np.ndarray) -> np.ndarray:
         """Lambertian: albedo * (ambient + diffuse * max(0, n . -light)); unlit points get ambient only."""
@@ -129,12 +133,13 @@ class CellRenderer:
         parts = [(LABEL_ITEM, item.mesh)] if item is not None else []
         parts += [(label, box_mesh(pose[:3, 3], self.gripper.finger_size))
                   for label, pose in zip((LABEL_LEFT_FINGER, LABEL_RIGHT_FINGER), self.finger_transforms)]
+        parts += [(LABEL_SPILL, tensor_mesh(*blob)) for blob in (item.extra_parts if item is not None else [])]
         parts += [(LABEL_PALM, cylinder_mesh(self.gripper.palm_radius, palm_bottom, 0.0)),
                   (LABEL_WRIST, cylinder_mesh(self.config.wrist_radius, wrist_top, palm_bottom))]
         self._scene = o3d.t.geometry.RaycastingScene()
         labels = {self._scene.add_triangles(mesh): label for label, mesh in parts}
         self._label_of_geometry = np.array([labels[i] for i in range(len(labels))], np.uint8)
-        corners = [item.surface.vertices] if item is not None else []
+        corners = [item.surface.vertices] + [v for v, _ in item.extra_parts] if item is not None else []
         half = np.array([self.gripper.palm_radius, self.gripper.palm_radius, 0.0])
         fingers = np.array([p[:3, 3] for p in self.finger_transforms])
         extent = np.vstack(corners + [fingers + np.array(self.gripper.finger_size) / 2,
@@ -161,6 +166,7 @@ class CellRenderer:
         results: list[_Hits] = []
         active = np.arange(len(directions))
         offset = np.zeros(len(directions), np.float32)
+        sheen = carried = None  # highlight and damage label picked up by rays passing clear shells
         for attempt in range(MAX_SEE_THROUGH + 1):
             if len(active) == 0:
                 break
@@ -172,7 +178,7 @@ class CellRenderer:
             label = self._label_of_geometry[out["geometry_ids"][hit]]
             normal = out["primitive_normals"][hit]
             albedo = PART_TABLE[label]
-            damaged = np.zeros(len(ray), bool)
+            damaged = np.zeros(len(ray), np.uint8)
             lit = np.ones(len(ray), bool)
             through = np.zeros(len(ray), bool)
             on_item = np.flatnonzero(label == LABEL_ITEM)
@@ -180,21 +186,39 @@ class CellRenderer:
                 hits = self.item.hits(out["primitive_ids"][hit[on_item]].astype(np.intp),
                                       out["primitive_uvs"][hit[on_item]], normal[on_item], d[on_item])
                 look = self.item.appearance(hits)
-                albedo[on_item], damaged[on_item], lit[on_item] = look.albedo, look.damaged, look.lit
+                albedo[on_item], lit[on_item] = look.albedo, look.lit
+                damaged[on_item] = look.damaged * np.uint8(self.item.damage_label)
                 through[on_item] = look.see_through
                 normal[on_item[hits.backface]] *= -1.0
+                if look.sheen is not None or look.damage_through is not None:
+                    if sheen is None:
+                        sheen = np.zeros(len(directions), np.float32)
+                        carried = np.zeros(len(directions), np.uint8)
+                    passing = look.see_through & (attempt < MAX_SEE_THROUGH)
+                    if look.sheen is not None:
+                        sheen[ray[on_item[passing]]] += look.sheen[passing]
+                    if look.damage_through is not None:
+                        marks = passing & look.damage_through
+                        carried[ray[on_item[marks]]] = self.item.damage_label
+            spill = label == LABEL_SPILL
+            if spill.any():
+                albedo[spill] = self.item.extra_albedo
+                damaged[spill] = SPILL_LABEL
             if attempt == MAX_SEE_THROUGH:
                 through[:] = False
             done = ~through
             cos = np.abs(np.einsum("ij,ij->i", normal[done], d[done]))
-            results.append(_Hits(ray[done], offset[ray[done]] + t[done], label[done],
-                                 self._shade(albedo[done], normal[done], light, lit[done]), cos, damaged[done]))
+            radiance = self._shade(albedo[done], normal[done], light, lit[done])
+            if sheen is not None:
+                radiance += sheen[ray[done], None]
+                damaged[done] = np.maximum(damaged[done], carried[ray[done]])
+            results.append(_Hits(ray[done], offset[ray[done]] + t[done], label[done], radiance, cos, damaged[done]))
             active = ray[through]
             offset[active] += t[through] + RAY_NUDGE
         if not results:
             empty = np.zeros(0)
             return _Hits(empty.astype(np.intp), empty.astype(np.float32), empty.astype(np.uint8),
-                         np.zeros((0, 3), np.float32), empty.astype(np.float32), empty.astype(bool))
+                         np.zeros((0, 3), np.float32), empty.astype(np.float32), empty.astype(np.uint8))
         return _Hits(*(np.concatenate([getattr(r, f) for r in results]) for f in
                        ("ray", "t", "label", "radiance", "cos", "damaged")))
 
@@ -215,7 +239,7 @@ class CellRenderer:
 
         static = self._static
         t, label, radiance = static.t.copy(), static.label.copy(), static.radiance.copy()
-        cos, damaged = static.cos.copy(), np.zeros(height * width, bool)
+        cos, damaged = static.cos.copy(), np.zeros(height * width, np.uint8)
         closer = moving.t < t[pixels[moving.ray]]
         pix = pixels[moving.ray[closer]]
         t[pix], label[pix], radiance[pix] = moving.t[closer], moving.label[closer], moving.radiance[closer]
@@ -229,7 +253,8 @@ class CellRenderer:
         item_mask = label == LABEL_ITEM
         return RenderedView(
             color=color, depth_m=depth, depth_clean_m=depth_clean,
-            item_mask=item_mask, damage_mask=damaged.reshape(shape) & item_mask,
+            item_mask=item_mask,
+            damage_mask=np.where(item_mask | (label == LABEL_SPILL), damaged.reshape(shape), 0).astype(np.uint8),
             finger_mask=(label == LABEL_LEFT_FINGER) | (label == LABEL_RIGHT_FINGER),
             T_optical_gripper=T_optical_gripper, T_world_gripper=T_world_gripper,
             finger_transforms=tuple(p.copy() for p in self.finger_transforms),

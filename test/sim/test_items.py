@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from damage_perception.sim.geometry import TAG_PLAIN
-from damage_perception.sim.items import ItemSpec, build_item, make_catalogue, sku_size
+from damage_perception.sim.items import ALL_KINDS, KIND_DAMAGES, ItemSpec, build_item, make_catalogue, sku_size
 
 from .conftest import make_spec
 
@@ -19,7 +19,9 @@ def test_catalogue_statistics():
     assert len(set(skus)) < len(skus) / 5, "SKUs repeat"
     assert len({spec.item_id for spec in catalogue}) == len(catalogue)
     kinds = {spec.damage for spec in catalogue}
-    assert kinds == {"pristine", "crush", "hole", "tear"}
+    assert kinds == {"pristine", "crush", "hole", "tear", "deconstruction", "spill", "missing_part"}
+    assert {spec.kind for spec in catalogue} == set(ALL_KINDS)
+    assert all(spec.damage == "pristine" or spec.damage in KIND_DAMAGES[spec.kind] for spec in catalogue)
     damaged = [spec for spec in catalogue if spec.damage != "pristine"]
     assert 0.4 < len(damaged) / len(catalogue) < 0.6
     assert all(0.3 <= spec.severity <= 1.0 for spec in damaged)
@@ -44,7 +46,7 @@ def test_same_sku_same_size_and_artwork(gripper):
 
 
 def test_sizes_in_range():
-    for spec in make_catalogue(100, 0.5, seed=3):
+    for spec in make_catalogue(100, 0.5, seed=3, kinds=("carton",)):
         x, y, z = spec.size
         assert 0.06 <= x <= 0.25 and 0.06 <= y <= 0.15 and 0.06 <= z <= 0.25
 

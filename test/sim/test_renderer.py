@@ -5,6 +5,7 @@ import pytest
 from damage_perception.core.camera import backproject
 from damage_perception.core.gripper import points_in_box
 from damage_perception.core.transforms import apply, invert
+from damage_perception.data.episode import DAMAGE_LABELS
 from damage_perception.sim.items import build_item
 from damage_perception.sim.renderer import CellRenderer
 from damage_perception.sim.scene import SceneConfig
@@ -43,8 +44,9 @@ def test_view_types_and_shapes(renderer, items):
     assert view.color.shape == (h, w, 3) and view.color.dtype == np.uint8
     for name in ("depth_m", "depth_clean_m"):
         assert getattr(view, name).shape == (h, w) and getattr(view, name).dtype == np.float32
-    for name in ("item_mask", "damage_mask", "finger_mask"):
+    for name in ("item_mask", "finger_mask"):
         assert getattr(view, name).shape == (h, w) and getattr(view, name).dtype == bool
+    assert view.damage_mask.shape == (h, w) and view.damage_mask.dtype == np.uint8
     valid = view.depth_m > 0
     assert np.allclose(view.depth_m[valid] * 1000, np.round(view.depth_m[valid] * 1000), atol=1e-3)
     assert view.wrist_angle == pytest.approx(0.3)
@@ -100,12 +102,13 @@ def test_background_far_behind(renderer, items):
 def test_damage_visible_when_facing(renderer, scene, items, kind):
     item = items[kind]
     view = facing_damage(renderer, scene, item)
-    assert view.damage_mask.sum() > 30
-    assert not (view.damage_mask & ~view.item_mask).any()
+    assert (view.damage_mask > 0).sum() > 30
+    assert not ((view.damage_mask > 0) & ~view.item_mask).any()
+    assert set(np.unique(view.damage_mask)) == {0, DAMAGE_LABELS.index(kind)}
     pristine = render_item(renderer, items["pristine"], view.wrist_angle)
     both = view.item_mask & pristine.item_mask
     colour_change = np.abs(view.color.astype(int) - pristine.color.astype(int)).sum(axis=-1)
-    assert (colour_change[view.damage_mask] > 40).mean() > 0.2, "damage shows in colour"
+    assert (colour_change[view.damage_mask > 0] > 40).mean() > 0.2, "damage shows in colour"
     depth_change = np.abs(view.depth_clean_m - pristine.depth_clean_m)[both]
     assert (depth_change > 0.004).sum() > 30, "damage shows in depth"
 
@@ -127,7 +130,7 @@ def test_rays_through_hole_hit_the_far_wall(renderer, scene, items):
     deeper = view.depth_clean_m - pristine.depth_clean_m
     through = view.item_mask & (deeper > 0.02)
     assert through.sum() > 20
-    assert view.damage_mask[through].all()
+    assert (view.damage_mask[through] > 0).all()
     points = gripper_points(view, through)
     half = np.asarray(item.spec.size) / 2
     assert np.all(np.abs(points - item.center) <= half + 0.002), "inside of the carton"
@@ -144,7 +147,7 @@ def test_damage_seen_across_catalogue_items(renderer, scene, gripper, kind):
     for seed, sku in enumerate(("SKU-1041", "SKU-3379", "SKU-6310")):
         item = build_item(make_spec(kind, sku=sku, severity=0.3, seed=seed), gripper)
         view = facing_damage(renderer, scene, item, seed)
-        assert view.damage_mask.sum() > 10, (kind, sku)
+        assert (view.damage_mask > 0).sum() > 10, (kind, sku)
 
 
 def test_region_of_interest_loses_nothing(scene, gripper, items, monkeypatch):

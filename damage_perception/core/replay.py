@@ -1,0 +1,96 @@
+"""Offline replay of view policies over recorded episodes: the same policy code the node runs live.
+
+Each episode's recorded views are scored once; a policy then asks for wrist angles and is given the
+recorded view nearest to each (episodes are recorded densely enough that this is the view the arm would
+have taken). A rotation-time model of the arm turns the angles into cycle seconds.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+
+from damage_perception.core.policies import ViewPolicy
+from damage_perception.core.verdict import Decision, DecisionConfig, ViewResult, decide
+from damage_perception.core.view_pipeline import ViewInput, ViewPipeline
+
+
+@dataclass
+class ScoredEpisode:
+    """An episode's recorded views, scored by the per-view pipeline."""
+
+    episode_id: str
+    label: str
+    angles: np.ndarray          # wrist angle (rad) of each recorded view
+    views: list[ViewResult]
+
+    @property
+    def damaged(self) -> bool:
+        return self.label != "pristine"
+
+
+@dataclass(frozen=True)
+class ArmTiming:
+    """How long views cost: the wrist turns at ``wrist_speed``, then settles, captures and processes."""
+
+    wrist_speed: float = 3.0    # rad/s
+    per_view_s: float = 0.25    # settle + capture + processing
+
+
+@dataclass
+class PolicyRun:
+    """What a policy did with one episode."""
+
+    decision: Decision
+    fused_score: float
+    num_views: int
+    seconds: float
+
+
+def score_episode(episode, pipeline: ViewPipeline) -> ScoredEpisode:
+    """Score every recorded view of an :class:`~damage_perception.data.episode.Episode` that has poses."""
+    results, angles = [], []
+    for index, view in enumerate(episode.views):
+        if view.camera_from_gripper is None or view.wrist_angle is None:
+            raise ValueError(f"episode {episode.episode_id} view {index} has no gripper pose or wrist angle")
+        depth = np.where(view.depth_m > 0, view.depth_m, np.nan).astype(np.float32)
+        view_input = ViewInput(depth, view.intrinsics, view.camera_from_gripper, list(view.finger_poses or []),
+                               view.color)
+        result, _ = pipeline.process(view_input, index, view.wrist_angle)
+        results.append(result)
+        angles.append(view.wrist_angle)
+    return ScoredEpisode(episode.episode_id, episode.label, np.asarray(angles, dtype=float), results)
+
+
+def replay(make_policy: Callable[[], ViewPolicy], episode: ScoredEpisode, decision: DecisionConfig,
+           timing: ArmTiming = ArmTiming()) -> PolicyRun:
+    """Run a fresh policy over one scored episode and judge it as the node would."""
+    policy = make_policy()
+    taken: list[ViewResult] = []
+    wrist, seconds = 0.0, 0.0
+    while (angle := policy.next_view(taken)) is not None:
+        nearest = int(np.argmin(np.abs(np.angle(np.exp(1j * (episode.angles - angle))))))
+        taken.append(dataclasses.replace(episode.views[nearest], index=len(taken), wrist_angle=angle))
+        seconds += abs(math.remainder(angle - wrist, 2 * math.pi)) / timing.wrist_speed + timing.per_view_s
+        wrist = angle
+    verdict = decide(taken, decision, policy.early_decision(taken))
+    return PolicyRun(verdict.decision, verdict.fused_score, len(taken), seconds)
+
+
+def recall_at_fpr(damaged_scores: Sequence[float], pristine_scores: Sequence[float],
+                  target_fpr: float) -> tuple[float, float]:
+    """Recall and threshold when the threshold lets at most ``target_fpr`` of pristine items through.
+
+    The threshold sits just above the pristine score that the target rank allows, so ties count against
+    it; with fewer than 1/target_fpr pristine items that is the maximum pristine score (say so in reports).
+    """
+    pristine = np.sort(np.asarray(pristine_scores, dtype=float))
+    damaged = np.asarray(damaged_scores, dtype=float)
+    if pristine.size == 0 or damaged.size == 0:
+        return math.nan, math.nan
+    allowed = int(math.floor(target_fpr * pristine.size))  # pristine items allowed at or above threshold
+    threshold = float(np.nextafter(pristine[pristine.size - 1 - allowed], np.inf))
+    return float(np.mean(damaged >= threshold)), threshold

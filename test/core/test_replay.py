@@ -1,0 +1,39 @@
+import math
+
+import numpy as np
+import pytest
+
+from damage_perception.core.policies import FixedViewPolicy, SequentialPolicy, StoppingRule
+from damage_perception.core.replay import ArmTiming, ScoredEpisode, recall_at_fpr, replay
+from damage_perception.core.verdict import Decision, DecisionConfig, ViewResult
+
+
+def episode(label, scores):
+    angles = np.linspace(0, 2 * math.pi, len(scores), endpoint=False)
+    return ScoredEpisode("e", label, angles, [ViewResult(i, a, True, s) for i, (a, s) in
+                                              enumerate(zip(angles, scores))])
+
+
+def test_replay_gives_the_policy_the_nearest_recorded_view_and_times_the_turns():
+    scores = [0.0, 0.0, 0.9, 0.0, 0.0, 0.0, 0.0, 0.0]  # damage seen only at 90 degrees
+    run = replay(lambda: FixedViewPolicy([0.0, math.radians(88), math.radians(180)]),
+                 episode("crush", scores), DecisionConfig(), ArmTiming(wrist_speed=math.pi, per_view_s=0.5))
+    assert run.decision == Decision.DIVERT and run.num_views == 3 and run.fused_score == pytest.approx(0.9)
+    assert run.seconds == pytest.approx(3 * 0.5 + math.radians(180) / math.pi)
+
+
+def test_replay_uses_the_policy_decision_and_its_early_stop():
+    run = replay(lambda: SequentialPolicy(StoppingRule(max_views=8)), episode("pristine", [0.0] * 8),
+                 DecisionConfig())
+    assert run.decision == Decision.PASS and run.num_views == 2
+
+
+def test_recall_at_fpr_counts_ties_against_the_threshold():
+    pristine = np.linspace(0, 1, 1000)            # 1000 pristine items
+    damaged = np.array([0.9985, 0.9995, 1.0, 1.5])
+    recall, threshold = recall_at_fpr(damaged, pristine, target_fpr=0.001)  # one pristine may pass it
+    assert 0.998 < threshold <= 0.999 + 1e-12
+    assert recall == pytest.approx(0.75)
+    recall, threshold = recall_at_fpr(damaged, pristine[-10:], target_fpr=0.001)  # too few: above the maximum
+    assert threshold > 1.0 and recall == pytest.approx(0.25)
+    assert math.isnan(recall_at_fpr([], pristine, 0.001)[0])
