@@ -11,6 +11,9 @@ import sys
 
 COMMANDS = {  # sub-command -> module of damage_perception.tools
     "demo": "demo",
+    "synth": "synth",
+    "export-bag": "export_bag",
+    "tune": "tune",
 }
 
 
