@@ -21,7 +21,7 @@ import numpy as np
 from damage_perception.core.gripper import GripperGeometry
 from damage_perception.data.episode import DAMAGE_LABELS, Episode, View
 from damage_perception.data.synth_format import to_jsonable, write_dataset_index, write_episode
-from damage_perception.sim.items import build_item, make_catalogue
+from damage_perception.sim.items import ALL_KINDS, build_item, make_catalogue
 from damage_perception.sim.renderer import CellRenderer, RenderedView
 from damage_perception.sim.scene import SceneConfig
 
@@ -38,8 +38,12 @@ class SynthSettings:
     seed: int = 0
     views: int = 8
     view_period: float = VIEW_PERIOD
+    kinds: tuple[str, ...] = ALL_KINDS
 
     def __post_init__(self) -> None:
+        unknown = set(self.kinds) - set(ALL_KINDS)
+        if not self.kinds or unknown:
+            raise ValueError(f"unknown item kinds {sorted(unknown)}; choose from {', '.join(ALL_KINDS)}")
         if self.items < 0 or self.views < 1:
             raise ValueError(f"need items >= 0 and views >= 1, got {self.items} and {self.views}")
         if not 0.0 <= self.damage_rate <= 1.0:
@@ -185,7 +189,7 @@ def synthesize(settings: SynthSettings, out: Path | str, workers: int | None = N
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     workers = max(1, workers or os.cpu_count() or 1)
-    catalogue = make_catalogue(settings.items, settings.damage_rate, settings.seed)
+    catalogue = make_catalogue(settings.items, settings.damage_rate, settings.seed, kinds=settings.kinds)
     tasks = [(i, spec, settings, str(out)) for i, spec in enumerate(catalogue)]
     results: list[EpisodeResult] = []
     start = time.perf_counter()

@@ -16,6 +16,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed: the same seed gives the same files")
     parser.add_argument("--out", type=Path, default=None, help="dataset folder to write")
     parser.add_argument("--views", type=int, default=8, help="views per episode, evenly spaced wrist angles")
+    parser.add_argument("--kinds", default="carton,book,mailer,bottle,bag,blister",
+                        help="comma-separated item kinds (default: all)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                         help="worker processes (default: CPU count); does not change the output")
     parser.add_argument("--force", action="store_true", help="write into a folder that already has a dataset")
@@ -40,7 +42,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"synth: {args.out} already holds a dataset; pass --force to overwrite", file=sys.stderr)
         return 2
     try:
-        settings = SynthSettings(items=args.items, damage_rate=args.damage_rate, seed=args.seed, views=args.views)
+        settings = SynthSettings(items=args.items, damage_rate=args.damage_rate, seed=args.seed, views=args.views,
+                                 kinds=tuple(args.kinds.split(",")))
     except ValueError as error:
         print(f"synth: {error}", file=sys.stderr)
         return 2
