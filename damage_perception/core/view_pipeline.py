@@ -20,6 +20,7 @@ class ViewPipelineConfig:
 
     segmentation: SegmentationConfig = field(default_factory=SegmentationConfig)
     scoring: GeometricScoreConfig = field(default_factory=GeometricScoreConfig)
+    max_outline_on_edge: float = 0.1   # more of the item's outline on the image edge: cut off, view unusable
 
 
 @dataclass
@@ -55,6 +56,12 @@ class ViewPipeline:
         if not segment.found:
             return ViewResult(index, wrist_angle, False, reason=segment.reason, timings=timings), segment
 
+        cut_off = outline_on_edge(segment.mask)
+        if cut_off > self.config.max_outline_on_edge:
+            reason = (f"item cut off by the image edge ({100 * cut_off:.0f} % of its outline on the edge, "
+                      f"allowed {100 * self.config.max_outline_on_edge:.0f} %): is it outside the camera's view?")
+            return ViewResult(index, wrist_angle, False, reason=reason, timings=timings), segment
+
         start = time.perf_counter()
         camera_position = gripper_from_camera[:3, 3]
         geometry = score_geometry(segment.points, camera_position, self.config.scoring)
@@ -62,3 +69,14 @@ class ViewPipeline:
         result = ViewResult(index, wrist_angle, True, geometry.score, geometry.type_scores,
                             geometry.damage_location, len(segment.points), timings=timings)
         return result, segment
+
+
+def outline_on_edge(mask: np.ndarray) -> float:
+    """Fraction of a mask's outline (its pixels with a neighbour outside it) that lies on the image edge."""
+    if not mask.any():
+        return 0.0
+    padded = np.pad(mask, 1)  # outside the image counts as outside the mask
+    interior = (padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:])
+    outline = mask & ~interior
+    on_edge = outline[0].sum() + outline[-1].sum() + outline[1:-1, 0].sum() + outline[1:-1, -1].sum()
+    return float(on_edge / outline.sum())

@@ -6,19 +6,24 @@ Published: ``verdict`` (DamageVerdict). Action server: ``inspect`` (InspectItem)
 
 Only the latest synchronised frame is kept (a queue of one, like image_pipeline's calibrator): a view is
 taken from the first frame that arrives after the wrist was asked to move and whose TF shows the gripper
-at the requested angle, so stale frames are dropped rather than piling up.
+at the requested angle, so stale frames are dropped rather than piling up. Every drop is counted (frames the
+synchroniser evicted, frames overwritten before use, frames whose stamp went backwards) and published with
+the input rates on ``/diagnostics`` once a second.
+
+One inspection at a time: a goal arriving while another runs is rejected at once.
 """
 from __future__ import annotations
 
 import math
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import rclpy
 from damage_perception_interfaces.action import InspectItem
 from damage_perception_interfaces.msg import DamageVerdict
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import PoseStamped
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
@@ -34,8 +39,8 @@ from damage_perception.core.policies import make_policy
 from damage_perception.core.transforms import make_transform, rotation_about_z, rotation_angle_between
 from damage_perception.core.verdict import DecisionConfig, ViewResult, decide
 from damage_perception.core.view_pipeline import ViewInput, ViewPipeline, ViewPipelineConfig
-from damage_perception.ros.conversions import (camera_info_to_intrinsics, depth_to_meters, matrix_to_pose,
-                                               transform_to_matrix)
+from damage_perception.ros.conversions import (ImageConversionError, camera_info_to_intrinsics, color_to_rgb,
+                                               depth_to_meters, matrix_to_pose, transform_to_matrix)
 from damage_perception.ros.params import declare_config
 from damage_perception.ros.sync import ApproximateTimeSynchronizer, Subscriber
 from damage_perception.ros.tf import Buffer, TransformException, TransformListener
@@ -50,6 +55,50 @@ class Frame:
     depth: Image
     info: CameraInfo
     received: float  # monotonic seconds
+    taken: bool = False  # handed to an inspection (an overwritten frame that was never taken is a drop)
+
+
+def _stamp_ns(msg) -> int:
+    return msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+
+
+@dataclass
+class InputMonitor:
+    """Arrival time and stamp of the last message on each input, to say why no synchronised frame came."""
+
+    topics: list[str]
+    slop: float
+    last_seen: dict[str, float] = field(default_factory=dict)      # monotonic seconds
+    last_stamp: dict[str, int] = field(default_factory=dict)       # header stamp, ns
+    backwards_seen: dict[str, float] = field(default_factory=dict)  # when a stamp last went backwards
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def callback(self, topic: str):
+        """A message_filters callback recording ``topic``'s messages."""
+        return lambda msg: self.record(topic, msg)
+
+    def record(self, topic: str, msg) -> None:
+        now, stamp = time.monotonic(), _stamp_ns(msg)
+        if stamp < self.last_stamp.get(topic, stamp):
+            self.backwards_seen[topic] = now
+        self.last_seen[topic], self.last_stamp[topic] = now, stamp
+        self.counts[topic] = self.counts.get(topic, 0) + 1
+
+    def diagnose(self, window: float = 1.0) -> str:
+        """Why the inputs do not synchronise now, in a few words."""
+        now = time.monotonic()
+        silent = [t for t in self.topics if now - self.last_seen.get(t, -math.inf) > window]
+        if silent:
+            return f"nothing received on {', '.join(silent)} in the last {window:.0f} s"
+        backwards = [t for t in self.topics if now - self.backwards_seen.get(t, -math.inf) <= window]
+        if backwards:
+            return f"stamps on {', '.join(backwards)} go backwards"
+        stamps = [self.last_stamp[t] for t in self.topics]
+        spread = (max(stamps) - min(stamps)) * 1e-9
+        if spread > self.slop:
+            return (f"latest stamps on {', '.join(self.topics)} are {spread:.3f} s apart "
+                    f"(sync_slop {self.slop:g} s)")
+        return "inputs arrive but did not synchronise"
 
 
 class InspectionError(Exception):
@@ -65,19 +114,17 @@ class DamagePerceptionNode(Node):
         self.pipeline = ViewPipeline(self.gripper, self.pipeline_config)
         self._frame: Frame | None = None
         self._frame_ready = threading.Condition()
-        self._busy = threading.Lock()
+        self._last_stamp_ns = 0
+        self._busy = threading.Lock()  # held from a goal's acceptance to its answer
+        self.counters = dict.fromkeys(("frames_synchronised", "frames_overwritten_unused", "frames_backwards",
+                                       "views", "goals_accepted", "goals_rejected"), 0)
 
         self.tf_buffer = Buffer(cache_time=Duration(seconds=30.0))
         self.tf_listener = TransformListener(self.tf_buffer, self)
-        sensor_group = MutuallyExclusiveCallbackGroup()
-        inputs = [Subscriber(self, msg_type, self._param(name), qos_profile=qos_profile_sensor_data,
-                             callback_group=sensor_group)
-                  for msg_type, name in ((Image, "color_topic"), (Image, "depth_topic"),
-                                         (CameraInfo, "camera_info_topic"))]
-        self.sync = ApproximateTimeSynchronizer(inputs, queue_size=self._param("sync_queue_size"),
-                                                slop=self._param("sync_slop"))
-        self.sync.registerCallback(self._on_frame)
+        self._subscribe_camera()
         self.verdict_pub = self.create_publisher(DamageVerdict, "verdict", 10)
+        self.diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.create_timer(1.0, self._publish_diagnostics)
         self.action_server = ActionServer(
             self, InspectItem, "inspect", execute_callback=self._execute,
             goal_callback=self._on_goal, cancel_callback=lambda _: CancelResponse.ACCEPT,
@@ -106,38 +153,67 @@ class DamagePerceptionNode(Node):
         return self.get_parameter(name).value
 
     # -- inputs -------------------------------------------------------------------------------------
+    def _subscribe_camera(self) -> None:
+        sensor_group = MutuallyExclusiveCallbackGroup()
+        topics = [(Image, self._param("color_topic")), (Image, self._param("depth_topic")),
+                  (CameraInfo, self._param("camera_info_topic"))]
+        self.inputs = InputMonitor([topic for _, topic in topics], self._param("sync_slop"))
+        subscribers = []
+        for msg_type, topic in topics:
+            subscriber = Subscriber(self, msg_type, topic, qos_profile=qos_profile_sensor_data,
+                                    callback_group=sensor_group)
+            subscriber.registerCallback(self.inputs.callback(topic))
+            subscribers.append(subscriber)
+        self.sync = ApproximateTimeSynchronizer(subscribers, queue_size=self._param("sync_queue_size"),
+                                                slop=self._param("sync_slop"))
+        self.sync.registerCallback(self._on_frame)
+
     def _on_frame(self, color: Image, depth: Image, info: CameraInfo) -> None:
+        stamp, last_stamp = _stamp_ns(depth), self._last_stamp_ns
+        self._last_stamp_ns = stamp  # compared with the last frame only: after a clock jump one frame is lost
+        if stamp < last_stamp:
+            self.counters["frames_backwards"] += 1
+            self.get_logger().warning(f"dropping a frame whose stamp went backwards by "
+                                      f"{(last_stamp - stamp) * 1e-9:.3f} s", throttle_duration_sec=2.0)
+            return
         with self._frame_ready:
+            previous = self._frame
+            if previous is not None and not previous.taken:
+                self.counters["frames_overwritten_unused"] += 1
+            self.counters["frames_synchronised"] += 1
             self._frame = Frame(color, depth, info, time.monotonic())
             self._frame_ready.notify_all()
 
+    def _publish_diagnostics(self) -> None:
+        """Input counters on /diagnostics (and at debug level): drops are counted, never queued."""
+        values = {**self.counters, "sync_dropped": getattr(self.sync, "dropped", -1), "busy": self._busy.locked(),
+                  **{f"received {topic}": count for topic, count in self.inputs.counts.items()}}
+        fresh = self._frame is not None and time.monotonic() - self._frame.received < 2.0
+        status = DiagnosticStatus(name=f"{self.get_name()}: inputs", hardware_id="",
+                                  level=DiagnosticStatus.OK if fresh else DiagnosticStatus.WARN,
+                                  message="frames arriving" if fresh else self.inputs.diagnose(2.0),
+                                  values=[KeyValue(key=key, value=str(value)) for key, value in values.items()])
+        array = DiagnosticArray(status=[status])
+        array.header.stamp = self.get_clock().now().to_msg()
+        self.diagnostics_pub.publish(array)
+        self.get_logger().debug(f"inputs: {values}")
+
     def _on_goal(self, goal: InspectItem.Goal) -> GoalResponse:
-        if self._busy.locked():
+        if not self._busy.acquire(blocking=False):  # released when the accepted goal is answered
+            self.counters["goals_rejected"] += 1
             self.get_logger().warning(f"rejecting goal for item '{goal.item_id}': an inspection is running")
             return GoalResponse.REJECT
+        self.counters["goals_accepted"] += 1
         return GoalResponse.ACCEPT
 
     # -- the inspection -----------------------------------------------------------------------------
     def _execute(self, goal_handle) -> InspectItem.Result:
         goal = goal_handle.request
         started = time.monotonic()
-        with self._busy:
-            try:
-                msg = self._inspect(goal_handle, started)
-            except InspectionError as error:
-                self.get_logger().error(f"item '{goal.item_id}': {error}")
-                msg = error_verdict_msg(str(error), item_id=goal.item_id, sku=goal.sku,
-                                        stamp=self.get_clock().now().to_msg(),
-                                        frame_id=self._param("gripper_frame"),
-                                        model_version=self._param("model_version"),
-                                        inspection_seconds=time.monotonic() - started)
-            except Exception as error:  # noqa: BLE001 - a goal must always get an answer
-                self.get_logger().error(f"item '{goal.item_id}': unexpected failure: {error!r}")
-                msg = error_verdict_msg(f"internal error: {error!r}", item_id=goal.item_id, sku=goal.sku,
-                                        stamp=self.get_clock().now().to_msg(),
-                                        frame_id=self._param("gripper_frame"),
-                                        model_version=self._param("model_version"),
-                                        inspection_seconds=time.monotonic() - started)
+        try:
+            msg = self._verdict_or_error(goal_handle, started)
+        finally:
+            self._busy.release()  # taken in _on_goal
         if not self.context.ok():  # shutting down (Ctrl-C): nobody is left to tell
             return InspectItem.Result(verdict=msg)
         self.verdict_pub.publish(msg)
@@ -149,6 +225,21 @@ class DamagePerceptionNode(Node):
         else:
             goal_handle.succeed()
         return InspectItem.Result(verdict=msg)
+
+    def _verdict_or_error(self, goal_handle, started: float) -> DamageVerdict:
+        """The inspection's verdict, or an ERROR verdict with the reason: every goal gets an answer."""
+        goal = goal_handle.request
+        try:
+            return self._inspect(goal_handle, started)
+        except InspectionError as error:
+            reason = str(error)
+            self.get_logger().error(f"item '{goal.item_id}': {error}")
+        except Exception as error:  # noqa: BLE001 - a goal must always get an answer
+            reason = f"internal error: {error!r}"
+            self.get_logger().error(f"item '{goal.item_id}': unexpected failure: {error!r}")
+        return error_verdict_msg(reason, item_id=goal.item_id, sku=goal.sku, stamp=self.get_clock().now().to_msg(),
+                                 frame_id=self._param("gripper_frame"), model_version=self._param("model_version"),
+                                 inspection_seconds=time.monotonic() - started)
 
     def _inspect(self, goal_handle, started: float) -> DamageVerdict:
         goal = goal_handle.request
@@ -165,6 +256,7 @@ class DamagePerceptionNode(Node):
             self._ask_for_view(goal_handle, len(views), angle)
             view_input, last_stamp = self._wait_for_view(angle, deadline)
             result, _ = self.pipeline.process(view_input, index=len(views), wrist_angle=angle)
+            self.counters["views"] += 1
             views.append(result)
             self._send_feedback(goal_handle, result)
             if not result.found and not any(view.found for view in views[:-1]):
@@ -215,6 +307,12 @@ class DamagePerceptionNode(Node):
             if error <= tolerance:
                 return view_input, frame.color.header.stamp
             last_problem = f"gripper still {math.degrees(error):.1f} deg from the requested angle"
+        silence = time.monotonic() - newer_than
+        if newer_than == asked:  # not one synchronised frame: say which input is missing or off
+            last_problem = f"{last_problem} ({self.inputs.diagnose()})"
+        elif silence > 1.0:  # frames stopped during the wait (the camera died?)
+            last_problem = (f"no synchronised color/depth/camera_info frame for the last {silence:.1f} s "
+                            f"({self.inputs.diagnose()}); before that: {last_problem}")
         raise InspectionError(f"view at {math.degrees(angle):.0f} deg not taken within "
                               f"{view_deadline - asked:.1f} s: {last_problem}")
 
@@ -226,12 +324,17 @@ class DamagePerceptionNode(Node):
                 if remaining <= 0 or not rclpy.ok():
                     return None
                 if self._frame is not None and self._frame.received > after:
+                    self._frame.taken = True
                     return self._frame
                 self._frame_ready.wait(timeout=min(remaining, 0.2))
 
     def _frame_to_view(self, frame: Frame, angle: float) -> tuple[ViewInput, float]:
         """Convert a frame and its TF at the frame's stamp; also the gripper's angular error."""
+        color = color_to_rgb(frame.color)
         depth = depth_to_meters(frame.depth)
+        if color.shape[:2] != depth.shape:
+            raise ImageConversionError(f"color image is {color.shape[1]}x{color.shape[0]} but depth image is "
+                                       f"{depth.shape[1]}x{depth.shape[0]}; depth must be registered to color")
         intrinsics = camera_info_to_intrinsics(frame.info)
         if depth.shape != (intrinsics.height, intrinsics.width):
             raise ValueError(f"depth image is {depth.shape[1]}x{depth.shape[0]} but camera_info says "
@@ -248,7 +351,7 @@ class DamagePerceptionNode(Node):
         wrist = lookup(self._param("presentation_frame"), gripper_frame)
         fingers = [lookup(gripper_frame, finger) for finger in self.gripper.finger_frames]
         error = rotation_angle_between(wrist, make_transform(rotation=rotation_about_z(angle)))
-        return ViewInput(depth, intrinsics, camera_from_gripper, fingers), error
+        return ViewInput(depth, intrinsics, camera_from_gripper, fingers, color), error
 
 
 def main(args=None) -> None:

@@ -13,7 +13,7 @@ and the matching rule are those of message_filters' Python implementation:
 
 Differences: stamps are kept as integer nanoseconds; the queues are guarded by a lock but the user callback
 runs after the lock is released (message_filters calls it under the lock), so a slow callback does not
-block the other inputs.
+block the other inputs; ``dropped`` counts the messages evicted from the queues without being emitted.
 """
 from __future__ import annotations
 
@@ -80,6 +80,7 @@ class TimeSynchronizer(SimpleFilter):
     def __init__(self, fs: Sequence[SimpleFilter], queue_size: int) -> None:
         super().__init__()
         self.queue_size = int(queue_size)
+        self.dropped = 0  # messages evicted from a full queue (never emitted)
         self.lock = threading.Lock()
         self.connectInput(fs)
 
@@ -93,6 +94,7 @@ class TimeSynchronizer(SimpleFilter):
         queue[stamp] = msg
         while len(queue) > self.queue_size:
             del queue[min(queue)]
+            self.dropped += 1
 
     def add(self, msg: Any, my_queue: dict[int, Any], my_queue_index: int | None = None) -> None:
         """Input callback."""
