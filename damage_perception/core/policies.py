@@ -72,12 +72,11 @@ def fit_view_evidence(pristine_scores: Sequence[float], damaged_scores: Sequence
 
 @dataclass(frozen=True)
 class StoppingRule:
-    """Wald's SPRT bounds from target error rates, with a view budget."""
+    """Wald's SPRT bounds from target error rates; the view budget is the policy's."""
 
     false_divert_rate: float = 0.001   # alpha: pristine items diverted
     miss_rate: float = 0.05            # beta: damaged items passed
     min_views: int = 2
-    max_views: int = 8
     evidence: ViewEvidence = field(default_factory=ViewEvidence)
 
     @property
@@ -94,7 +93,7 @@ class StoppingRule:
         """Summed log-likelihood ratio of the views that saw the item."""
         return sum(self.evidence.llr(view.score) for view in views if view.found)
 
-    def decide(self, views: Sequence[ViewResult]) -> Decision | None:
+    def decide(self, views: Sequence[ViewResult], max_views: int) -> Decision | None:
         """DIVERT / PASS when a bound is crossed, REVIEW at the budget, else None (keep looking)."""
         seen = sum(view.found for view in views)
         evidence = self.total_evidence(views)
@@ -102,7 +101,7 @@ class StoppingRule:
             return Decision.DIVERT
         if seen >= self.min_views and evidence <= self.pass_bound:
             return Decision.PASS
-        if len(views) >= self.max_views:
+        if len(views) >= max_views:
             return Decision.REVIEW
         return None
 
@@ -148,17 +147,18 @@ class SequentialPolicy:
 
     name = "sequential"
 
-    def __init__(self, rule: StoppingRule = StoppingRule()):
+    def __init__(self, max_views: int, rule: StoppingRule = StoppingRule()):
         self.rule = rule
-        self.angles = spread_order(rule.max_views)
+        self.max_views = max_views
+        self.angles = spread_order(max_views)
 
     def next_view(self, views: Sequence[ViewResult]) -> float | None:
-        if self.rule.decide(views) is not None:
+        if self.early_decision(views) is not None:
             return None
         return self.angles[len(views)]
 
     def early_decision(self, views: Sequence[ViewResult]) -> Decision | None:
-        return self.rule.decide(views)
+        return self.rule.decide(views, self.max_views)
 
 
 class NextBestViewPolicy:
@@ -171,9 +171,11 @@ class NextBestViewPolicy:
 
     name = "nbv"
 
-    def __init__(self, rule: StoppingRule = StoppingRule(), reachable: tuple[float, float] = (-math.pi, math.pi),
-                 field_of_view: float = math.radians(70), resolution_deg: float = 5.0):
+    def __init__(self, max_views: int, rule: StoppingRule = StoppingRule(),
+                 reachable: tuple[float, float] = (-math.pi, math.pi), field_of_view: float = math.radians(70),
+                 resolution_deg: float = 5.0):
         self.rule = rule
+        self.max_views = max_views
         self.reachable = reachable
         self.field_of_view = field_of_view
         self.azimuths = np.radians(np.arange(0.0, 360.0, resolution_deg))
@@ -203,7 +205,7 @@ class NextBestViewPolicy:
         return float(np.sum(interest * np.maximum(self._visibility(angle) - seen, 0.0)))
 
     def next_view(self, views: Sequence[ViewResult]) -> float | None:
-        if self.rule.decide(views) is not None:
+        if self.early_decision(views) is not None:
             return None
         if not views:
             return float(self.candidates[0])
@@ -211,19 +213,19 @@ class NextBestViewPolicy:
         return float(self.candidates[int(np.argmax(gains))])
 
     def early_decision(self, views: Sequence[ViewResult]) -> Decision | None:
-        return self.rule.decide(views)
+        return self.rule.decide(views, self.max_views)
 
 
 POLICIES = ("fixed", "sequential", "nbv")
 
 
-def make_policy(name: str, num_views: int, rule: StoppingRule | None = None) -> ViewPolicy:
+def make_policy(name: str, num_views: int, rule: StoppingRule = StoppingRule(),
+                reachable: tuple[float, float] = (-math.pi, math.pi)) -> ViewPolicy:
     """The policy called ``name``; ``num_views`` is the fixed count or the others' view budget."""
-    rule = rule or StoppingRule(max_views=num_views)
     if name in ("", "fixed"):
         return FixedViewPolicy.evenly_spaced(num_views)
     if name == "sequential":
-        return SequentialPolicy(rule)
+        return SequentialPolicy(num_views, rule)
     if name == "nbv":
-        return NextBestViewPolicy(rule)
+        return NextBestViewPolicy(num_views, rule, reachable)
     raise ValueError(f"unknown view policy {name!r}; available: {', '.join(POLICIES)}")

@@ -15,6 +15,8 @@ One inspection at a time: a goal arriving while another runs is rejected at once
 from __future__ import annotations
 
 import math
+import os
+import sqlite3
 import threading
 import time
 from dataclasses import dataclass, field
@@ -35,7 +37,7 @@ from rclpy.time import Time
 from sensor_msgs.msg import CameraInfo, Image
 
 from damage_perception.core.gripper import GripperGeometry
-from damage_perception.core.policies import make_policy
+from damage_perception.core.policies import StoppingRule, make_policy
 from damage_perception.core.transforms import make_transform, rotation_about_z, rotation_angle_between
 from damage_perception.core.verdict import DecisionConfig, ViewResult, decide
 from damage_perception.core.view_pipeline import ViewInput, ViewPipeline, ViewPipelineConfig
@@ -45,6 +47,7 @@ from damage_perception.ros.params import declare_config
 from damage_perception.ros.sync import ApproximateTimeSynchronizer, Subscriber
 from damage_perception.ros.tf import Buffer, TransformException, TransformListener
 from damage_perception.ros.verdict_msgs import DECISION_NAMES, error_verdict_msg, verdict_to_msg
+from damage_perception.store.sqlite_store import InspectionRecord, InspectionStore
 
 
 @dataclass
@@ -142,12 +145,36 @@ class DamagePerceptionNode(Node):
             "gripper_frame": "gripper_link", "presentation_frame": "inspection_pose",
             "sync_slop": 0.02, "sync_queue_size": 10, "tf_timeout": 0.5, "goal_deadline": 30.0,
             "view_timeout": 5.0, "settle_tolerance_deg": 2.0, "policy": "fixed", "num_views": 6,
-            "model_version": "geometric-v1", "gallery_version": "",
+            "model_version": "geometric-v1", "gallery_version": "", "inspection_log": "",
+            "reachable_wrist_angles": [-math.pi, math.pi],
         }.items():
             self.declare_parameter(name, default)
         self.gripper = declare_config(self, "gripper", GripperGeometry())
         self.pipeline_config = declare_config(self, "pipeline", ViewPipelineConfig())
         self.decision_config = declare_config(self, "decision", DecisionConfig())
+        self.stopping_rule = declare_config(self, "stopping", StoppingRule())
+        self.inspection_log = self._open_inspection_log()
+
+    def _open_inspection_log(self) -> InspectionStore | None:
+        """The SQLite log every verdict is committed to before it is published (off when the path is empty)."""
+        path = self._param("inspection_log")
+        if not path:
+            return None
+        try:
+            return InspectionStore(os.path.expanduser(path))
+        except (sqlite3.Error, OSError) as error:
+            self.get_logger().error(f"inspection log '{path}' is unusable, verdicts will not be logged: {error}")
+            return None
+
+    def _log_verdict(self, msg: DamageVerdict) -> None:
+        if self.inspection_log is None:
+            return
+        try:
+            self.inspection_log.log_inspection(InspectionRecord(
+                msg.item_id, msg.sku, msg.decision, msg.fused_score, msg.threshold, msg.model_version,
+                msg.gallery_version, msg.reason, tuple(msg.view_scores)))
+        except (sqlite3.Error, OSError) as error:
+            self.get_logger().error(f"item '{msg.item_id}': verdict not logged: {error}")
 
     def _param(self, name: str):
         return self.get_parameter(name).value
@@ -214,6 +241,7 @@ class DamagePerceptionNode(Node):
             msg = self._verdict_or_error(goal_handle, started)
         finally:
             self._busy.release()  # taken in _on_goal
+        self._log_verdict(msg)  # committed before anyone hears of it
         if not self.context.ok():  # shutting down (Ctrl-C): nobody is left to tell
             return InspectItem.Result(verdict=msg)
         self.verdict_pub.publish(msg)
@@ -244,7 +272,8 @@ class DamagePerceptionNode(Node):
     def _inspect(self, goal_handle, started: float) -> DamageVerdict:
         goal = goal_handle.request
         try:
-            policy = make_policy(goal.policy or self._param("policy"), self._param("num_views"))
+            policy = make_policy(goal.policy or self._param("policy"), self._param("num_views"), self.stopping_rule,
+                                 tuple(self._param("reachable_wrist_angles")))
         except ValueError as error:
             raise InspectionError(str(error)) from error
         deadline = started + self._param("goal_deadline")
@@ -261,7 +290,7 @@ class DamagePerceptionNode(Node):
             self._send_feedback(goal_handle, result)
             if not result.found and not any(view.found for view in views[:-1]):
                 break  # nothing in the first view: an empty gripper, not worth more views
-        verdict = decide(views, self.decision_config)
+        verdict = decide(views, self.decision_config, policy.early_decision(views))
         return verdict_to_msg(verdict, item_id=goal.item_id, sku=goal.sku, stamp=last_stamp,
                               frame_id=self._param("gripper_frame"),
                               model_version=self._param("model_version"),

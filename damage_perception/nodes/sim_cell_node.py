@@ -16,6 +16,7 @@ import numpy as np
 import rclpy
 from damage_perception_interfaces.srv import PresentItem
 from geometry_msgs.msg import PoseStamped
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
@@ -65,8 +66,10 @@ class SimCellNode(Node):
         self.tf_broadcaster = TransformBroadcaster(self)
         self.static_broadcaster = StaticTransformBroadcaster(self)
         self.static_broadcaster.sendTransform(self._static_transforms())
-        self.create_subscription(PoseStamped, "arm/wrist_goal", self._on_wrist_goal, 10)
-        self.create_service(PresentItem, "cell/present_item", self._on_present_item)
+        # Commands get their own callback group: a slow render must never starve the arm's goals.
+        commands = MutuallyExclusiveCallbackGroup()
+        self.create_subscription(PoseStamped, "arm/wrist_goal", self._on_wrist_goal, 10, callback_group=commands)
+        self.create_service(PresentItem, "cell/present_item", self._on_present_item, callback_group=commands)
         self._period = 1.0 / self._param("rate_hz")
         self.create_timer(self._period, self._tick)
         self.get_logger().info(f"sim cell ready: {len(self.catalogue)} items ({', '.join(self._param('kinds'))}), "

@@ -31,7 +31,8 @@ def run(args: argparse.Namespace) -> int:
     background = [
         start(node_command("sim_cell_node", config_file("sim_cell.yaml"), cell_params), env,
               args.log_dir / "sim_cell.log"),
-        start(node_command("perception_node", config_file("damage_perception.yaml")), env,
+        start(node_command("perception_node", config_file("damage_perception.yaml"),
+                           {"inspection_log": (args.log_dir / "station.db").resolve()}), env,
               args.log_dir / "damage_perception.log"),
     ]
     print(f"demo: simulated cell and damage_perception started (logs in {args.log_dir}/)", flush=True)

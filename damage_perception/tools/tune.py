@@ -46,8 +46,7 @@ class Setting:
         from damage_perception.core.policies import StoppingRule, make_policy
         if self.policy == "fixed":
             return make_policy("fixed", self.max_views)
-        rule = StoppingRule(false_divert_rate=self.false_divert_rate, miss_rate=self.miss_rate,
-                            max_views=self.max_views)
+        rule = StoppingRule(false_divert_rate=self.false_divert_rate, miss_rate=self.miss_rate)
         return make_policy(self.policy, self.max_views, rule)
 
 

@@ -42,24 +42,24 @@ def test_sprt_bounds_follow_the_error_rates():
 
 
 def test_sequential_passes_clean_items_early():
-    views, decision = run(SequentialPolicy(StoppingRule(max_views=8)), [0.0] * 8)
+    views, decision = run(SequentialPolicy(8, StoppingRule()), [0.0] * 8)
     # each clean view gives -0.35*12 = -4.2; two views cross log(0.05/0.999) = -3.0 (min_views = 2)
     assert decision == Decision.PASS and len(views) == 2
 
 
 def test_sequential_diverts_on_strong_evidence_once_the_bound_is_crossed():
-    views, decision = run(SequentialPolicy(StoppingRule(max_views=8)), [0.1, 1.0, 1.0, 1.0, 0.1, 0.1, 0.1, 0.1])
+    views, decision = run(SequentialPolicy(8, StoppingRule()), [0.1, 1.0, 1.0, 1.0, 0.1, 0.1, 0.1, 0.1])
     # evidence: -3.0, +6 (clipped), +6: sum 9 >= log(0.95/0.001) = 6.86 after the third view
     assert decision == Decision.DIVERT and len(views) == 3
 
 
 def test_sequential_ends_in_review_when_the_budget_runs_out_undecided():
-    views, decision = run(SequentialPolicy(StoppingRule(max_views=5)), [0.35] * 5)  # zero evidence each
+    views, decision = run(SequentialPolicy(5, StoppingRule()), [0.35] * 5)  # zero evidence each
     assert decision == Decision.REVIEW and len(views) == 5
 
 
 def test_views_without_the_item_carry_no_evidence():
-    views, decision = run(SequentialPolicy(StoppingRule(max_views=4)), [None, None, None, None])
+    views, decision = run(SequentialPolicy(4, StoppingRule()), [None, None, None, None])
     assert decision == Decision.REVIEW and len(views) == 4
 
 
@@ -68,7 +68,7 @@ def test_spread_order_halves_the_gaps():
 
 
 def test_nbv_first_looks_at_the_unseen_side_and_stays_reachable():
-    policy = NextBestViewPolicy(StoppingRule(max_views=6), reachable=(-math.pi / 2, math.pi / 2))
+    policy = NextBestViewPolicy(6, StoppingRule(), reachable=(-math.pi / 2, math.pi / 2))
     views = [ViewResult(0, 0.0, True, 0.35)]
     angle = policy.next_view(views)
     assert abs(math.remainder(angle, 2 * math.pi)) > math.radians(60)  # not the side already seen
@@ -76,7 +76,7 @@ def test_nbv_first_looks_at_the_unseen_side_and_stays_reachable():
 
 
 def test_nbv_prefers_the_surface_next_to_a_suspicious_view():
-    policy = NextBestViewPolicy(StoppingRule(max_views=6))
+    policy = NextBestViewPolicy(6, StoppingRule())
     # seen at 0 (clean) and at 180 deg (suspicious): the next view should flank 180 rather than 0
     views = [ViewResult(0, 0.0, True, 0.0), ViewResult(1, math.pi, True, 0.6)]
     angle = policy.next_view(views)
@@ -85,7 +85,7 @@ def test_nbv_prefers_the_surface_next_to_a_suspicious_view():
 
 def test_nbv_unreachable_range_is_refused():
     with pytest.raises(ValueError, match="reachable"):
-        NextBestViewPolicy(reachable=(0.001, 0.002), resolution_deg=90)
+        NextBestViewPolicy(4, reachable=(0.001, 0.002), resolution_deg=90)
 
 
 def test_fitted_evidence_separates_labelled_scores():

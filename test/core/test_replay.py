@@ -23,7 +23,7 @@ def test_replay_gives_the_policy_the_nearest_recorded_view_and_times_the_turns()
 
 
 def test_replay_uses_the_policy_decision_and_its_early_stop():
-    run = replay(lambda: SequentialPolicy(StoppingRule(max_views=8)), episode("pristine", [0.0] * 8),
+    run = replay(lambda: SequentialPolicy(8, StoppingRule()), episode("pristine", [0.0] * 8),
                  DecisionConfig())
     assert run.decision == Decision.PASS and run.num_views == 2
 

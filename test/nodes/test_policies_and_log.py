@@ -1,0 +1,64 @@
+"""Live policies and the inspection log, with the cell and the node in separate processes over DDS."""
+from __future__ import annotations
+
+import os
+import signal
+
+import rclpy
+from damage_perception_interfaces.msg import DamageVerdict
+
+from damage_perception.nodes.planner_client import PlannerClient
+from damage_perception.store.sqlite_store import InspectionStore
+from damage_perception.tools.processes import config_file, node_command, ros_environment, start, stop
+from test.nodes.conftest import running
+
+CELL = ("sim_cell_node", "sim_cell.yaml", {"num_items": 6, "damage_rate": 0.5, "seed": 3})
+NODE = ("perception_node", "damage_perception.yaml", {"num_views": 6, "goal_deadline": 25.0})
+
+
+def client_with(**params) -> PlannerClient:
+    overrides = [rclpy.parameter.Parameter(name, value=value) for name, value in params.items()]
+    client = PlannerClient(parameter_overrides=overrides)
+    assert client.wait_for_cell(), "the node's action server or the cell's service never appeared"
+    return client
+
+
+def test_each_policy_runs_live_within_its_budget(tmp_path, ros_context):
+    outcomes = {}
+    with running(tmp_path, CELL, NODE):
+        for policy in ("fixed", "sequential", "nbv"):
+            client = client_with(policy=policy, server_timeout=30.0, item_timeout=40.0)
+            outcomes[policy] = client.run_item()
+            client.destroy_node()
+    for policy, outcome in outcomes.items():
+        assert outcome is not None, policy
+        verdict = outcome.verdict
+        assert verdict.decision != DamageVerdict.ERROR, f"{policy}: {verdict.reason}"
+        assert 1 <= verdict.num_views <= 6
+    assert outcomes["fixed"].verdict.num_views == 6
+    # the sequential test stops as soon as the evidence settles the item (2 views at the least)
+    assert outcomes["sequential"].verdict.num_views < 6 or outcomes["sequential"].verdict.decision == DamageVerdict.REVIEW
+
+
+def test_sigkill_of_the_node_loses_no_verdict_a_client_received(tmp_path, ros_context):
+    log = tmp_path / "station.db"
+    env = ros_environment(int(os.environ["ROS_DOMAIN_ID"]))
+    cell = start(node_command(CELL[0], config_file(CELL[1]), CELL[2]), env, tmp_path / "cell.log")
+    node = start(node_command(NODE[0], config_file(NODE[1]), {**NODE[2], "num_views": 2,
+                                                               "inspection_log": str(log)}),
+                 env, tmp_path / "node.log")
+    try:
+        client = client_with(server_timeout=30.0, item_timeout=30.0)
+        received = [client.run_item() for _ in range(3)]
+        os.killpg(node.pid, signal.SIGKILL)
+        node.wait()
+    finally:
+        stop(node)
+        stop(cell)
+    assert all(outcome is not None for outcome in received)
+    store = InspectionStore(log)
+    assert store.integrity_ok()
+    logged = {record.item_id: record for record in store.inspections()}
+    for outcome in received:
+        assert outcome.item_id in logged
+        assert logged[outcome.item_id].decision == outcome.verdict.decision
