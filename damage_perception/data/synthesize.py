@@ -22,6 +22,7 @@ from damage_perception.core.gripper import GripperGeometry
 from damage_perception.data.episode import DAMAGE_LABELS, Episode, View
 from damage_perception.data.synth_format import to_jsonable, write_dataset_index, write_episode
 from damage_perception.sim.items import ALL_KINDS, build_item, make_catalogue
+from damage_perception.sim.variation import EpisodeVariation, episode_variation
 from damage_perception.sim.renderer import CellRenderer, RenderedView
 from damage_perception.sim.scene import SceneConfig
 
@@ -39,6 +40,7 @@ class SynthSettings:
     views: int = 8
     view_period: float = VIEW_PERIOD
     kinds: tuple[str, ...] = ALL_KINDS
+    variation: float = 1.0   # scale of per-episode grasp, camera, lighting variation (0 = none, no flying pixels)
 
     def __post_init__(self) -> None:
         unknown = set(self.kinds) - set(ALL_KINDS)
@@ -126,14 +128,19 @@ def to_view(rendered: RenderedView, label: str, stamp: float) -> View:
 
 
 def render_episode(renderer: CellRenderer, gripper: GripperGeometry, spec: Any, angles: Sequence[float],
-                   rng: np.random.Generator, view_period: float = VIEW_PERIOD) -> Episode:
-    """Render ``spec`` held in the gripper at each wrist angle."""
-    item = build_item(spec, gripper)
+                   rng: np.random.Generator, view_period: float = VIEW_PERIOD, variation: float = 0.0) -> Episode:
+    """Render ``spec`` held in the gripper at each wrist angle, with this episode's camera, light and grasp
+    drawn from ``rng`` (``variation`` scales their ranges; 0 is the fixed cell)."""
+    varied = (episode_variation(rng, spec, gripper=gripper, scale=variation) if variation > 0
+              else EpisodeVariation.none())
+    varied.apply(renderer)  # a no-op when the scene is unchanged
+    item = build_item(spec, gripper, varied.grasp)
     renderer.set_item(item)
     label = spec.damage
     views = [to_view(renderer.render(float(a), rng), label, k * view_period) for k, a in enumerate(angles)]
+    metadata = {**spec_metadata(spec, item), "variation": to_jsonable(varied.to_dict())}
     return Episode(episode_id=spec.item_id, sku=spec.sku, label=label, views=views,
-                   severity=float(spec.severity), metadata=spec_metadata(spec, item))
+                   severity=float(spec.severity), metadata=metadata)
 
 
 # --- workers -------------------------------------------------------------------------------------------
@@ -154,7 +161,7 @@ def make_episode(task: tuple[int, Any, SynthSettings, str]) -> EpisodeResult:
     renderer, gripper = _worker_state()
     start, cpu = time.perf_counter(), time.process_time()
     episode = render_episode(renderer, gripper, spec, view_angles(settings.views),
-                             episode_rng(settings.seed, index), settings.view_period)
+                             episode_rng(settings.seed, index), settings.view_period, settings.variation)
     rendered = time.perf_counter()
     folder = episode_folder(index)
     write_episode(episode, Path(out) / folder)

@@ -7,18 +7,24 @@ down, label band, cap), ``bag`` (BG-*: coffee / powder pouch, round pillow), ``b
 clear PET, and shows in colour only as a faint highlight).
 
 ``build_item`` places the item in the **gripper_link frame**: its base box centred at (0, 0, palm_clearance +
-gap + size_z / 2), fingers closed on its +-y sides. ``ItemSpec.size`` is the base box (bounding box). Damage is
+gap + size_z / 2), fingers closed on its +-y sides. A ``GraspPose`` (``build_item(spec, gripper, grasp)``,
+drawn per episode by ``random_grasp``) holds it differently: shifted along x, further from the palm and tilted
+about the closing axis, so its gripped faces stay flat on the finger pads. The item's own frame (rest
+positions, ``faces``, the ``damage`` objects) is then the default grasp's placement; ``surface.vertices``,
+``center``, ``damage_center`` and ``T_gripper_item`` are in the gripper frame. ``ItemSpec.size`` is the base box (bounding box). Damage is
 placed where the camera sees it during a wrist rotation. Same SKU, same geometry and artwork; soft kinds
 (mailer, bag) get instance wrinkles from the item seed (manufacturing jitter).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
 import open3d as o3d
 
 from damage_perception.core.gripper import GripperGeometry
+from damage_perception.core.transforms import make_transform
 from damage_perception.data.episode import DAMAGE_LABELS
 from damage_perception.sim.artwork import (PRINTED_DAMAGE_ARTS, FaceTextures, make_item_textures, sku_rng)
 from damage_perception.sim.damage import (INTERIOR, SHELL_TAGS, Appearance, Damage, Deconstruction, Dent, Hole,
@@ -161,6 +167,72 @@ def make_catalogue(n_items: int, damage_rate: float, seed: int, sku_pool: tuple[
             for index, (sku, damage, severity, item_seed) in enumerate(drawn)]
 
 
+@dataclass(frozen=True)
+class GraspPose:
+    """Where the item sits between the fingers, relative to the default grasp (item centred under the palm, its
+    top ``GRIP_GAP`` from the palm clearance plane, axis-aligned).
+
+    The item turns by ``tilt`` (rad) about the gripper's y axis (the closing axis, so the gripped +-y faces stay
+    parallel to the finger pads) about its centre, then shifts by ``offset_x`` (m) along x (across the pad) and
+    by ``offset_z`` (m, >= 0) away from the palm; the shift along z is corrected so that the item's point
+    closest to the palm stays ``offset_z`` further from it than in the default grasp (a tilt never pushes the
+    item into the palm). ``GraspPose()`` is the default grasp."""
+
+    offset_x: float = 0.0
+    offset_z: float = 0.0
+    tilt: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.offset_z < 0:
+            raise ValueError(f"offset_z must be >= 0 (the palm is in the way), got {self.offset_z}")
+
+    @property
+    def is_default(self) -> bool:
+        return self.offset_x == 0.0 and self.offset_z == 0.0 and self.tilt == 0.0
+
+    def transform(self, center: np.ndarray, vertices: np.ndarray) -> np.ndarray:
+        """gripper_link <- item frame (the default grasp's placement) for an item of ``center`` whose surface
+        ``vertices`` (item frame) define its point closest to the palm."""
+        c, s = math.cos(self.tilt), math.sin(self.tilt)
+        rotation = np.array([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]])
+        center = np.asarray(center, float)
+        lowest = float(np.min((np.asarray(vertices) - center) @ rotation[2] + center[2]))
+        lift = float(np.min(np.asarray(vertices)[:, 2])) - lowest
+        return make_transform(center + np.array([self.offset_x, 0.0, self.offset_z + lift]) - rotation @ center,
+                              rotation)
+
+
+# Half-ranges of random_grasp, by kind: tilt (deg); offset_x as a share of the room the pads leave on the face
+# (round and soft items: at most what keeps the contact on the pad); offset_z (m).
+GRASP_TILT_DEG = {"carton": 6.0, "book": 6.0, "mailer": 5.0, "bag": 5.0, "bottle": 4.0, "blister": 2.5}
+GRASP_MAX_OFFSET_Z = 0.02
+GRASP_MAX_OFFSET_X = 0.03
+
+
+def grasp_offset_x_limit(spec: "ItemSpec", gripper: GripperGeometry) -> float:
+    """Largest |offset_x| of ``random_grasp`` for ``spec``: the pad stays on the gripped face (1 cm margin);
+    bottles (round: the contact line is the bottle's axis) keep it within the pad, soft pillows within their
+    thick middle."""
+    pad_half = gripper.finger_size[0] / 2
+    if spec.kind == "bottle":
+        return max(0.0, pad_half - 0.004)
+    room = max(0.0, spec.size[0] / 2 - pad_half - 0.01)
+    if spec.kind in ("mailer", "bag"):
+        room = min(room, 0.2 * spec.size[0] / 2)
+    return min(room, GRASP_MAX_OFFSET_X)
+
+
+def random_grasp(rng: np.random.Generator, spec: "ItemSpec", gripper: GripperGeometry = GripperGeometry(),
+                 scale: float = 1.0) -> GraspPose:
+    """A grasp of ``spec`` drawn uniformly within its kind's ranges (times ``scale``, 0 = the default grasp):
+    offset_x within +-grasp_offset_x_limit, offset_z in [0, GRASP_MAX_OFFSET_Z], tilt within
+    +-GRASP_TILT_DEG. Always draws three values from ``rng``."""
+    u = rng.uniform(-1.0, 1.0, 3)
+    return GraspPose(offset_x=float(scale * grasp_offset_x_limit(spec, gripper) * u[0]),
+                     offset_z=float(scale * GRASP_MAX_OFFSET_Z * (u[1] + 1.0) / 2),
+                     tilt=float(scale * math.radians(GRASP_TILT_DEG[spec.kind]) * u[2]))
+
+
 @dataclass
 class ItemModel:
     """An item in the gripper_link frame: deformed mesh, rest positions, artwork and damage."""
@@ -176,6 +248,8 @@ class ItemModel:
     part_albedo: np.ndarray | None = None              # blister parts
     extra_parts: list = field(default_factory=list)    # (vertices, triangles) in the gripper frame: spill blobs
     extra_albedo: np.ndarray | None = None
+    grasp: GraspPose = GraspPose()
+    T_gripper_item: np.ndarray = field(default_factory=lambda: np.eye(4))  # gripper_link <- item frame
     mesh: o3d.t.geometry.TriangleMesh = field(init=False)
 
     def __post_init__(self) -> None:
@@ -196,8 +270,11 @@ class ItemModel:
 
     @property
     def damage_center(self) -> np.ndarray | None:
-        """Centre of the damage in the gripper frame (rest position), None if pristine."""
-        return None if self.damage is None else np.asarray(self.damage.center, float)
+        """Centre of the damage in the gripper frame (at its rest position in the item), None if pristine."""
+        if self.damage is None:
+            return None
+        center = np.asarray(self.damage.center, float)
+        return center if self.grasp.is_default else self.T_gripper_item[:3, :3] @ center + self.T_gripper_item[:3, 3]
 
     @property
     def damage_label(self) -> int:
@@ -254,8 +331,12 @@ class ItemModel:
         return look
 
 
-def _finger_clear(point: np.ndarray, reach: float, gripper: GripperGeometry) -> bool:
-    """Whether a damage of radius ``reach`` at ``point`` stays clear of the finger pads."""
+def _finger_clear(point: np.ndarray, reach: float, gripper: GripperGeometry,
+                  to_gripper: np.ndarray | None = None) -> bool:
+    """Whether a damage of radius ``reach`` at ``point`` (item frame; ``to_gripper``: gripper <- item, None for
+    the default grasp) stays clear of the finger pads."""
+    if to_gripper is not None:
+        point = to_gripper[:3, :3] @ point + to_gripper[:3, 3]
     return not (abs(point[0]) < gripper.finger_size[0] / 2 + reach and point[2] < gripper.finger_size[2] + reach)
 
 
@@ -267,12 +348,13 @@ def _face_point(face: BoxFace, margin: float, rng: np.random.Generator) -> np.nd
 
 
 def _pick_face_point(faces: list[BoxFace], margin: float, gripper: GripperGeometry,
-                     rng: np.random.Generator, sides: tuple[int, ...] = SIDE_FACES) -> tuple[BoxFace, np.ndarray]:
+                     rng: np.random.Generator, sides: tuple[int, ...] = SIDE_FACES,
+                     to_gripper: np.ndarray | None = None) -> tuple[BoxFace, np.ndarray]:
     """A visible side face and a point on it clear of the fingers (falls back to the first two sides)."""
     for _ in range(40):
         face = faces[int(rng.choice(sides))]
         point = _face_point(face, margin, rng)
-        if face.index < 2 or _finger_clear(point, margin, gripper):
+        if face.index < 2 or _finger_clear(point, margin, gripper, to_gripper):
             return face, point
     face = faces[sides[int(rng.integers(min(2, len(sides))))]]
     return face, _face_point(face, margin, rng)
@@ -290,6 +372,7 @@ class _Context:
     sides: tuple[int, ...]           # faces damage may sit on
     opening: float
     blister: dict | None = None
+    to_gripper: np.ndarray | None = None  # gripper <- item frame (None: default grasp)
 
     @property
     def smallest_side(self) -> float:
@@ -313,7 +396,7 @@ def _make_dent(ctx: _Context, rng) -> Dent:
         where = rng.choice(options, p=probs)
         sx, sy = rng.choice([-1.0, 1.0], size=2)
         if where == "face":
-            face, point = _pick_face_point(faces, 0.3 * radius, gripper, rng, ctx.sides)
+            face, point = _pick_face_point(faces, 0.3 * radius, gripper, rng, ctx.sides, ctx.to_gripper)
             outward = face.normal
         elif where == "edge":
             z = rng.uniform(min(gripper.finger_size[2], size[2] / 2), size[2]) - half[2]
@@ -339,7 +422,8 @@ def _make_dent(ctx: _Context, rng) -> Dent:
 
 def _make_hole(ctx: _Context, rng) -> Hole:
     radius = min(0.008 + 0.022 * ctx.spec.severity, 0.25 * ctx.smallest_side)
-    face, point = _pick_face_point(ctx.faces, 1.4 * radius + 0.01, ctx.gripper, rng, ctx.sides)
+    face, point = _pick_face_point(ctx.faces, 1.4 * radius + 0.01, ctx.gripper, rng, ctx.sides,
+                                   ctx.to_gripper)
     return Hole(point=point, face=face, radius=radius, coeffs=_ragged_coeffs(rng, 0.25))
 
 
@@ -347,7 +431,8 @@ def _make_tear(ctx: _Context, rng) -> Tear:
     spec, smallest_side = ctx.spec, ctx.smallest_side
     width = min(0.02 + 0.035 * spec.severity, 0.3 * smallest_side)
     length = min(0.015 + 0.03 * spec.severity, 0.4 * smallest_side)
-    face, hinge = _pick_face_point(ctx.faces, 1.2 * max(width, length), ctx.gripper, rng, ctx.sides)
+    face, hinge = _pick_face_point(ctx.faces, 1.2 * max(width, length), ctx.gripper, rng, ctx.sides,
+                                   ctx.to_gripper)
     phi = rng.uniform(0, 2 * np.pi)
     hinge_dir = np.cos(phi) * face.right + np.sin(phi) * face.down
     hinge = hinge - np.cross(face.normal, hinge_dir) * length / 2  # centre the flap on the picked point
@@ -364,7 +449,7 @@ def _make_spill(ctx: _Context, rng) -> Spill:
     sev, gripper = ctx.spec.severity, ctx.gripper
     radius = min(0.01 + 0.03 * sev, 0.35 * ctx.smallest_side)
     sides = (2,) if ctx.spec.kind == "blister" else ctx.sides  # the blister's back: no domes in the way
-    face, point = _pick_face_point(ctx.faces, radius, gripper, rng, sides)
+    face, point = _pick_face_point(ctx.faces, radius, gripper, rng, sides, ctx.to_gripper)
     liquid = bool(rng.random() < (0.2 if ctx.spec.kind == "bag" else 0.7))
     table = LIQUIDS if liquid else POWDERS
     stain = table[int(rng.integers(len(table)))]
@@ -460,8 +545,11 @@ def _grip_opening(vertices: np.ndarray, size: np.ndarray, gripper: GripperGeomet
     return float(2 * np.abs(vertices[pad, 1]).max()) if pad.any() else float(size[1])
 
 
-def build_item(spec: ItemSpec, gripper: GripperGeometry) -> ItemModel:
-    """The item of ``spec`` in the gripper_link frame, shaped, textured and damaged."""
+def build_item(spec: ItemSpec, gripper: GripperGeometry, grasp: GraspPose | None = None) -> ItemModel:
+    """The item of ``spec`` in the gripper_link frame, shaped, textured and damaged, held as ``grasp`` says (None
+    or ``GraspPose()``: the default grasp, exactly as before grasps existed). The fingers close on the item as
+    held; damage is placed clear of the fingers of this grasp."""
+    grasp = GraspPose() if grasp is None else grasp
     size = np.asarray(spec.size, float)
     center = item_center(size, gripper)
     kind = spec.kind
@@ -483,14 +571,19 @@ def build_item(spec: ItemSpec, gripper: GripperGeometry) -> ItemModel:
             BottleShape(shoulder=rng.uniform(0.55, 0.68), neck=rng.uniform(0.76, 0.82), cap=rng.uniform(0.86, 0.9),
                         neck_ratio=rng.uniform(0.35, 0.5))
         surface.vertices = bottle(surface.rest, center, size)
-    opening = _grip_opening(surface.vertices, size, gripper)
+    to_gripper = None if grasp.is_default else grasp.transform(center, surface.vertices)
+    held = surface.vertices if to_gripper is None else surface.vertices @ to_gripper[:3, :3].T + to_gripper[:3, 3]
+    opening = _grip_opening(held, size, gripper)
     blister = _add_blister(surface, spec, center, size, gripper) if kind == "blister" else None
     damage = None
     if spec.damage != "pristine":
         rng = np.random.default_rng(spec.seed)
-        ctx = _Context(spec, faces, size, center, gripper, DAMAGE_SIDES[kind], opening, blister)
+        ctx = _Context(spec, faces, size, center, gripper, DAMAGE_SIDES[kind], opening, blister, to_gripper)
         damage = DAMAGE_BUILDERS[spec.damage](ctx, rng)
         damage.apply(surface)
+    if to_gripper is not None:  # rest positions (texture, damage) stay in the item frame
+        surface.vertices = surface.vertices @ to_gripper[:3, :3].T + to_gripper[:3, 3]
+        center = to_gripper[:3, :3] @ center + to_gripper[:3, 3]
     textures = make_item_textures(spec.sku, faces, kind, spec.packaging_version, spec.printed_damage_art,
                                   bottle.profile if bottle is not None else (0.6, 0.75, 0.9))
     extra, extra_albedo = [], None
@@ -499,4 +592,5 @@ def build_item(spec: ItemSpec, gripper: GripperGeometry) -> ItemModel:
     return ItemModel(spec, center, size, faces, surface, textures, damage,
                      opening=None if kind == "carton" else opening,
                      part_albedo=None if blister is None else blister["part_albedo"],
-                     extra_parts=extra, extra_albedo=extra_albedo)
+                     extra_parts=extra, extra_albedo=extra_albedo, grasp=grasp,
+                     T_gripper_item=np.eye(4) if to_gripper is None else to_gripper)

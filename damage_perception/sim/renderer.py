@@ -5,6 +5,10 @@ once at construction; the moving one (item, fingers, palm, wrist; gripper_link f
 and, per frame, only the camera rays inside the projected bounding box of the moving parts are transformed
 into the gripper frame and cast. Hits in see-through parts of the item (holes, outside torn flaps) are cast
 on from just behind the hit.
+
+The static pass depends on the ``SceneConfig`` (camera, lights): for a per-episode config (episode variation)
+call ``set_scene`` (re-casts the static scene, ~0.1 s; keeps the held item unless the gripper's parts
+changed) or build a new renderer.
 """
 from __future__ import annotations
 
@@ -73,6 +77,17 @@ def _camera_rays(intrinsics: CameraIntrinsics) -> tuple[np.ndarray, np.ndarray]:
     return d.astype(np.float32), d[..., 2].astype(np.float32)
 
 
+def _static_key(config: SceneConfig) -> tuple:
+    """What the static pass depends on."""
+    return (config.intrinsics, config.camera_position, config.camera_target, config.camera_rpy_offset,
+            config.static_boxes, config.light_direction, config.ambient, config.diffuse)
+
+
+def _moving_key(config: SceneConfig) -> tuple:
+    """What the moving scene depends on (besides the item)."""
+    return (config.wrist_length, config.wrist_radius, config.palm_thickness, config.empty_opening)
+
+
 def _cast(scene: o3d.t.geometry.RaycastingScene, origins: np.ndarray, directions: np.ndarray) -> dict:
     rays = np.empty((len(directions), 6), np.float32)
     rays[:, :3], rays[:, 3:] = origins, directions
@@ -84,16 +99,32 @@ class CellRenderer:
 
     def __init__(self, config: SceneConfig, gripper: GripperGeometry,
                  depth_model: DepthModel = DepthModel(), color_model: ColorModel = ColorModel()) -> None:
-        self.config, self.gripper = config, gripper
-        self.depth_model, self.color_model = depth_model, color_model
-        self.intrinsics = config.intrinsics
-        self.T_world_optical = config.T_world_optical
-        self._optical_world = invert(self.T_world_optical)
-        self._rays, self._ray_z = _camera_rays(self.intrinsics)
-        self._light_world = config.light_unit
-        self._static = self._render_static()
+        self.gripper = gripper
         self.item: ItemModel | None = None
-        self.set_item(None)
+        self.set_scene(config, depth_model, color_model)
+
+    def set_scene(self, config: SceneConfig, depth_model: DepthModel | None = None,
+                  color_model: ColorModel | None = None) -> None:
+        """Render with ``config`` (and the sensor models given; None keeps the current ones) from now on.
+
+        Re-casts the static scene when the camera, clutter or lights changed; rebuilds the moving scene (keeping
+        the held item) only when the palm, wrist or empty opening changed."""
+        old = getattr(self, "config", None)
+        self.config = config
+        if depth_model is not None or old is None:
+            self.depth_model = DepthModel() if depth_model is None else depth_model
+        if color_model is not None or old is None:
+            self.color_model = ColorModel() if color_model is None else color_model
+        if old is None or _static_key(old) != _static_key(config):
+            self.intrinsics = config.intrinsics
+            self.T_world_optical = config.T_world_optical
+            self._optical_world = invert(self.T_world_optical)
+            if old is None or old.intrinsics != config.intrinsics:
+                self._rays, self._ray_z = _camera_rays(self.intrinsics)
+            self._light_world = config.light_unit
+            self._static = self._render_static()
+        if old is None or _moving_key(old) != _moving_key(config):
+            self.set_item(self.item)
 
     # --- static part -----------------------------------------------------------------------------------
     def _render_static(self) -> _Hits:

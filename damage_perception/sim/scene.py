@@ -6,11 +6,16 @@ Frames match urdf/inspection_cell.urdf:
 - ``inspection_pose`` at ``inspection_position`` with +z pointing down (rpy (pi, 0, 0)): the item hangs below
   the gripper and the wrist turns it about a vertical axis.
 - ``gripper_link`` = inspection_pose rotated about its z by the wrist angle.
+
+Episode variation: ``SceneConfig.jittered(rng)`` returns a copy with the camera's intrinsics and pose and the
+lighting drawn within ``SceneJitter``'s ranges (realistic spread between cells / recalibrations / times of
+day). The default ``SceneConfig()`` has no jitter. A ``CellRenderer`` caches the static scene of its config:
+give it a jittered config with ``CellRenderer.set_scene`` (or build a new renderer).
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -41,6 +46,31 @@ def _default_static_boxes() -> tuple[StaticBox, ...]:
 
 
 @dataclass(frozen=True)
+class SceneJitter:
+    """Half-ranges of the per-episode variation of a ``SceneConfig`` (uniform draws; see SceneConfig.jittered).
+
+    Camera: focal lengths scale by a common factor within +-``focal`` (fx and fy differ by at most
+    +-``aspect`` more, both stay within +-``focal``), the principal point moves by up to +-``principal_px`` px
+    per axis, the camera moves by up to +-``position`` m per world axis (its look-at direction kept) and turns by
+    up to +-``angle_deg`` about each of its own roll, pitch and yaw axes. Lighting: the light's direction turns
+    by up to +-``light_azimuth_deg`` about the vertical and +-``light_elevation_deg`` in elevation; ambient
+    and diffuse intensities scale within +-``ambient`` / +-``diffuse`` (relative)."""
+
+    focal: float = 0.05
+    aspect: float = 0.005
+    principal_px: float = 10.0
+    position: float = 0.025
+    angle_deg: float = 2.5
+    light_azimuth_deg: float = 45.0
+    light_elevation_deg: float = 15.0
+    ambient: float = 0.25
+    diffuse: float = 0.2
+
+
+NO_JITTER = SceneJitter(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+
+
+@dataclass(frozen=True)
 class SceneConfig:
     """Camera, presentation pose, static clutter and lights of the simulated cell."""
 
@@ -48,6 +78,7 @@ class SceneConfig:
         default_factory=lambda: CameraIntrinsics(640, 480, 615.0, 615.0, 319.5, 239.5))
     camera_position: tuple[float, float, float] = (0.0, 0.0, 0.40)
     camera_target: tuple[float, float, float] = (0.60, 0.0, 0.45)
+    camera_rpy_offset: tuple[float, float, float] = (0.0, 0.0, 0.0)  # camera_link turned by this after look-at
     inspection_position: tuple[float, float, float] = (0.60, 0.0, 0.62)
     static_boxes: tuple[StaticBox, ...] = field(default_factory=_default_static_boxes)
     light_direction: tuple[float, float, float] = (0.5, 0.6, -0.6)  # direction light travels, world frame
@@ -64,7 +95,10 @@ class SceneConfig:
         d = np.subtract(self.camera_target, self.camera_position)
         yaw = math.atan2(d[1], d[0])
         pitch = -math.atan2(d[2], math.hypot(d[0], d[1]))  # positive pitch looks down (REP 103)
-        return transform_from_xyz_rpy(self.camera_position, (0.0, pitch, yaw))
+        look_at = transform_from_xyz_rpy(self.camera_position, (0.0, pitch, yaw))
+        if any(self.camera_rpy_offset):
+            look_at = look_at @ transform_from_xyz_rpy((0.0, 0.0, 0.0), self.camera_rpy_offset)
+        return look_at
 
     @property
     def T_camera_link_optical(self) -> np.ndarray:
@@ -96,3 +130,32 @@ class SceneConfig:
         """Unit direction the light travels in (world frame)."""
         d = np.asarray(self.light_direction, dtype=float)
         return d / np.linalg.norm(d)
+
+    def jittered(self, rng: np.random.Generator, jitter: SceneJitter = SceneJitter()) -> "SceneConfig":
+        """A copy with camera intrinsics, camera pose and lighting drawn within ``jitter`` (deterministic in the
+        generator's state; always draws the same number of values). ``NO_JITTER`` returns an equal config."""
+        k = self.intrinsics
+        u = rng.uniform(-1.0, 1.0, 14)
+        scale = 1.0 + ((1.0 + jitter.focal) / (1.0 + jitter.aspect) - 1.0) * u[0]  # |fx / fx0 - 1| <= focal
+        fx = k.fx * scale * (1.0 + jitter.aspect * u[1])
+        fy = k.fy * scale * (1.0 - jitter.aspect * u[1])
+        intrinsics = CameraIntrinsics(k.width, k.height, fx, fy, k.cx + jitter.principal_px * u[2],
+                                      k.cy + jitter.principal_px * u[3])
+        shift = jitter.position * u[4:7]
+        rpy = np.radians(jitter.angle_deg) * u[7:10]
+        light = self.light_unit
+        azimuth = math.atan2(light[1], light[0]) + math.radians(jitter.light_azimuth_deg) * u[10]
+        elevation = math.asin(float(np.clip(light[2], -1.0, 1.0))) + math.radians(jitter.light_elevation_deg) * u[11]
+        elevation = min(elevation, -math.radians(10.0))  # the light keeps shining downwards
+        light_direction = (math.cos(elevation) * math.cos(azimuth), math.cos(elevation) * math.sin(azimuth),
+                           math.sin(elevation))
+        if not any((jitter.light_azimuth_deg, jitter.light_elevation_deg)):
+            light_direction = self.light_direction
+        return replace(
+            self, intrinsics=intrinsics,
+            camera_position=tuple(float(v) for v in np.add(self.camera_position, shift)),
+            camera_target=tuple(float(v) for v in np.add(self.camera_target, shift)),
+            camera_rpy_offset=tuple(float(v) for v in np.add(self.camera_rpy_offset, rpy)),
+            light_direction=tuple(float(v) for v in light_direction),
+            ambient=float(self.ambient * (1.0 + jitter.ambient * u[12])),
+            diffuse=float(self.diffuse * (1.0 + jitter.diffuse * u[13])))

@@ -2,10 +2,16 @@
 
 Pure functions of their inputs and a ``numpy.random.Generator``: the same generator state gives the same
 images. Depth arrays are metres, 0.0 = no reading.
+
+Per frame the colour model jitters exposure and white balance a little (``exposure_jitter``,
+``white_balance_jitter``); per episode ``ColorModel.jittered(rng)`` draws the camera's exposure and white-balance
+setting (``exposure``, ``white_balance``). Flying pixels (``DepthModel.flying_pixel_rate``): at depth
+discontinuities a share of the pixels on both sides reads a depth between the foreground and the background
+(mixed pixels of ToF / smeared stereo matches). Off (0) by default; ``FLYING_PIXEL_RATE`` is a realistic value.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 import numpy as np
@@ -25,6 +31,11 @@ class DepthModel:
     min_range: float = 0.1
     max_range: float = 3.0
     quantum: float = 0.001           # 16UC1 drivers report millimetres
+    flying_pixel_rate: float = 0.0   # share of pixels next to a discontinuity that read an in-between depth
+    flying_mix: tuple[float, float] = (0.1, 0.9)  # range of the foreground-to-background mixing fraction
+
+
+FLYING_PIXEL_RATE = 0.3  # plausible for a D435 / ToF without edge filtering (an estimate, not a calibration)
 
 
 @dataclass(frozen=True)
@@ -35,6 +46,18 @@ class ColorModel:
     shot_noise: float = 0.012        # std grows with sqrt(signal)
     exposure_jitter: float = 0.03    # std of a global gain per frame
     white_balance_jitter: float = 0.015  # std of a per-channel gain per frame
+    exposure: float = 1.0            # per-episode global gain (camera exposure setting)
+    white_balance: tuple[float, float, float] = (1.0, 1.0, 1.0)  # per-episode RGB gains (white-balance setting)
+
+    def jittered(self, rng: np.random.Generator, exposure_stops: float = 0.35, temperature: float = 0.08,
+                 tint: float = 0.03) -> "ColorModel":
+        """A copy with an episode's exposure (2 ** U(-stops, +stops)) and white balance: red and blue gains
+        move oppositely by up to +-``temperature`` (colour temperature), green by up to +-``tint``. Always draws
+        three values from ``rng``."""
+        u = rng.uniform(-1.0, 1.0, 3)
+        gains = (1.0 + temperature * u[1], 1.0 + tint * u[2], 1.0 - temperature * u[1])
+        return replace(self, exposure=float(self.exposure * 2.0 ** (exposure_stops * u[0])),
+                       white_balance=tuple(float(w * g) for w, g in zip(self.white_balance, gains)))
 
 
 def depth_sigma(depth: np.ndarray, model: DepthModel = DepthModel()) -> np.ndarray:
@@ -91,15 +114,64 @@ def gaussian_noise(shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarr
     return bank[start:start + n].reshape(shape)
 
 
+def edge_other_side(depth: np.ndarray, model: DepthModel = DepthModel()) -> np.ndarray:
+    """Per pixel, the depth of its 4-neighbour across the largest discontinuity (> edge_jump, both valid), 0 where
+    the pixel is at no discontinuity."""
+    other = np.zeros(depth.shape, np.float32)
+    best = np.zeros(depth.shape, np.float32)
+    valid = depth > 0
+    for axis in (0, 1):
+        for first, second in ((slice(None, -1), slice(1, None)), (slice(1, None), slice(None, -1))):
+            a = [slice(None)] * 2
+            b = [slice(None)] * 2
+            a[axis], b[axis] = first, second
+            a, b = tuple(a), tuple(b)
+            jump = np.abs(depth[b] - depth[a])
+            better = valid[a] & valid[b] & (jump > model.edge_jump) & (jump > best[a])
+            best[a] = np.where(better, jump, best[a])
+            other[a] = np.where(better, depth[b], other[a])
+    return other
+
+
+def flying_pixels(depth: np.ndarray, rng: np.random.Generator,
+                  model: DepthModel = DepthModel()) -> tuple[np.ndarray, np.ndarray]:
+    """(mask, depth) of flying pixels: each pixel at a discontinuity flies with probability
+    ``flying_pixel_rate`` and reads depth + f * (other side - depth), f uniform in ``flying_mix``; the
+    mixture is strictly between the two sides. Draws only per candidate pixel (none if the rate is 0)."""
+    depth = np.asarray(depth, np.float32)
+    mask = np.zeros(depth.shape, bool)
+    mixed = depth.copy()
+    if model.flying_pixel_rate <= 0:
+        return mask, mixed
+    other = edge_other_side(depth, model)
+    candidates = np.flatnonzero(other)
+    flies = candidates[rng.random(len(candidates)) < model.flying_pixel_rate]
+    fraction = rng.uniform(*model.flying_mix, len(flies)).astype(np.float32)
+    flat, far = mixed.reshape(-1), other.reshape(-1)
+    flat[flies] += fraction * (far[flies] - flat[flies])
+    mask.reshape(-1)[flies] = True
+    return mask, mixed
+
+
 def apply_depth_model(depth_clean: np.ndarray, cos_incidence: np.ndarray, rng: np.random.Generator,
                       model: DepthModel = DepthModel()) -> np.ndarray:
-    """Noisy, dropped-out, quantised float32 depth (m) from clean depth and per-pixel incidence cosines."""
+    """Noisy, dropped-out, quantised float32 depth (m) from clean depth and per-pixel incidence cosines.
+
+    With ``flying_pixel_rate`` > 0, flying pixels (see ``flying_pixels``) replace the clean depth before noise
+    and are exempt from edge and grazing dropouts (they are the sensor's reading at the edge)."""
     depth = np.asarray(depth_clean, np.float32)
     noise = gaussian_noise(depth.shape, rng)
     uniform = rng.random(depth.shape, dtype=np.float32)
-    noisy = depth + noise * depth_sigma(depth, model).astype(np.float32)
+    flying = None
+    if model.flying_pixel_rate > 0:
+        flying, measured = flying_pixels(depth, rng, model)
+        noisy = measured + noise * depth_sigma(measured, model).astype(np.float32)
+    else:
+        noisy = depth + noise * depth_sigma(depth, model).astype(np.float32)
     keep = 1.0 - grazing_dropout_probability(cos_incidence, model).astype(np.float32)
     keep *= 1.0 - edge_dropout_probability(depth, model)
+    if flying is not None:
+        keep[flying] = 1.0
     keep *= np.float32(1.0 - model.speckle)
     valid = (depth > 0) & (uniform < keep) & (noisy >= model.min_range) & (noisy <= model.max_range)
     quantised = np.round(noisy * np.float32(1.0 / model.quantum)) * np.float32(model.quantum)
@@ -107,10 +179,14 @@ def apply_depth_model(depth_clean: np.ndarray, cos_incidence: np.ndarray, rng: n
 
 
 def apply_color_model(radiance: np.ndarray, rng: np.random.Generator, model: ColorModel = ColorModel()) -> np.ndarray:
-    """uint8 RGB from radiance in 0..1: per-frame exposure and white-balance gains, then pixel noise with
+    """uint8 RGB from radiance in 0..1: the episode's exposure and white balance times per-frame jitter of both, then
+    pixel noise with
     std read_noise + shot_noise * sqrt(signal) (in 0..1 units). In-place float32 arithmetic for speed."""
     gain = ((1.0 + model.exposure_jitter * rng.standard_normal()) *
-            (1.0 + model.white_balance_jitter * rng.standard_normal(3))).astype(np.float32)
+            (1.0 + model.white_balance_jitter * rng.standard_normal(3)))
+    if model.exposure != 1.0 or tuple(model.white_balance) != (1.0, 1.0, 1.0):
+        gain = gain * (model.exposure * np.asarray(model.white_balance, float))
+    gain = gain.astype(np.float32)
     signal = np.asarray(radiance, np.float32) * (gain * np.float32(255.0))
     np.maximum(signal, 0.0, out=signal)
     sigma = np.sqrt(signal)

@@ -16,6 +16,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed: the same seed gives the same files")
     parser.add_argument("--out", type=Path, default=None, help="dataset folder to write")
     parser.add_argument("--views", type=int, default=8, help="views per episode, evenly spaced wrist angles")
+    parser.add_argument("--variation", type=float, default=1.0,
+                        help="scale of per-episode camera / grasp / lighting variation and flying pixels (0 = off)")
     parser.add_argument("--kinds", default="carton,book,mailer,bottle,bag,blister",
                         help="comma-separated item kinds (default: all)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
@@ -43,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         settings = SynthSettings(items=args.items, damage_rate=args.damage_rate, seed=args.seed, views=args.views,
-                                 kinds=tuple(args.kinds.split(",")))
+                                 kinds=tuple(args.kinds.split(",")), variation=args.variation)
     except ValueError as error:
         print(f"synth: {error}", file=sys.stderr)
         return 2

@@ -93,3 +93,25 @@ def test_contact_sheet_has_a_row_per_type():
     sheet = contact_sheet(seed=3, views=2, types=("pristine", "crush"))
     assert sheet.dtype == np.uint8 and sheet.ndim == 3
     assert sheet.shape[0] == 2 * 200 and sheet.shape[1] == 190 + 4 * 200
+
+
+def test_episodes_vary_camera_and_grasp_and_record_it(one_worker):
+    """Per-episode variation (issue 3 "Episodes"): intrinsics and grasp differ between episodes and the
+    values drawn are in each episode's metadata; views of one episode share one camera."""
+    out, _ = one_worker
+    episodes = list(SynthDataset(out))
+    fx = {round(episode.views[0].intrinsics.fx, 3) for episode in episodes}
+    assert len(fx) == len(episodes)
+    for episode in episodes:
+        variation = episode.metadata["variation"]
+        assert variation["intrinsics"]["fx"] == pytest.approx(episode.views[0].intrinsics.fx)
+        assert {v.intrinsics for v in episode.views} == {episode.views[0].intrinsics}
+        assert variation["flying_pixel_rate"] > 0
+    assert len({str(episode.metadata["variation"]["grasp"]) for episode in episodes}) > 1
+
+
+def test_variation_zero_is_the_fixed_cell(tmp_path):
+    settings = SynthSettings(items=2, damage_rate=0.5, seed=5, views=1, variation=0.0)
+    synthesize(settings, tmp_path, workers=1, progress=False)
+    fx = {episode.views[0].intrinsics.fx for episode in SynthDataset(tmp_path)}
+    assert fx == {SceneConfig().intrinsics.fx}
