@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
@@ -18,6 +19,9 @@ from damage_perception.core.gripper import GripperGeometry
 from damage_perception.core.segmentation import SegmentationConfig, segment_item
 from damage_perception.core.transforms import make_transform, rotation_about_z
 from damage_perception.core.view_pipeline import ViewInput, ViewPipeline, ViewPipelineConfig
+
+# Garbage in on purpose: numpy's overflow / invalid-value warnings are expected, crashes are not.
+pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
 
 FUZZ = settings(max_examples=2000, deadline=5000, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])

@@ -8,12 +8,16 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sensor_msgs.msg import CameraInfo, Image
 
 from damage_perception.ros.conversions import (ENCODINGS, ConversionError, camera_info_to_intrinsics,
                                                color_to_rgb, depth_to_meters, image_to_array)
+
+# Garbage in on purpose: numpy's overflow / invalid-value warnings are expected, crashes are not.
+pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
 
 FUZZ = settings(max_examples=1500, deadline=5000, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.too_slow])
