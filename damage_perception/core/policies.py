@@ -5,9 +5,9 @@ and ``early_decision(views)`` (PASS / DIVERT when the evidence already settles i
 budget ran out undecided, or None to leave the decision to the fused score and threshold).
 
 - ``fixed``: N views at configured angles; the threshold decides.
-- ``sequential``: Wald's sequential probability ratio test on per-view evidence: stop as soon as the summed
-  log-likelihood ratio crosses a bound derived from the target false-divert and miss rates; REVIEW when the
-  budget runs out in between.
+- ``sequential``: a sequential probability ratio test for local damage (:class:`StoppingRule`): divert as
+  soon as one view's evidence crosses a bound derived from the target false-divert and miss rates, pass
+  once the surface has been seen clean often enough; REVIEW when the budget runs out in between.
 - ``nbv`` (next-best-view): the same stopping rule, but each next angle is the reachable one that shows the
   most surface not yet seen well, weighted towards surface near suspicious views.
 """
@@ -34,18 +34,19 @@ class ViewPolicy(Protocol):
 
 @dataclass(frozen=True)
 class ViewEvidence:
-    """Log-likelihood ratio of "damaged" vs "pristine" given one view's score: a logistic model.
+    """Log-likelihood ratio of "this view shows damage" vs "it shows pristine surface", given its score.
 
-    llr(score) = slope * (score - midpoint). Fit it on labelled views with :func:`fit_view_evidence`; the
-    defaults suit the geometric score (pristine views score ~0, damaged views of the damaged side > 0.5).
+    llr(score) = slope * (score - midpoint), a logistic model: fit it on labelled views with
+    :func:`fit_view_evidence`. The defaults suit the geometric score (clean views score ~0, views facing
+    damage mostly > 0.5).
     """
 
     slope: float = 12.0
     midpoint: float = 0.35
-    clip: float = 6.0   # one view never carries more than this much evidence either way
+    clip: float = 10.0   # no single view carries more evidence than this either way
 
     def llr(self, score: float) -> float:
-        """Evidence of one view (positive: damaged)."""
+        """Evidence of one view (positive: damage seen)."""
         return float(np.clip(self.slope * (score - self.midpoint), -self.clip, self.clip))
 
 
@@ -70,36 +71,60 @@ def fit_view_evidence(pristine_scores: Sequence[float], damaged_scores: Sequence
     return ViewEvidence(slope=slope, midpoint=float(-beta[1] / slope))
 
 
+AZIMUTHS = np.radians(np.arange(0.0, 360.0, 5.0))  # the item's surface, by azimuth about the wrist axis
+
+
+def visibility(angle: float, field_of_view: float) -> np.ndarray:
+    """How well a view at wrist ``angle`` sees each azimuth: 1 head-on, falling to 0 at ``field_of_view``."""
+    offset = np.abs(np.angle(np.exp(1j * (AZIMUTHS - angle))))
+    return np.cos(offset * (math.pi / 2) / field_of_view) * (offset < field_of_view)
+
+
 @dataclass(frozen=True)
 class StoppingRule:
-    """Wald's SPRT bounds from target error rates; the view budget is the policy's."""
+    """A sequential probability ratio test for damage that is local: seen from some angles only.
+
+    Damage shows in the views that face it, so the test has two sides. DIVERT once one view's evidence
+    reaches log((1 - beta) / alpha). PASS once damage anywhere would most likely have been seen: with
+    damage equally likely at any azimuth and each clean look at it missing it with ``view_miss_rate``,
+    P(all clean | damaged) = mean over azimuths of view_miss_rate ** (clean looks there), and the item passes
+    when log of that falls to log(beta / (1 - alpha)). A clean view therefore says little about the far side,
+    and a suspicious view (evidence > 0) is not a clean look. In between, look again; REVIEW at the budget.
+    """
 
     false_divert_rate: float = 0.001   # alpha: pristine items diverted
     miss_rate: float = 0.05            # beta: damaged items passed
-    min_views: int = 2
+    view_miss_rate: float = 0.05       # a view facing the damage scores it clean (fit on labelled views)
+    field_of_view_deg: float = 70.0    # a view judges surface up to this far from head-on
     evidence: ViewEvidence = field(default_factory=ViewEvidence)
 
     @property
     def divert_bound(self) -> float:
-        """Divert once the summed evidence reaches log((1 - beta) / alpha)."""
+        """DIVERT once a view's evidence reaches log((1 - beta) / alpha)."""
         return math.log((1 - self.miss_rate) / self.false_divert_rate)
 
     @property
     def pass_bound(self) -> float:
-        """Pass once the summed evidence falls to log(beta / (1 - alpha))."""
+        """PASS once the clean evidence falls to log(beta / (1 - alpha))."""
         return math.log(self.miss_rate / (1 - self.false_divert_rate))
 
-    def total_evidence(self, views: Sequence[ViewResult]) -> float:
-        """Summed log-likelihood ratio of the views that saw the item."""
-        return sum(self.evidence.llr(view.score) for view in views if view.found)
+    def damage_evidence(self, views: Sequence[ViewResult]) -> float:
+        """The strongest single view's evidence of damage (0 without views of the item)."""
+        return max((self.evidence.llr(view.score) for view in views if view.found), default=0.0)
+
+    def clean_evidence(self, views: Sequence[ViewResult]) -> float:
+        """log P(every view looks clean | damaged) under uniform damage placement (0: no clean look yet)."""
+        looks = np.zeros_like(AZIMUTHS)
+        for view in views:
+            if view.found and self.evidence.llr(view.score) < 0:
+                looks += visibility(view.wrist_angle, math.radians(self.field_of_view_deg)) > 0.5
+        return float(np.log(np.mean(self.view_miss_rate ** looks)))
 
     def decide(self, views: Sequence[ViewResult], max_views: int) -> Decision | None:
         """DIVERT / PASS when a bound is crossed, REVIEW at the budget, else None (keep looking)."""
-        seen = sum(view.found for view in views)
-        evidence = self.total_evidence(views)
-        if seen >= self.min_views and evidence >= self.divert_bound:
+        if self.damage_evidence(views) >= self.divert_bound:
             return Decision.DIVERT
-        if seen >= self.min_views and evidence <= self.pass_bound:
+        if self.clean_evidence(views) <= self.pass_bound:
             return Decision.PASS
         if len(views) >= max_views:
             return Decision.REVIEW
@@ -162,47 +187,35 @@ class SequentialPolicy:
 
 
 class NextBestViewPolicy:
-    """Chooses the reachable angle that adds the most not-yet-well-seen surface; SPRT stopping.
+    """Chooses the reachable angle that adds the most not-yet-well-seen surface; the same stopping rule.
 
-    The item's surface is modelled by its azimuth around the wrist axis (the camera sees azimuths within
-    ``field_of_view`` of the viewing direction, best head-on). Azimuths near a suspicious view (evidence
-    above zero) count extra, so the next view looks at a suspicious region from a new angle.
+    Surface is modelled by its azimuth around the wrist axis (:func:`visibility`). Azimuths near a
+    suspicious view (evidence above zero) count extra, so the next view looks at a suspicious region from a
+    new angle.
     """
 
     name = "nbv"
 
     def __init__(self, max_views: int, rule: StoppingRule = StoppingRule(),
-                 reachable: tuple[float, float] = (-math.pi, math.pi), field_of_view: float = math.radians(70),
-                 resolution_deg: float = 5.0):
+                 reachable: tuple[float, float] = (-math.pi, math.pi)):
         self.rule = rule
         self.max_views = max_views
-        self.reachable = reachable
-        self.field_of_view = field_of_view
-        self.azimuths = np.radians(np.arange(0.0, 360.0, resolution_deg))
-        self.candidates = self.azimuths[self._within_reach(self.azimuths)]
+        self.field_of_view = math.radians(rule.field_of_view_deg)
+        low, high = reachable
+        self.candidates = AZIMUTHS[(AZIMUTHS - low) % (2 * math.pi) <= (high - low) + 1e-9]
         if self.candidates.size == 0:
             raise ValueError(f"no wrist angle is reachable within {reachable}")
 
-    def _within_reach(self, angles: np.ndarray) -> np.ndarray:
-        low, high = self.reachable
-        wrapped = (angles - low) % (2 * math.pi)
-        return wrapped <= (high - low) + 1e-9
-
-    def _visibility(self, angle: float) -> np.ndarray:
-        """How well a view at ``angle`` sees each azimuth (1 head-on, 0 beyond the field of view)."""
-        offset = np.abs(np.angle(np.exp(1j * (self.azimuths - angle))))
-        return np.clip(np.cos(offset * (math.pi / 2) / self.field_of_view), 0.0, 1.0) * (offset < self.field_of_view)
-
     def gain(self, angle: float, views: Sequence[ViewResult]) -> float:
         """Expected information of a view at ``angle``: weighted surface it would add."""
-        seen = np.zeros_like(self.azimuths)
-        interest = np.ones_like(self.azimuths)
+        seen = np.zeros_like(AZIMUTHS)
+        interest = np.ones_like(AZIMUTHS)
         for view in views:
-            visibility = self._visibility(view.wrist_angle)
-            seen = np.maximum(seen, visibility)
+            view_visibility = visibility(view.wrist_angle, self.field_of_view)
+            seen = np.maximum(seen, view_visibility)
             if view.found and self.rule.evidence.llr(view.score) > 0:
-                interest += 2.0 * visibility  # look again at suspicious surface, from another side
-        return float(np.sum(interest * np.maximum(self._visibility(angle) - seen, 0.0)))
+                interest += 2.0 * view_visibility  # look again at suspicious surface, from another side
+        return float(np.sum(interest * np.maximum(visibility(angle, self.field_of_view) - seen, 0.0)))
 
     def next_view(self, views: Sequence[ViewResult]) -> float | None:
         if self.early_decision(views) is not None:

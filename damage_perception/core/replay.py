@@ -13,7 +13,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from damage_perception.core.policies import ViewPolicy
+from damage_perception.core.policies import StoppingRule, ViewPolicy, fit_view_evidence
 from damage_perception.core.verdict import Decision, DecisionConfig, ViewResult, decide
 from damage_perception.core.view_pipeline import ViewInput, ViewPipeline
 
@@ -26,6 +26,7 @@ class ScoredEpisode:
     label: str
     angles: np.ndarray          # wrist angle (rad) of each recorded view
     views: list[ViewResult]
+    damage_visible: list[bool] | None = None  # per view, from ground truth where the dataset has it
 
     @property
     def damaged(self) -> bool:
@@ -50,9 +51,10 @@ class PolicyRun:
     seconds: float
 
 
-def score_episode(episode, pipeline: ViewPipeline) -> ScoredEpisode:
-    """Score every recorded view of an :class:`~damage_perception.data.episode.Episode` that has poses."""
-    results, angles = [], []
+def score_episode(episode, pipeline: ViewPipeline, min_damage_px: int = 50) -> ScoredEpisode:
+    """Score every recorded view of an :class:`~damage_perception.data.episode.Episode` that has poses;
+    a view shows damage when its ground-truth damage mask has ``min_damage_px`` pixels."""
+    results, angles, visible = [], [], []
     for index, view in enumerate(episode.views):
         if view.camera_from_gripper is None or view.wrist_angle is None:
             raise ValueError(f"episode {episode.episode_id} view {index} has no gripper pose or wrist angle")
@@ -62,7 +64,10 @@ def score_episode(episode, pipeline: ViewPipeline) -> ScoredEpisode:
         result, _ = pipeline.process(view_input, index, view.wrist_angle)
         results.append(result)
         angles.append(view.wrist_angle)
-    return ScoredEpisode(episode.episode_id, episode.label, np.asarray(angles, dtype=float), results)
+        visible.append(view.damage_mask is not None and int(np.count_nonzero(view.damage_mask)) >= min_damage_px)
+    has_truth = all(view.damage_mask is not None for view in episode.views)
+    return ScoredEpisode(episode.episode_id, episode.label, np.asarray(angles, dtype=float), results,
+                         visible if has_truth else None)
 
 
 def replay(make_policy: Callable[[], ViewPolicy], episode: ScoredEpisode, decision: DecisionConfig,
@@ -78,6 +83,19 @@ def replay(make_policy: Callable[[], ViewPolicy], episode: ScoredEpisode, decisi
         wrist = angle
     verdict = decide(taken, decision, policy.early_decision(taken))
     return PolicyRun(verdict.decision, verdict.fused_score, len(taken), seconds)
+
+
+def fit_stopping_evidence(episodes: Sequence[ScoredEpisode], rule: StoppingRule) -> StoppingRule:
+    """The stopping rule with its view evidence and view miss rate fitted on labelled views: views of
+    pristine items against views that show damage (ground truth)."""
+    clean = [v.score for e in episodes if not e.damaged for v in e.views if v.found]
+    damaged = [v.score for e in episodes if e.damaged and e.damage_visible
+               for v, shows in zip(e.views, e.damage_visible) if shows and v.found]
+    if len(clean) < 10 or len(damaged) < 10:
+        raise ValueError(f"need labelled views to fit on: {len(clean)} clean, {len(damaged)} showing damage")
+    evidence = dataclasses.replace(fit_view_evidence(clean, damaged), clip=rule.evidence.clip)
+    view_miss_rate = float(np.clip(np.mean([evidence.llr(s) < 0 for s in damaged]), 0.01, 0.5))
+    return dataclasses.replace(rule, evidence=evidence, view_miss_rate=view_miss_rate)
 
 
 def recall_at_fpr(damaged_scores: Sequence[float], pristine_scores: Sequence[float],

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import itertools
 import math
 import multiprocessing
@@ -40,23 +41,25 @@ class Setting:
     max_views: int
     false_divert_rate: float = math.nan
     miss_rate: float = math.nan
+    fitted: object = None   # the StoppingRule fitted on the fitting half (evidence, view miss rate)
 
     def make(self):
         """A fresh policy for one episode."""
         from damage_perception.core.policies import StoppingRule, make_policy
         if self.policy == "fixed":
             return make_policy("fixed", self.max_views)
-        rule = StoppingRule(false_divert_rate=self.false_divert_rate, miss_rate=self.miss_rate)
+        rule = dataclasses.replace(self.fitted or StoppingRule(), false_divert_rate=self.false_divert_rate,
+                                   miss_rate=self.miss_rate)
         return make_policy(self.policy, self.max_views, rule)
 
 
-def grid(args: argparse.Namespace) -> list[Setting]:
+def grid(args: argparse.Namespace, fitted=None) -> list[Setting]:
     """Fixed policies per budget, and sequential / nbv per (budget, alpha, beta)."""
     budgets = [int(v) for v in args.max_views.split(",")]
     alphas = [float(v) for v in args.false_divert_rates.split(",")]
     betas = [float(v) for v in args.miss_rates.split(",")]
     settings = [Setting("fixed", n) for n in budgets]
-    settings += [Setting(policy, n, a, b) for policy, n, a, b in
+    settings += [Setting(policy, n, a, b, fitted) for policy, n, a, b in
                  itertools.product(("sequential", "nbv"), budgets, alphas, betas)]
     return settings
 
@@ -153,9 +156,20 @@ def pareto_plot(rows: list[dict], recall_key: str, chosen: int, path: Path, targ
 def run(args: argparse.Namespace) -> int:
     """Score, replay the grid, write the CSV and the plot, print the recommendation."""
     from damage_perception.core.replay import ArmTiming
-    episodes = score_all(args.dataset, args.workers, not args.no_progress)
+    from damage_perception.core.policies import StoppingRule
+    from damage_perception.core.replay import fit_stopping_evidence
+    scored = score_all(args.dataset, args.workers, not args.no_progress)
+    # Fit the view evidence on even-numbered episodes, judge every setting on the odd-numbered ones.
+    fitting, episodes = scored[0::2], scored[1::2]
+    try:
+        fitted = fit_stopping_evidence(fitting, StoppingRule())
+        print(f"tune: view evidence fitted on {len(fitting)} episodes: llr = {fitted.evidence.slope:.1f} * "
+              f"(score - {fitted.evidence.midpoint:.3f}), view miss rate {fitted.view_miss_rate:.3f}")
+    except ValueError as error:
+        fitted, episodes = None, scored
+        print(f"tune: default view evidence ({error})")
     timing = ArmTiming(args.wrist_speed, args.per_view_seconds)
-    rows = [evaluate(setting, episodes, args.target_fpr, timing) for setting in grid(args)]
+    rows = [evaluate(setting, episodes, args.target_fpr, timing) for setting in grid(args, fitted)]
     recall_key = f"recall_at_fpr_{args.target_fpr:g}"
     chosen = recommend(rows, recall_key, args.target_fpr)
     for index, row in enumerate(rows):

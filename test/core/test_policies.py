@@ -37,24 +37,37 @@ def test_sprt_bounds_follow_the_error_rates():
     rule = StoppingRule(false_divert_rate=0.001, miss_rate=0.05)
     assert rule.divert_bound == pytest.approx(math.log(0.95 / 0.001))
     assert rule.pass_bound == pytest.approx(math.log(0.05 / 0.999))
-    stricter = StoppingRule(false_divert_rate=0.0001, miss_rate=0.05)
-    assert stricter.divert_bound > rule.divert_bound
+    assert StoppingRule(false_divert_rate=0.0001).divert_bound > rule.divert_bound
 
 
-def test_sequential_passes_clean_items_early():
+def test_clean_views_pass_only_once_the_whole_surface_was_seen():
     views, decision = run(SequentialPolicy(8, StoppingRule()), [0.0] * 8)
-    # each clean view gives -0.35*12 = -4.2; two views cross log(0.05/0.999) = -3.0 (min_views = 2)
-    assert decision == Decision.PASS and len(views) == 2
+    assert decision == Decision.PASS
+    # spread order 0, 180, 90, 270: every side has had a clean look after the fourth view, not before
+    assert len(views) == 4
+    rule = StoppingRule()
+    assert rule.clean_evidence(views[:3]) > rule.pass_bound >= rule.clean_evidence(views)
 
 
-def test_sequential_diverts_on_strong_evidence_once_the_bound_is_crossed():
-    views, decision = run(SequentialPolicy(8, StoppingRule()), [0.1, 1.0, 1.0, 1.0, 0.1, 0.1, 0.1, 0.1])
-    # evidence: -3.0, +6 (clipped), +6: sum 9 >= log(0.95/0.001) = 6.86 after the third view
-    assert decision == Decision.DIVERT and len(views) == 3
+def test_stricter_miss_rate_needs_more_views_to_pass():
+    views, decision = run(SequentialPolicy(8, StoppingRule(miss_rate=0.01)), [0.0] * 8)
+    assert decision == Decision.PASS and len(views) > 4
 
 
-def test_sequential_ends_in_review_when_the_budget_runs_out_undecided():
-    views, decision = run(SequentialPolicy(5, StoppingRule()), [0.35] * 5)  # zero evidence each
+def test_one_clear_view_of_damage_diverts_at_once():
+    views, decision = run(SequentialPolicy(8, StoppingRule()), [0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0])
+    # llr(1.0) = 12 * 0.65 = 7.8 >= log(0.95 / 0.001) = 6.86
+    assert decision == Decision.DIVERT and len(views) == 2
+
+
+def test_a_suspicious_view_is_not_a_clean_look():
+    # the 180-degree side looks suspicious (llr 3.6 < 6.86): that side never gets a clean look from it
+    views, decision = run(SequentialPolicy(8, StoppingRule()), [0.0, 0.65, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0])
+    assert decision in (Decision.PASS, Decision.REVIEW) and len(views) > 4
+
+
+def test_undecided_items_end_in_review_at_the_budget():
+    views, decision = run(SequentialPolicy(5, StoppingRule()), [0.35] * 5)  # zero evidence either way
     assert decision == Decision.REVIEW and len(views) == 5
 
 
@@ -85,7 +98,7 @@ def test_nbv_prefers_the_surface_next_to_a_suspicious_view():
 
 def test_nbv_unreachable_range_is_refused():
     with pytest.raises(ValueError, match="reachable"):
-        NextBestViewPolicy(4, reachable=(0.001, 0.002), resolution_deg=90)
+        NextBestViewPolicy(4, reachable=(0.001, 0.002))
 
 
 def test_fitted_evidence_separates_labelled_scores():

@@ -25,7 +25,7 @@ def test_replay_gives_the_policy_the_nearest_recorded_view_and_times_the_turns()
 def test_replay_uses_the_policy_decision_and_its_early_stop():
     run = replay(lambda: SequentialPolicy(8, StoppingRule()), episode("pristine", [0.0] * 8),
                  DecisionConfig())
-    assert run.decision == Decision.PASS and run.num_views == 2
+    assert run.decision == Decision.PASS and run.num_views == 4
 
 
 def test_recall_at_fpr_counts_ties_against_the_threshold():
@@ -37,3 +37,21 @@ def test_recall_at_fpr_counts_ties_against_the_threshold():
     recall, threshold = recall_at_fpr(damaged, pristine[-10:], target_fpr=0.001)  # too few: above the maximum
     assert threshold > 1.0 and recall == pytest.approx(0.25)
     assert math.isnan(recall_at_fpr([], pristine, 0.001)[0])
+
+
+def test_stopping_evidence_is_fitted_on_views_that_show_damage():
+    from damage_perception.core.replay import fit_stopping_evidence
+    rng = np.random.default_rng(1)
+    clean = [episode("pristine", list(rng.uniform(0.0, 0.2, 8))) for _ in range(5)]
+    damaged = []
+    for _ in range(5):  # damage shows in two of eight views; the other six look clean
+        scores = list(rng.uniform(0.0, 0.2, 8))
+        scores[2], scores[3] = rng.uniform(0.6, 1.0, 2)
+        scored = episode("crush", scores)
+        scored.damage_visible = [i in (2, 3) for i in range(8)]
+        damaged.append(scored)
+    rule = fit_stopping_evidence(clean + damaged, StoppingRule())
+    assert 0.2 < rule.evidence.midpoint < 0.6
+    assert rule.view_miss_rate == pytest.approx(0.01)  # every damage view scored high: clipped at 1 %
+    with pytest.raises(ValueError, match="need labelled views"):
+        fit_stopping_evidence(clean, StoppingRule())
