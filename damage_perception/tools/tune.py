@@ -29,6 +29,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--miss-rates", default="0.02,0.05,0.1", help="SPRT beta values")
     parser.add_argument("--wrist-speed", type=float, default=3.0, help="rad/s of the rotation-time model")
     parser.add_argument("--per-view-seconds", type=float, default=0.25, help="settle + capture + processing")
+    parser.add_argument("--fit-on", type=Path, default=None,
+                        help="dataset to fit the view evidence on (default: the even-numbered episodes, "
+                             "and only the odd-numbered ones are judged)")
     parser.add_argument("--workers", type=int, default=multiprocessing.cpu_count(), help="scoring processes")
     parser.add_argument("--no-progress", action="store_true")
 
@@ -159,8 +162,10 @@ def run(args: argparse.Namespace) -> int:
     from damage_perception.core.policies import StoppingRule
     from damage_perception.core.replay import fit_stopping_evidence
     scored = score_all(args.dataset, args.workers, not args.no_progress)
-    # Fit the view evidence on even-numbered episodes, judge every setting on the odd-numbered ones.
-    fitting, episodes = scored[0::2], scored[1::2]
+    if args.fit_on is not None:  # fit on another dataset, judge on all of this one
+        fitting, episodes = score_all(args.fit_on, args.workers, not args.no_progress), scored
+    else:  # fit on the even-numbered episodes, judge every setting on the odd-numbered ones
+        fitting, episodes = scored[0::2], scored[1::2]
     try:
         fitted = fit_stopping_evidence(fitting, StoppingRule())
         print(f"tune: view evidence fitted on {len(fitting)} episodes: llr = {fitted.evidence.slope:.1f} * "
