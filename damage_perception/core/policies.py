@@ -205,9 +205,10 @@ class NextBestViewPolicy:
         self.candidates = AZIMUTHS[(AZIMUTHS - low) % (2 * math.pi) <= (high - low) + 1e-9]
         if self.candidates.size == 0:
             raise ValueError(f"no wrist angle is reachable within {reachable}")
+        self._candidate_visibility = np.stack([visibility(angle, self.field_of_view) for angle in self.candidates])
 
-    def gain(self, angle: float, views: Sequence[ViewResult]) -> float:
-        """Expected information of a view at ``angle``: weighted surface it would add."""
+    def gains(self, views: Sequence[ViewResult]) -> np.ndarray:
+        """Expected information of a view at each candidate angle: the weighted surface it would add."""
         seen = np.zeros_like(AZIMUTHS)
         interest = np.ones_like(AZIMUTHS)
         for view in views:
@@ -215,15 +216,14 @@ class NextBestViewPolicy:
             seen = np.maximum(seen, view_visibility)
             if view.found and self.rule.evidence.llr(view.score) > 0:
                 interest += 2.0 * view_visibility  # look again at suspicious surface, from another side
-        return float(np.sum(interest * np.maximum(visibility(angle, self.field_of_view) - seen, 0.0)))
+        return np.maximum(self._candidate_visibility - seen, 0.0) @ interest
 
     def next_view(self, views: Sequence[ViewResult]) -> float | None:
         if self.early_decision(views) is not None:
             return None
         if not views:
             return float(self.candidates[0])
-        gains = [self.gain(float(angle), views) for angle in self.candidates]
-        return float(self.candidates[int(np.argmax(gains))])
+        return float(self.candidates[int(np.argmax(self.gains(views)))])
 
     def early_decision(self, views: Sequence[ViewResult]) -> Decision | None:
         return self.rule.decide(views, self.max_views)
