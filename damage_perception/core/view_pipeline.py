@@ -4,6 +4,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 
 from damage_perception.core.camera import CameraIntrinsics, backproject
@@ -21,6 +22,8 @@ class ViewPipelineConfig:
     segmentation: SegmentationConfig = field(default_factory=SegmentationConfig)
     scoring: GeometricScoreConfig = field(default_factory=GeometricScoreConfig)
     max_outline_on_edge: float = 0.1   # more of the item's outline on the image edge: cut off, view unusable
+    edge_jump: float = 0.008           # m; a neighbour this much (+ edge_jump_per_m * z) nearer or farther is a
+    edge_jump_per_m: float = 0.01      # depth jump: points there are left out of the damage score
 
 
 @dataclass
@@ -64,11 +67,31 @@ class ViewPipeline:
 
         start = time.perf_counter()
         camera_position = gripper_from_camera[:3, 3]
-        geometry = score_geometry(segment.points, camera_position, self.config.scoring)
+        # Points at depth jumps are unreliable (flying pixels between foreground and background): the
+        # mask keeps them, the damage score does not.
+        reliable = ~depth_edges(view.depth_m, self.config.edge_jump, self.config.edge_jump_per_m).reshape(-1)
+        geometry = score_geometry(segment.points[reliable[segment.pixels]], camera_position, self.config.scoring)
         timings["score"] = time.perf_counter() - start
         result = ViewResult(index, wrist_angle, True, geometry.score, geometry.type_scores,
                             geometry.damage_location, len(segment.points), timings=timings)
         return result, segment
+
+
+def depth_edges(depth_m: np.ndarray, jump: float, jump_per_m: float, grow_px: int = 1) -> np.ndarray:
+    """Pixels next to a depth discontinuity (a 4-neighbour differing by more than ``jump + jump_per_m * z``,
+    or without a reading, or the image border), grown by ``grow_px``: where stereo and ToF cameras put
+    flying pixels."""
+    depth = np.where(np.isfinite(depth_m) & (depth_m > 0), depth_m, np.inf).astype(np.float32)
+    padded = np.pad(depth, 1, constant_values=np.inf)
+    neighbours = np.stack([padded[:-2, 1:-1], padded[2:, 1:-1], padded[1:-1, :-2], padded[1:-1, 2:]])
+    with np.errstate(invalid="ignore"):
+        differences = np.abs(neighbours - depth)  # inf - inf is NaN: no reading on either side
+    step = np.where(np.isnan(differences), np.inf, differences).max(axis=0)
+    edges = ~(step <= jump + jump_per_m * np.where(np.isfinite(depth), depth, 0.0))
+    if grow_px > 0:
+        kernel = np.ones((2 * grow_px + 1, 2 * grow_px + 1), np.uint8)
+        edges = cv2.dilate(edges.astype(np.uint8), kernel).astype(bool)
+    return edges
 
 
 def outline_on_edge(mask: np.ndarray) -> float:

@@ -83,3 +83,16 @@ def test_real_undamaged_carton_on_a_realsense_scores_below_the_threshold():
     result = score_geometry(box, camera_position=np.zeros(3))
     assert result.num_faces >= 2
     assert result.score < DecisionConfig().divert_threshold - DecisionConfig().review_band
+
+
+def test_depth_edges_flag_jumps_and_missing_readings_only():
+    from damage_perception.core.view_pipeline import depth_edges
+    depth = np.full((20, 20), 0.6, dtype=np.float32)
+    depth[:, 10:] = 0.9             # a 30 cm jump between columns 9 and 10
+    depth[5, 3] = 0.0               # one missing reading
+    depth[15, 15] = 0.9005          # sensor noise: not an edge
+    edges = depth_edges(depth, jump=0.008, jump_per_m=0.01, grow_px=0)
+    assert edges[:, 9].all() and edges[:, 10].all()
+    assert edges[4, 3] and edges[5, 2] and edges[5, 3]
+    assert not edges[15, 15] and not edges[2, 2] and not edges[12, 14]
+    assert edges[0, 0]  # the image border has no neighbour to compare with: not trusted either
