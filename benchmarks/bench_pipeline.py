@@ -32,6 +32,7 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=24)
     parser.add_argument("--views", type=int, default=6)
     parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument("--kinds", default="carton", help="comma-separated item kinds (default: carton)")
     args = parser.parse_args()
 
     gripper = GripperGeometry()
@@ -41,7 +42,7 @@ def main() -> None:
     rng = np.random.default_rng(args.seed)
     stages: dict[str, list[float]] = {"convert": [], "backproject": [], "segment": [], "score": [], "total": []}
     ious, item_scores = [], []
-    for spec in make_catalogue(args.items, damage_rate=0.5, seed=args.seed):
+    for spec in make_catalogue(args.items, damage_rate=0.5, seed=args.seed, kinds=tuple(args.kinds.split(","))):
         renderer.set_item(build_item(spec, gripper))
         views = []
         for index, angle in enumerate(np.linspace(0, 2 * np.pi, args.views, endpoint=False)):
@@ -62,7 +63,7 @@ def main() -> None:
             views.append(result)
         item_scores.append((spec.damage, decide(views, decision).fused_score))
 
-    print(f"{args.items} items x {args.views} views = {len(ious)} rendered 640x480 views")
+    print(f"{args.items} items ({args.kinds}) x {args.views} views = {len(ious)} rendered 640x480 views")
     for name, seconds in stages.items():
         print(percentile_line(f"per-view {name}", seconds))
     print(f"segmentation IoU       median {np.median(ious):.3f}   min {np.min(ious):.3f}   "
