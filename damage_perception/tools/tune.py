@@ -29,6 +29,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--miss-rates", default="0.02,0.05,0.1", help="SPRT beta values")
     parser.add_argument("--wrist-speed", type=float, default=3.0, help="rad/s of the rotation-time model")
     parser.add_argument("--per-view-seconds", type=float, default=0.25, help="settle + capture + processing")
+    parser.add_argument("--max-review-rate", type=float, default=0.05,
+                        help="a recommended setting sends at most this share of items to REVIEW")
+    parser.add_argument("--from-csv", action="store_true",
+                        help="redo the recommendation and plot from OUT/tune.csv without replaying")
     parser.add_argument("--fit-on", type=Path, default=None,
                         help="dataset to fit the view evidence on (default: the even-numbered episodes, "
                              "and only the odd-numbered ones are judged)")
@@ -113,13 +117,15 @@ def evaluate(setting: Setting, episodes, target_fpr: float, timing) -> dict:
             "mean_seconds": float(np.mean([r.seconds for _, r in runs]))}
 
 
-def recommend(rows: list[dict], recall_key: str, target_fpr: float) -> int:
+def recommend(rows: list[dict], recall_key: str, target_fpr: float, max_review_rate: float) -> int:
     """The fastest setting (then fewest views) whose recall at the target FPR is within one point of the
-    best and whose own decisions divert at most ``target_fpr`` of the pristine items (if any does)."""
+    best, among those whose own decisions divert at most ``target_fpr`` of the pristine items and send at
+    most ``max_review_rate`` of all items to a person (falling back step by step where none does)."""
     best = max(row[recall_key] for row in rows)
     close = [i for i, row in enumerate(rows) if row[recall_key] >= best - 0.01]
-    safe = [i for i in close if rows[i]["false_divert_rate"] <= target_fpr]
-    return min(safe or close, key=lambda i: (rows[i]["mean_seconds"], rows[i]["mean_views"]))
+    usable = [i for i in close if rows[i]["review_rate"] <= max_review_rate]
+    safe = [i for i in usable if rows[i]["false_divert_rate"] <= target_fpr]
+    return min(safe or usable or close, key=lambda i: (rows[i]["mean_seconds"], rows[i]["mean_views"]))
 
 
 def pareto_plot(rows: list[dict], recall_key: str, chosen: int, path: Path, target_fpr: float) -> None:
@@ -156,8 +162,25 @@ def pareto_plot(rows: list[dict], recall_key: str, chosen: int, path: Path, targ
     plt.close(figure)
 
 
+def read_rows(path: Path) -> list[dict]:
+    """Rows of a tune.csv with numbers as numbers."""
+    def value(text: str):
+        try:
+            return int(text)
+        except ValueError:
+            try:
+                return float(text)
+            except ValueError:
+                return text
+    with open(path, newline="") as handle:
+        return [{key: value(text) for key, text in row.items() if key != "recommended"}
+                for row in csv.DictReader(handle)]
+
+
 def run(args: argparse.Namespace) -> int:
     """Score, replay the grid, write the CSV and the plot, print the recommendation."""
+    if args.from_csv:
+        return report(read_rows(args.out / "tune.csv"), args)
     from damage_perception.core.replay import ArmTiming
     from damage_perception.core.policies import StoppingRule
     from damage_perception.core.replay import fit_stopping_evidence
@@ -174,9 +197,13 @@ def run(args: argparse.Namespace) -> int:
         fitted, episodes = None, scored
         print(f"tune: default view evidence ({error})")
     timing = ArmTiming(args.wrist_speed, args.per_view_seconds)
-    rows = [evaluate(setting, episodes, args.target_fpr, timing) for setting in grid(args, fitted)]
+    return report([evaluate(setting, episodes, args.target_fpr, timing) for setting in grid(args, fitted)], args)
+
+
+def report(rows: list[dict], args: argparse.Namespace) -> int:
+    """Mark the recommended setting, write tune.csv and pareto.png, print a summary."""
     recall_key = f"recall_at_fpr_{args.target_fpr:g}"
-    chosen = recommend(rows, recall_key, args.target_fpr)
+    chosen = recommend(rows, recall_key, args.target_fpr, args.max_review_rate)
     for index, row in enumerate(rows):
         row["recommended"] = index == chosen
     args.out.mkdir(parents=True, exist_ok=True)

@@ -18,3 +18,12 @@ def test_tune_writes_csv_and_plot_and_recommends_one_setting(tmp_path):
     for row in rows:
         assert 1 <= float(row["mean_views"]) <= int(row["max_views"])
     assert (out / "pareto.png").stat().st_size > 10_000
+
+
+def test_recommendation_skips_settings_that_send_everything_to_review():
+    from damage_perception.tools.tune import recommend
+    rows = [{"r": 0.50, "review_rate": 0.99, "false_divert_rate": 0.0, "mean_seconds": 1.0, "mean_views": 2},
+            {"r": 0.495, "review_rate": 0.01, "false_divert_rate": 0.0, "mean_seconds": 3.0, "mean_views": 6},
+            {"r": 0.30, "review_rate": 0.0, "false_divert_rate": 0.0, "mean_seconds": 0.5, "mean_views": 1}]
+    assert recommend(rows, "r", target_fpr=0.001, max_review_rate=0.05) == 1
+    assert recommend(rows[:1], "r", target_fpr=0.001, max_review_rate=0.05) == 0  # nothing better: say so
