@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import rclpy
 
+from damage_perception.nodes.planner_client import PlannerClient
 from damage_perception.tools.processes import config_file, node_command, ros_environment, start, stop
 
 
@@ -35,3 +36,11 @@ def ros_context():
     rclpy.init()
     yield
     rclpy.try_shutdown()
+
+
+def make_client(**params) -> PlannerClient:
+    """A planner client in the test process with parameter overrides, once the cell and the node are up."""
+    overrides = [rclpy.parameter.Parameter(name, value=value) for name, value in params.items()]
+    client = PlannerClient(parameter_overrides=overrides)
+    assert client.wait_for_cell(), "the node's action server or the cell's service never appeared"
+    return client

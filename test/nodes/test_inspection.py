@@ -8,18 +8,10 @@ import pytest
 import rclpy
 from damage_perception_interfaces.msg import DamageVerdict
 
-from damage_perception.nodes.planner_client import PlannerClient
-from test.nodes.conftest import running
+from test.nodes.conftest import make_client, running
 
 CELL = ("sim_cell_node", "sim_cell.yaml", {"num_items": 6, "damage_rate": 0.5, "seed": 3})
 NODE = ("perception_node", "damage_perception.yaml", {"num_views": 4, "goal_deadline": 20.0})
-
-
-def make_client(**params) -> PlannerClient:
-    overrides = [rclpy.parameter.Parameter(name, value=value) for name, value in params.items()]
-    client = PlannerClient(parameter_overrides=overrides)
-    assert client.wait_for_cell(), "the node's action server or the cell's service never appeared"
-    return client
 
 
 def test_every_goal_gets_a_verdict_and_it_is_published(tmp_path, ros_context):

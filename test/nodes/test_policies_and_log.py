@@ -4,30 +4,21 @@ from __future__ import annotations
 import os
 import signal
 
-import rclpy
 from damage_perception_interfaces.msg import DamageVerdict
 
-from damage_perception.nodes.planner_client import PlannerClient
 from damage_perception.store.sqlite_store import InspectionStore
 from damage_perception.tools.processes import config_file, node_command, ros_environment, start, stop
-from test.nodes.conftest import running
+from test.nodes.conftest import make_client, running
 
 CELL = ("sim_cell_node", "sim_cell.yaml", {"num_items": 6, "damage_rate": 0.5, "seed": 3})
 NODE = ("perception_node", "damage_perception.yaml", {"num_views": 6, "goal_deadline": 25.0})
-
-
-def client_with(**params) -> PlannerClient:
-    overrides = [rclpy.parameter.Parameter(name, value=value) for name, value in params.items()]
-    client = PlannerClient(parameter_overrides=overrides)
-    assert client.wait_for_cell(), "the node's action server or the cell's service never appeared"
-    return client
 
 
 def test_each_policy_runs_live_within_its_budget(tmp_path, ros_context):
     outcomes = {}
     with running(tmp_path, CELL, NODE):
         for policy in ("fixed", "sequential", "nbv"):
-            client = client_with(policy=policy, server_timeout=30.0, item_timeout=40.0)
+            client = make_client(policy=policy, server_timeout=30.0, item_timeout=40.0)
             outcomes[policy] = client.run_item()
             client.destroy_node()
     for policy, outcome in outcomes.items():
@@ -48,7 +39,7 @@ def test_sigkill_of_the_node_loses_no_verdict_a_client_received(tmp_path, ros_co
                                                                "inspection_log": str(log)}),
                  env, tmp_path / "node.log")
     try:
-        client = client_with(server_timeout=30.0, item_timeout=30.0)
+        client = make_client(server_timeout=30.0, item_timeout=30.0)
         received = [client.run_item() for _ in range(3)]
         os.killpg(node.pid, signal.SIGKILL)
         node.wait()
