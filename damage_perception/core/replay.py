@@ -96,19 +96,3 @@ def fit_stopping_evidence(episodes: Sequence[ScoredEpisode], rule: StoppingRule)
     evidence = dataclasses.replace(fit_view_evidence(clean, damaged), clip=rule.evidence.clip)
     view_miss_rate = float(np.clip(np.mean([evidence.llr(s) < 0 for s in damaged]), 0.01, 0.5))
     return dataclasses.replace(rule, evidence=evidence, view_miss_rate=view_miss_rate)
-
-
-def recall_at_fpr(damaged_scores: Sequence[float], pristine_scores: Sequence[float],
-                  target_fpr: float) -> tuple[float, float]:
-    """Recall and threshold when the threshold lets at most ``target_fpr`` of pristine items through.
-
-    The threshold sits just above the pristine score that the target rank allows, so ties count against
-    it; with fewer than 1/target_fpr pristine items that is the maximum pristine score (say so in reports).
-    """
-    pristine = np.sort(np.asarray(pristine_scores, dtype=float))
-    damaged = np.asarray(damaged_scores, dtype=float)
-    if pristine.size == 0 or damaged.size == 0:
-        return math.nan, math.nan
-    allowed = int(math.floor(target_fpr * pristine.size))  # pristine items allowed at or above threshold
-    threshold = float(np.nextafter(pristine[pristine.size - 1 - allowed], np.inf))
-    return float(np.mean(damaged >= threshold)), threshold

@@ -24,7 +24,8 @@ class DecisionConfig:
 
     divert_threshold: float = 0.5   # fused score at or above: DIVERT
     review_band: float = 0.1        # fused score in [threshold - band, threshold): REVIEW
-    fusion: str = "max"             # "max" or "noisy_or" over the views' scores
+    fusion: str = "max"             # "max" or "noisy_or" over the views' scores, or "learned" (the damage
+    #                                 model's fitted item fusion over its view log-odds; needs a model)
     min_views: int = 1              # fewer views with an item than this: ERROR
 
 
@@ -41,6 +42,10 @@ class ViewResult:
     num_points: int = 0
     reason: str = ""
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
+    logit: float = float("nan")     # the damage model's fused view log-odds (NaN without a model)
+    signals: dict[str, float] = field(default_factory=dict)  # the model's per-view signals
+    heatmap: np.ndarray | None = None               # per-cell damage probability over the item crop
+    crop_box: tuple[int, int, int, int] | None = None  # the crop's (row0, row1, col0, col1) in the image
 
 
 @dataclass
@@ -54,6 +59,8 @@ class ItemVerdict:
     views: list[ViewResult]
     damage_location: np.ndarray | None
     reason: str
+    damage_probability: float = float("nan")   # the classifier's, largest over views (NaN without a model)
+    anomaly_score: float = float("nan")        # gallery anomaly, largest over views (NaN without a gallery)
 
 
 def fuse_scores(scores: list[float], method: str) -> float:
@@ -72,28 +79,48 @@ def fuse_scores(scores: list[float], method: str) -> float:
     raise ValueError(f"unknown fusion method {method!r}: use 'max' or 'noisy_or'")
 
 
-def decide(views: list[ViewResult], config: DecisionConfig,
-           policy_decision: Decision | None = None) -> ItemVerdict:
+def decide(views: list[ViewResult], config: DecisionConfig, policy_decision: Decision | None = None,
+           fusion=None, has_gallery: bool = True) -> ItemVerdict:
     """Fuse the views and judge the item against the configured threshold.
 
     A view policy that settled the item itself (a sequential test crossing a bound, or running out of
     views undecided: REVIEW) passes its ``policy_decision``, which then stands instead of the threshold's.
+    With ``config.fusion == "learned"``, ``fusion`` (a ``core.fusion.FusionModel``) turns the views' log-odds
+    into the item's probability; without a gallery for the SKU (``has_gallery`` False) the classifier alone
+    may divert an item but never pass it: it goes to REVIEW.
     """
     seen = [view for view in views if view.found]
     if len(seen) < config.min_views:
         reasons = sorted({view.reason for view in views if view.reason}) or ["no views were taken"]
         return ItemVerdict(Decision.ERROR, 0.0, config.divert_threshold, dict.fromkeys(DAMAGE_TYPES, 0.0),
                            views, None, "; ".join(reasons))
-    fused = fuse_scores([view.score for view in seen], config.fusion)
-    type_scores = {name: fuse_scores([view.type_scores[name] for view in seen], config.fusion)
-                   for name in DAMAGE_TYPES}
+    if config.fusion == "learned":
+        if fusion is None:
+            raise ValueError("decision.fusion is 'learned' but no damage model is loaded")
+        fused = fusion.item_probability([view.logit for view in seen], has_gallery)
+    else:
+        fused = fuse_scores([view.score for view in seen], config.fusion)
+    type_scores = {name: max(view.type_scores.get(name, 0.0) for view in seen) for name in DAMAGE_TYPES}
     worst = max(seen, key=lambda view: view.score)
     decision, reason = _judge(fused, config, worst, len(seen))
     if policy_decision is not None and policy_decision != decision:
         decision, reason = policy_decision, (f"view policy decided {policy_decision.name} after {len(seen)} views "
                                              f"(damage score {fused:.2f}, threshold {config.divert_threshold:.2f})")
+    if fusion is not None and not has_gallery and decision == Decision.PASS:
+        decision, reason = Decision.REVIEW, (f"no reference gallery for this SKU: the classifier alone cannot clear "
+                                             f"it (damage score {fused:.2f})")
     location = worst.damage_location if decision != Decision.PASS else None
-    return ItemVerdict(decision, fused, config.divert_threshold, type_scores, views, location, reason)
+    return ItemVerdict(decision, fused, config.divert_threshold, type_scores, views, location, reason,
+                       _largest(seen, "classifier", probability=True), _largest(seen, "anomaly"))
+
+
+def _largest(views: list[ViewResult], signal: str, probability: bool = False) -> float:
+    """A model signal's largest value over the views (NaN when no view has it)."""
+    values = [view.signals[signal] for view in views if signal in view.signals]
+    if not values:
+        return float("nan")
+    top = max(values)
+    return float(1.0 / (1.0 + np.exp(-top))) if probability else float(top)
 
 
 def _judge(fused: float, config: DecisionConfig, worst: ViewResult, num_seen: int) -> tuple[Decision, str]:

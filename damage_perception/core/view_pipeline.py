@@ -8,9 +8,11 @@ import cv2
 import numpy as np
 
 from damage_perception.core.camera import CameraIntrinsics, backproject
+from damage_perception.core.crops import crop_item
 from damage_perception.core.geometric_score import GeometricScoreConfig, score_geometry
 from damage_perception.core.gripper import GripperGeometry
 from damage_perception.core.segmentation import ItemSegment, SegmentationConfig, segment_item
+from damage_perception.core.shape_check import thin_points
 from damage_perception.core.transforms import invert
 from damage_perception.core.verdict import ViewResult
 
@@ -34,18 +36,23 @@ class ViewInput:
     intrinsics: CameraIntrinsics
     camera_from_gripper: np.ndarray    # 4x4, camera optical <- gripper at the frame's stamp
     finger_poses: list[np.ndarray]     # gripper <- finger, one per finger
-    color: np.ndarray | None = None    # (H, W, 3) RGB; used by the learned models of later issues
+    color: np.ndarray | None = None    # (H, W, 3) RGB; needed by the learned models
 
 
 class ViewPipeline:
-    """Stateless per-view processing; safe to call from a worker thread."""
+    """Per-view processing; safe to call from a worker thread. With a ``DamageModel`` (whose fusion is
+    fitted) a view's score is the fused probability that it shows damage; without, the geometric score."""
 
-    def __init__(self, gripper: GripperGeometry, config: ViewPipelineConfig = ViewPipelineConfig()):
+    def __init__(self, gripper: GripperGeometry, config: ViewPipelineConfig = ViewPipelineConfig(),
+                 model=None):
         self.gripper = gripper
         self.config = config
+        self.model = model   # damage_perception.core.damage_model.DamageModel | None
 
-    def process(self, view: ViewInput, index: int = 0, wrist_angle: float = 0.0) -> tuple[ViewResult, ItemSegment]:
-        """Segment the item and score its damage; never raises on an empty or odd view."""
+    def process(self, view: ViewInput, index: int = 0, wrist_angle: float = 0.0,
+                gallery=None) -> tuple[ViewResult, ItemSegment]:
+        """Segment the item and score its damage (against the SKU's ``gallery`` when the model has one);
+        never raises on an empty or odd view."""
         timings: dict[str, float] = {}
         start = time.perf_counter()
         points = backproject(view.depth_m, view.intrinsics)
@@ -74,7 +81,46 @@ class ViewPipeline:
         timings["score"] = time.perf_counter() - start
         result = ViewResult(index, wrist_angle, True, geometry.score, geometry.type_scores,
                             geometry.damage_location, len(segment.points), timings=timings)
+        if self.model is not None:
+            if view.color is None or view.color.shape[:2] != view.depth_m.shape:
+                return ViewResult(index, wrist_angle, False, reason="no colour image of the depth's size for the "
+                                  "damage model", timings=timings), segment
+            self._apply_model(result, view, segment, gripper_from_camera[:3, 3], gallery)
         return result, segment
+
+    def _apply_model(self, result: ViewResult, view: ViewInput, segment: ItemSegment, camera_position: np.ndarray,
+                     gallery) -> None:
+        """Run the damage model on the view's item crop and put its fused view score into ``result``."""
+        crop = crop_item(view.color, view.depth_m, segment.mask)
+        signals = self.model.view_signals(crop.color[None], crop.mask[None], crop.depth_m[None], [result.wrist_angle],
+                                          [thin_points(segment.points)], [camera_position], [result.score],
+                                          gallery)[0]
+        logit = self.model.fusion.view_logit(signals.as_dict(), has_gallery=gallery is not None)
+        result.timings.update(signals.timings)
+        result.signals = {**signals.as_dict(), "logit": logit}
+        result.logit = logit
+        result.score = float(1.0 / (1.0 + np.exp(-logit)))
+        result.type_scores = {**result.type_scores, **signals.classifier.type_probabilities}
+        result.heatmap, result.crop_box = signals.classifier.heatmap, crop.box
+        if signals.shape is not None and signals.shape.location is not None:
+            result.damage_location = signals.shape.location
+        else:
+            result.damage_location = heatmap_location(signals.classifier.heatmap, crop.box, segment, view.depth_m.shape)
+
+
+def heatmap_location(heatmap: np.ndarray, box: tuple[int, int, int, int], segment: ItemSegment,
+                     image_shape: tuple[int, int]) -> np.ndarray | None:
+    """The item point (gripper frame) under the heatmap's hottest cell: mean of the segment's points whose
+    pixels fall in that cell's footprint of the full image; None when no point does."""
+    if heatmap is None or not np.any(heatmap > 0):
+        return None
+    row, col = np.unravel_index(int(np.argmax(heatmap)), heatmap.shape)
+    row0, row1, col0, col1 = box
+    cell_h, cell_w = (row1 - row0) / heatmap.shape[0], (col1 - col0) / heatmap.shape[1]
+    rows, cols = np.divmod(segment.pixels, image_shape[1])
+    inside = ((rows >= row0 + row * cell_h) & (rows < row0 + (row + 1) * cell_h)
+              & (cols >= col0 + col * cell_w) & (cols < col0 + (col + 1) * cell_w))
+    return segment.points[inside].mean(axis=0) if inside.any() else None
 
 
 def depth_edges(depth_m: np.ndarray, jump: float, jump_per_m: float, grow_px: int = 1) -> np.ndarray:

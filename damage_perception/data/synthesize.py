@@ -128,11 +128,17 @@ def to_view(rendered: RenderedView, label: str, stamp: float) -> View:
 
 
 def render_episode(renderer: CellRenderer, gripper: GripperGeometry, spec: Any, angles: Sequence[float],
-                   rng: np.random.Generator, view_period: float = VIEW_PERIOD, variation: float = 0.0) -> Episode:
+                   rng: np.random.Generator, view_period: float = VIEW_PERIOD, variation: float = 0.0,
+                   station_rng: np.random.Generator | None = None) -> Episode:
     """Render ``spec`` held in the gripper at each wrist angle, with this episode's camera, light and grasp
-    drawn from ``rng`` (``variation`` scales their ranges; 0 is the fixed cell)."""
+    drawn from ``rng`` (``variation`` scales their ranges; 0 is the fixed cell). With ``station_rng`` the
+    camera, light and colour model come from it instead (one station's, shared by the episodes rendered
+    with a generator in the same state) and only the grasp from ``rng``."""
     varied = (episode_variation(rng, spec, gripper=gripper, scale=variation) if variation > 0
               else EpisodeVariation.none())
+    if station_rng is not None and variation > 0:
+        station = episode_variation(station_rng, spec, gripper=gripper, scale=variation)
+        varied = dataclasses.replace(station, grasp=varied.grasp)
     varied.apply(renderer)  # a no-op when the scene is unchanged
     item = build_item(spec, gripper, varied.grasp)
     renderer.set_item(item)

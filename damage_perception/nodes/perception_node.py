@@ -4,6 +4,11 @@ Subscribed: ``color/image_raw``, ``depth/image_raw`` (16UC1 mm or 32FC1 m), ``co
 (sensor-data QoS, approximate-time synchronised), ``/tf``, ``/tf_static``.
 Published: ``verdict`` (DamageVerdict). Action server: ``inspect`` (InspectItem).
 
+Damage is judged by the damage model (``model_path``: the shipped model by default) against the SKU's
+reference gallery, read from the station's SQLite store (``store_path``) at each goal, so a newly enrolled
+or rolled-back gallery version counts from the next item on. Without a model file that loads, every goal
+ends in ERROR saying why; without a gallery for the SKU, the classifier alone may divert but not pass.
+
 Only the latest synchronised frame is kept (a queue of one, like image_pipeline's calibrator): a view is
 taken from the first frame that arrives after the wrist was asked to move and whose TF shows the gripper
 at the requested angle, so stale frames are dropped rather than piling up. Every drop is counted (frames the
@@ -14,6 +19,7 @@ One inspection at a time: a goal arriving while another runs is rejected at once
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import sqlite3
@@ -36,6 +42,7 @@ from rclpy.qos import qos_profile_sensor_data
 from rclpy.time import Time
 from sensor_msgs.msg import CameraInfo, Image
 
+from damage_perception.core.damage_model import DamageModel, ModelLoadError
 from damage_perception.core.gripper import GripperGeometry
 from damage_perception.core.policies import StoppingRule, make_policy
 from damage_perception.core.transforms import make_transform, rotation_about_z, rotation_angle_between
@@ -47,7 +54,11 @@ from damage_perception.ros.params import declare_config
 from damage_perception.ros.sync import ApproximateTimeSynchronizer, Subscriber
 from damage_perception.ros.tf import Buffer, TransformException, TransformListener
 from damage_perception.ros.verdict_msgs import DECISION_NAMES, error_verdict_msg, verdict_to_msg
+from damage_perception.store.galleries import load_gallery
 from damage_perception.store.sqlite_store import InspectionRecord, InspectionStore
+
+SHIPPED_MODEL = "shipped"   # model_path value naming the model file installed with the package
+GEOMETRIC_VERSION = "geometric-v1"
 
 
 @dataclass
@@ -114,7 +125,8 @@ class DamagePerceptionNode(Node):
     def __init__(self, **kwargs) -> None:
         super().__init__("damage_perception", **kwargs)
         self._declare_parameters()
-        self.pipeline = ViewPipeline(self.gripper, self.pipeline_config)
+        self.model, self.model_problem = self._load_model()
+        self.pipeline = ViewPipeline(self.gripper, self.pipeline_config, self.model)
         self._frame: Frame | None = None
         self._frame_ready = threading.Condition()
         self._last_stamp_ns = 0
@@ -145,7 +157,7 @@ class DamagePerceptionNode(Node):
             "gripper_frame": "gripper_link", "presentation_frame": "inspection_pose",
             "sync_slop": 0.02, "sync_queue_size": 10, "tf_timeout": 0.5, "goal_deadline": 30.0,
             "view_timeout": 5.0, "settle_tolerance_deg": 2.0, "policy": "fixed", "num_views": 6,
-            "model_version": "geometric-v1", "gallery_version": "", "inspection_log": "",
+            "model_path": SHIPPED_MODEL, "store_path": "",
             "reachable_wrist_angles": [-math.pi, math.pi],
         }.items():
             self.declare_parameter(name, default)
@@ -153,24 +165,61 @@ class DamagePerceptionNode(Node):
         self.pipeline_config = declare_config(self, "pipeline", ViewPipelineConfig())
         self.decision_config = declare_config(self, "decision", DecisionConfig())
         self.stopping_rule = declare_config(self, "stopping", StoppingRule())
-        self.inspection_log = self._open_inspection_log()
+        self.store = self._open_store()
 
-    def _open_inspection_log(self) -> InspectionStore | None:
-        """The SQLite log every verdict is committed to before it is published (off when the path is empty)."""
-        path = self._param("inspection_log")
+    def _open_store(self) -> InspectionStore | None:
+        """The station's SQLite store: reference galleries, and the log every verdict is committed to before
+        it is published (off when the path is empty)."""
+        path = self._param("store_path")
         if not path:
             return None
         try:
             return InspectionStore(os.path.expanduser(path))
         except (sqlite3.Error, OSError) as error:
-            self.get_logger().error(f"inspection log '{path}' is unusable, verdicts will not be logged: {error}")
+            self.get_logger().error(f"store '{path}' is unusable: no galleries, verdicts will not be logged: {error}")
+            return None
+
+    def _load_model(self) -> tuple[DamageModel | None, str]:
+        """The damage model, or None with the reason every goal will be answered with (ERROR)."""
+        path = self._param("model_path")
+        if not path:
+            self.get_logger().warning("model_path is empty: judging by the geometric score alone (flat-faced "
+                                      "cartons only)")
+            if self.decision_config.fusion == "learned":
+                self.decision_config = dataclasses.replace(self.decision_config, fusion="max")
+            return None, ""
+        if path == SHIPPED_MODEL:
+            from damage_perception.tools.train import DEFAULT_MODEL
+            path = str(DEFAULT_MODEL)
+        try:
+            model = DamageModel.load(os.path.expanduser(path))
+        except ModelLoadError as error:
+            self.get_logger().error(f"{error}: every inspection will end in ERROR until a model loads")
+            return None, f"damage model unavailable: {error}"
+        if model.fusion is None:
+            return None, f"damage model unavailable: {path} has no fitted fusion (train it with damage-perception train)"
+        self.get_logger().info(f"damage model {model.version} loaded from {path}")
+        return model, ""
+
+    @property
+    def model_version(self) -> str:
+        return self.model.version if self.model is not None else GEOMETRIC_VERSION
+
+    def _gallery(self, sku: str):
+        """The SKU's active gallery from the store (read per goal: enrolments count at once), or None."""
+        if self.store is None or not sku:
+            return None
+        try:
+            return load_gallery(self.store, sku)
+        except (sqlite3.Error, ValueError) as error:
+            self.get_logger().error(f"gallery of SKU '{sku}' unreadable: {error}")
             return None
 
     def _log_verdict(self, msg: DamageVerdict) -> None:
-        if self.inspection_log is None:
+        if self.store is None:
             return
         try:
-            self.inspection_log.log_inspection(InspectionRecord(
+            self.store.log_inspection(InspectionRecord(
                 msg.item_id, msg.sku, msg.decision, msg.fused_score, msg.threshold, msg.model_version,
                 msg.gallery_version, msg.reason, tuple(msg.view_scores)))
         except (sqlite3.Error, OSError) as error:
@@ -266,11 +315,17 @@ class DamagePerceptionNode(Node):
             reason = f"internal error: {error!r}"
             self.get_logger().error(f"item '{goal.item_id}': unexpected failure: {error!r}")
         return error_verdict_msg(reason, item_id=goal.item_id, sku=goal.sku, stamp=self.get_clock().now().to_msg(),
-                                 frame_id=self._param("gripper_frame"), model_version=self._param("model_version"),
+                                 frame_id=self._param("gripper_frame"), model_version=self.model_version,
                                  inspection_seconds=time.monotonic() - started)
 
     def _inspect(self, goal_handle, started: float) -> DamageVerdict:
         goal = goal_handle.request
+        if self.model_problem:
+            raise InspectionError(self.model_problem)
+        gallery = self._gallery(goal.sku) if self.model is not None else None
+        if self.model is not None and gallery is None:
+            self.get_logger().warning(f"item '{goal.item_id}': no reference gallery for SKU '{goal.sku}': the "
+                                      "classifier alone can divert it but not pass it")
         try:
             policy = make_policy(goal.policy or self._param("policy"), self._param("num_views"), self.stopping_rule,
                                  tuple(self._param("reachable_wrist_angles")))
@@ -284,17 +339,18 @@ class DamagePerceptionNode(Node):
                 raise InspectionError("inspection cancelled by the client")
             self._ask_for_view(goal_handle, len(views), angle)
             view_input, last_stamp = self._wait_for_view(angle, deadline)
-            result, _ = self.pipeline.process(view_input, index=len(views), wrist_angle=angle)
+            result, _ = self.pipeline.process(view_input, index=len(views), wrist_angle=angle, gallery=gallery)
             self.counters["views"] += 1
             views.append(result)
             self._send_feedback(goal_handle, result)
             if not result.found and not any(view.found for view in views[:-1]):
                 break  # nothing in the first view: an empty gripper, not worth more views
-        verdict = decide(views, self.decision_config, policy.early_decision(views))
+        verdict = decide(views, self.decision_config, policy.early_decision(views),
+                         self.model.fusion if self.model is not None else None, gallery is not None)
         return verdict_to_msg(verdict, item_id=goal.item_id, sku=goal.sku, stamp=last_stamp,
                               frame_id=self._param("gripper_frame"),
-                              model_version=self._param("model_version"),
-                              gallery_version=self._param("gallery_version"),
+                              model_version=self.model_version,
+                              gallery_version=f"{goal.sku}@v{gallery.version}" if gallery is not None else "",
                               inspection_seconds=time.monotonic() - started)
 
     def _ask_for_view(self, goal_handle, index: int, angle: float) -> None:

@@ -7,11 +7,16 @@ native-endian copy that owns its memory, and every malformed message raises ``Im
 names the bad field and what was expected (cv_bridge would raise an opaque ``CvBridgeError``/numpy error).
 
 Transforms are 4x4 homogeneous matrices and quaternions are (x, y, z, w), as in ``core.transforms``.
+
+Lens distortion: ``camera_info_to_intrinsics`` reads K only. When a driver publishes non-zero D (Orbbec colour,
+RealSense D455 colour; registered depth is in the colour camera's distorted pixel grid), resample the images
+with ``undistort_depth`` / ``undistort_color`` first: the result is the pinhole image of the same K.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 from builtin_interfaces.msg import Time as TimeMsg
@@ -153,8 +158,8 @@ def depth_to_meters(msg: Image) -> np.ndarray:
 def camera_info_to_intrinsics(msg: CameraInfo) -> CameraIntrinsics:
     """Pinhole intrinsics from K, width and height.
 
-    The distortion (D, distortion_model) is ignored: the model assumes a rectified image, as the depth
-    and colour images of RGB-D drivers are.
+    The distortion (D, distortion_model) is ignored: the model assumes an undistorted image. Drivers that
+    publish non-zero D need ``undistort_depth`` (and ``undistort_color``) first; see ``is_distorted``.
     """
     width, height = int(msg.width), int(msg.height)
     if width <= 0 or height <= 0:
@@ -169,6 +174,84 @@ def camera_info_to_intrinsics(msg: CameraInfo) -> CameraIntrinsics:
     if not (math.isfinite(k[2]) and math.isfinite(k[5])):
         raise CameraInfoError(f"camera_info K has a non-finite principal point (cx={k[2]}, cy={k[5]})")
     return CameraIntrinsics.from_matrix(k.reshape(3, 3), width, height)
+
+
+# Distortion models of sensor_msgs/distortion_models.hpp whose coefficients OpenCV takes as they are
+# (k1, k2, p1, p2[, k3[, k4, k5, k6[, s1..s4[, tx, ty]]]]). Orbbec's driver labels 8 coefficients plumb_bob.
+_OPENCV_MODELS = ("plumb_bob", "rational_polynomial")
+_OPENCV_COEFF_COUNTS = (4, 5, 8, 12, 14)
+_FISHEYE_MODELS = ("equidistant", "fisheye")
+
+
+def distortion_of(msg: CameraInfo) -> tuple[str, np.ndarray]:
+    """The distortion model (lower case) and coefficients D of a CameraInfo, checked to be usable.
+
+    Returns ``("none", [])`` when D is empty or all zero, whatever the model name says.
+    """
+    d = np.asarray(msg.d, dtype=float).ravel()
+    if d.size == 0 or not np.any(d):
+        return "none", np.zeros(0)
+    model = str(msg.distortion_model).strip().lower()
+    if not np.all(np.isfinite(d)):
+        raise CameraInfoError(f"camera_info D has non-finite coefficients: {d.tolist()}")
+    if model in _OPENCV_MODELS and d.size in _OPENCV_COEFF_COUNTS:
+        return model, d
+    if model in _FISHEYE_MODELS and d.size == 4:
+        return "equidistant", d
+    raise CameraInfoError(f"camera_info distortion_model '{msg.distortion_model}' with {d.size} coefficients is "
+                          f"not supported; expected plumb_bob / rational_polynomial with "
+                          f"{'/'.join(map(str, _OPENCV_COEFF_COUNTS))} or equidistant with 4 (or all-zero D)")
+
+
+def is_distorted(msg: CameraInfo) -> bool:
+    """True when the images of ``msg`` need ``undistort_depth`` / ``undistort_color`` before K describes them."""
+    return distortion_of(msg)[0] != "none"
+
+
+@lru_cache(maxsize=8)
+def _undistort_maps(model: str, d: tuple[float, ...], k: tuple[float, ...], width: int,
+                    height: int) -> tuple[np.ndarray, np.ndarray]:
+    """cv2.remap maps from the undistorted image of K (R = I) to the distorted image; cached per camera."""
+    import cv2  # only cameras with lens distortion need OpenCV
+    k_matrix, coeffs = np.asarray(k).reshape(3, 3), np.asarray(d)
+    if model == "equidistant":
+        return cv2.fisheye.initUndistortRectifyMap(k_matrix, coeffs, np.eye(3), k_matrix, (width, height),
+                                                   cv2.CV_32FC1)
+    return cv2.initUndistortRectifyMap(k_matrix, coeffs, np.eye(3), k_matrix, (width, height), cv2.CV_32FC1)
+
+
+def _undistort(image: np.ndarray, msg: CameraInfo, nearest: bool, border: float) -> np.ndarray:
+    model, d = distortion_of(msg)
+    intrinsics = camera_info_to_intrinsics(msg)
+    if image.shape[:2] != (intrinsics.height, intrinsics.width):
+        raise CameraInfoError(f"image is {image.shape[1]}x{image.shape[0]}, camera_info says "
+                              f"{intrinsics.width}x{intrinsics.height}")
+    if model == "none":
+        return image
+    map_x, map_y = _undistort_maps(model, tuple(d), tuple(intrinsics.matrix.ravel()), intrinsics.width,
+                                   intrinsics.height)
+    import cv2
+    interpolation = cv2.INTER_NEAREST if nearest else cv2.INTER_LINEAR
+    return cv2.remap(image, map_x, map_y, interpolation, borderMode=cv2.BORDER_CONSTANT, borderValue=border)
+
+
+def undistort_depth(depth_m: np.ndarray, camera_info: CameraInfo) -> np.ndarray:
+    """A depth image (metres, NaN = no reading) resampled to the undistorted pinhole image of the same K.
+
+    Nearest neighbour, so depths are moved, never blended across an edge; pixels that fall outside the
+    distorted image become NaN. Returns ``depth_m`` itself when D is zero. Use the colour camera's
+    camera_info for depth registered to colour.
+    """
+    depth = np.asarray(depth_m, dtype=np.float32)
+    if depth.ndim != 2:
+        raise ImageConversionError(f"depth must be a 2-D array, got shape {depth.shape}")
+    return _undistort(depth, camera_info, True, float("nan"))
+
+
+def undistort_color(rgb: np.ndarray, camera_info: CameraInfo) -> np.ndarray:
+    """An (H, W, 3) uint8 image resampled (bilinear) to the undistorted pinhole image of the same K (black
+    outside the distorted image); ``rgb`` itself when D is zero."""
+    return _undistort(np.asarray(rgb), camera_info, False, 0.0)
 
 
 def intrinsics_to_camera_info(intrinsics: CameraIntrinsics, header: Header | None = None,

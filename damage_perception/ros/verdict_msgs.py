@@ -14,14 +14,14 @@ DECISION_NAMES = {int(decision): decision.name for decision in Decision}
 
 def verdict_to_msg(verdict: ItemVerdict, *, item_id: str, sku: str, stamp: Time, frame_id: str,
                    model_version: str, gallery_version: str, inspection_seconds: float) -> DamageVerdict:
-    """Fill a DamageVerdict; the geometric fallback has no supervised probability, so it is NaN."""
+    """Fill a DamageVerdict; without a damage model (geometric fallback) the probability is NaN."""
     msg = DamageVerdict()
     msg.header.stamp = stamp
     msg.header.frame_id = frame_id
     msg.item_id, msg.sku = item_id, sku
     msg.decision = int(verdict.decision)
-    msg.damage_probability = math.nan
-    msg.anomaly_score = float(verdict.fused_score)
+    msg.damage_probability = float(verdict.damage_probability)
+    msg.anomaly_score = float(verdict.anomaly_score)
     msg.fused_score = float(verdict.fused_score)
     msg.threshold = float(verdict.threshold)
     msg.type_scores = DamageTypeScores(**{k: float(v) for k, v in verdict.type_scores.items()})

@@ -56,4 +56,10 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX labels_item ON labels (item_id);
     """,
+    # 2: what a PatchCore gallery needs beside its views' patch features (rows of feature_dim floats):
+    # the gallery's own leave-one-out anomaly score and the SKU's reference shape (float32 x, y, z triples).
+    """
+    ALTER TABLE gallery_versions ADD COLUMN nominal_score REAL;
+    ALTER TABLE gallery_versions ADD COLUMN shape_points BLOB;
+    """,
 )

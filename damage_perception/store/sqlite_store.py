@@ -20,7 +20,7 @@ from damage_perception.store.schema import MIGRATIONS
 
 @dataclass
 class ReferenceView:
-    """One pristine view's feature vector (and where it came from)."""
+    """One pristine view's features: a vector, or rows of patch features (and where it came from)."""
 
     features: np.ndarray
     wrist_angle: float | None = None
@@ -36,6 +36,8 @@ class GalleryVersion:
     active: bool
     note: str
     views: list[ReferenceView]
+    nominal_score: float | None = None
+    shape_points: np.ndarray | None = None   # (N, 3) float32
 
 
 @dataclass
@@ -110,8 +112,10 @@ class InspectionStore:
             return self._db.execute(query, args).fetchall()
 
     # -- gallery -------------------------------------------------------------------------------------
-    def enrol(self, sku: str, views: list[ReferenceView], note: str = "") -> int:
-        """Store ``views`` as the SKU's next gallery version and make it the active one; returns the version."""
+    def enrol(self, sku: str, views: list[ReferenceView], note: str = "", nominal_score: float | None = None,
+              shape_points: np.ndarray | None = None) -> int:
+        """Store ``views`` (and the gallery's nominal score and reference shape) as the SKU's next gallery
+        version and make it the active one; returns the version."""
         if not views:
             raise StoreError(f"no reference views to enrol for SKU {sku!r}")
 
@@ -120,13 +124,15 @@ class InspectionStore:
             latest = cursor.execute("SELECT MAX(version) FROM gallery_versions WHERE sku = ?", (sku,))
             version = (latest.fetchone()[0] or 0) + 1
             cursor.execute("UPDATE gallery_versions SET active = 0 WHERE sku = ?", (sku,))
-            cursor.execute("INSERT INTO gallery_versions (sku, version, note, num_views, active, created_at) "
-                           "VALUES (?, ?, ?, ?, 1, ?)", (sku, version, note, len(views), time.time()))
+            shape = None if shape_points is None else np.asarray(shape_points, np.float32).tobytes()
+            cursor.execute("INSERT INTO gallery_versions (sku, version, note, num_views, active, created_at, "
+                           "nominal_score, shape_points) VALUES (?, ?, ?, ?, 1, ?, ?, ?)",
+                           (sku, version, note, len(views), time.time(), nominal_score, shape))
             gallery_id = cursor.lastrowid
             cursor.executemany(
                 "INSERT INTO reference_views (gallery_id, wrist_angle, feature_dim, features, source) "
                 "VALUES (?, ?, ?, ?, ?)",
-                [(gallery_id, view.wrist_angle, int(np.asarray(view.features).size),
+                [(gallery_id, view.wrist_angle, int(np.asarray(view.features).shape[-1]),
                   np.asarray(view.features, dtype=np.float32).tobytes(), view.source) for view in views])
             return version
         return self._write(statements)
@@ -144,16 +150,17 @@ class InspectionStore:
     def gallery(self, sku: str, version: int | None = None) -> GalleryVersion | None:
         """The active gallery version of ``sku`` (or the given version); None if it has none."""
         condition, args = ("active = 1", (sku,)) if version is None else ("version = ?", (sku, version))
-        rows = self._read(f"SELECT id, version, active, note FROM gallery_versions WHERE sku = ? AND {condition}",
-                          args)
+        rows = self._read("SELECT id, version, active, note, nominal_score, shape_points FROM gallery_versions "
+                          f"WHERE sku = ? AND {condition}", args)
         if not rows:
             return None
-        gallery_id, number, active, note = rows[0]
-        views = [ReferenceView(np.frombuffer(blob, dtype=np.float32).copy(), angle, source)
-                 for angle, blob, source in self._read(
-                     "SELECT wrist_angle, features, source FROM reference_views WHERE gallery_id = ? ORDER BY id",
-                     (gallery_id,))]
-        return GalleryVersion(sku, number, bool(active), note, views)
+        gallery_id, number, active, note, nominal, shape = rows[0]
+        views = [ReferenceView(_features(blob, dim), angle, source)
+                 for angle, dim, blob, source in self._read(
+                     "SELECT wrist_angle, feature_dim, features, source FROM reference_views WHERE gallery_id = ? "
+                     "ORDER BY id", (gallery_id,))]
+        points = None if shape is None else np.frombuffer(shape, dtype=np.float32).reshape(-1, 3).copy()
+        return GalleryVersion(sku, number, bool(active), note, views, nominal, points)
 
     def gallery_versions(self, sku: str) -> list[tuple[int, bool, int]]:
         """(version, active, number of views) of every version of ``sku``, oldest first."""
@@ -200,6 +207,12 @@ class InspectionStore:
     def integrity_ok(self) -> bool:
         """SQLite's own consistency check of the file."""
         return self._read("PRAGMA integrity_check")[0][0] == "ok"
+
+
+def _features(blob: bytes, dim: int) -> np.ndarray:
+    """A stored feature vector, or its rows of ``dim`` patch features."""
+    values = np.frombuffer(blob, dtype=np.float32).copy()
+    return values if values.size == dim else values.reshape(-1, dim)
 
 
 def _finite_or_none(value: float) -> float | None:

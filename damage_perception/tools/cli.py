@@ -14,6 +14,11 @@ COMMANDS = {  # sub-command -> module of damage_perception.tools
     "synth": "synth",
     "export-bag": "export_bag",
     "tune": "tune",
+    "study": "study",
+    "train": "train",
+    "calibrate": "calibrate",
+    "evaluate": "evaluate",
+    "enrol": "enrol",
 }
 
 

@@ -22,17 +22,42 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log-dir", type=Path, default=Path("out/demo"), help="where node logs go")
 
 
+def enrol_cell_skus(store_path: Path, items: int, damage_rate: float, seed: int) -> None:
+    """Enrol a gallery for each SKU the simulated cell will present that has none yet (the operator's
+    step before a new product runs: a pristine instance turned in front of the camera)."""
+    import yaml
+
+    from damage_perception.core.damage_model import DamageModel
+    from damage_perception.data.study import gallery_episode
+    from damage_perception.sim.items import make_catalogue
+    from damage_perception.store.sqlite_store import InspectionStore
+    from damage_perception.tools.enrol import enrol_episodes
+    from damage_perception.tools.train import DEFAULT_MODEL
+
+    kinds = tuple(yaml.safe_load(config_file("sim_cell.yaml").read_text())["sim_cell"]["ros__parameters"]["kinds"])
+    skus = sorted({spec.sku for spec in make_catalogue(items, damage_rate, seed, kinds=kinds)})
+    store = InspectionStore(store_path)
+    missing = [sku for sku in skus if store.gallery(sku) is None]
+    if missing:
+        print(f"demo: enrolling reference galleries of {len(missing)} SKUs in {store_path}", flush=True)
+        enrol_episodes(store, DamageModel.load(DEFAULT_MODEL), (gallery_episode(sku) for sku in missing),
+                       "demo enrolment", len(missing), progress=False)
+    store.close()
+
+
 def run(args: argparse.Namespace) -> int:
     """Start cell and node in the background, run the planner client in the foreground, stop all."""
     env = ros_environment(args.domain_id)
     args.log_dir.mkdir(parents=True, exist_ok=True)
+    store_path = (args.log_dir / "station.db").resolve()
+    enrol_cell_skus(store_path, args.items, args.damage_rate, args.seed)
     cell_params = {"num_items": args.items, "damage_rate": args.damage_rate, "seed": args.seed,
                    "depth_encoding": args.depth_encoding}
     background = [
         start(node_command("sim_cell_node", config_file("sim_cell.yaml"), cell_params), env,
               args.log_dir / "sim_cell.log"),
         start(node_command("perception_node", config_file("damage_perception.yaml"),
-                           {"inspection_log": (args.log_dir / "station.db").resolve()}), env,
+                           {"store_path": store_path}), env,
               args.log_dir / "damage_perception.log"),
     ]
     print(f"demo: simulated cell and damage_perception started (logs in {args.log_dir}/)", flush=True)

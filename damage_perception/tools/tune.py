@@ -99,7 +99,8 @@ def score_all(path: Path, workers: int, progress: bool):
 
 def evaluate(setting: Setting, episodes, target_fpr: float, timing) -> dict:
     """Replay one setting over all episodes and summarise it."""
-    from damage_perception.core.replay import recall_at_fpr, replay
+    from damage_perception.core.metrics import recall_at_fpr
+    from damage_perception.core.replay import replay
     from damage_perception.core.verdict import Decision, DecisionConfig
     runs = [(episode.damaged, replay(setting.make, episode, DecisionConfig(), timing)) for episode in episodes]
     damaged = [run for is_damaged, run in runs if is_damaged]

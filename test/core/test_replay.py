@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from damage_perception.core.policies import FixedViewPolicy, SequentialPolicy, StoppingRule
-from damage_perception.core.replay import ArmTiming, ScoredEpisode, recall_at_fpr, replay
+from damage_perception.core.metrics import recall_at_fpr
+from damage_perception.core.replay import ArmTiming, ScoredEpisode, replay
 from damage_perception.core.verdict import Decision, DecisionConfig, ViewResult
 
 

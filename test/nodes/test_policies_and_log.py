@@ -36,7 +36,7 @@ def test_sigkill_of_the_node_loses_no_verdict_a_client_received(tmp_path, ros_co
     env = ros_environment(int(os.environ["ROS_DOMAIN_ID"]))
     cell = start(node_command(CELL[0], config_file(CELL[1]), CELL[2]), env, tmp_path / "cell.log")
     node = start(node_command(NODE[0], config_file(NODE[1]), {**NODE[2], "num_views": 2,
-                                                               "inspection_log": str(log)}),
+                                                               "store_path": str(log)}),
                  env, tmp_path / "node.log")
     try:
         client = make_client(server_timeout=30.0, item_timeout=30.0)

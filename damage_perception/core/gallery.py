@@ -1,0 +1,121 @@
+"""Per-SKU reference gallery and PatchCore-style anomaly scoring against it.
+
+A gallery holds, for each enrolled pristine view of a SKU, a coreset of its patch features (PatchCore,
+Roth et al. 2022: locally averaged mid-level CNN features, greedy k-centre coreset) and its wrist angle, plus
+the SKU's reference shape for the 3D check. A view is scored against the reference views nearest in wrist
+angle: each of its item cells gets the distance to its nearest reference patch; the view's anomaly score is
+the mean of its ``TOP_CELLS`` largest distances, divided by the gallery's own leave-one-out score (what a
+pristine view of this SKU scores): 1 is typical of a pristine view, and artwork the gallery shows, however
+damage-like, is not anomalous.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from damage_perception.core.shape_check import ReferenceShape, build_reference
+
+NEAREST_VIEWS = 3        # reference views compared with a view (nearest in wrist angle)
+CORESET_RATIO = 0.25     # patches kept per reference view
+TOP_CELLS = 3            # the view score averages this many worst cells
+PROJECTION_DIM = 64      # random projection used only to pick the coreset (as PatchCore does)
+
+
+@dataclass
+class ReferenceView:
+    """One enrolled pristine view: its wrist angle and a coreset of its patch features."""
+
+    angle: float
+    patches: np.ndarray      # (n, D) float32
+
+
+@dataclass
+class SkuGallery:
+    """Everything known of a SKU's pristine look and shape."""
+
+    sku: str
+    views: list[ReferenceView]
+    shape: ReferenceShape
+    nominal_score: float = 1.0   # leave-one-out raw score of the gallery's own views (median)
+    version: int = 1
+    metadata: dict = field(default_factory=dict)
+
+
+@dataclass
+class AnomalyResult:
+    """How one view departs from the gallery."""
+
+    score: float             # normalised: ~1 for pristine views
+    heatmap: np.ndarray      # (h, w) per-cell normalised distance (0 outside the item)
+
+
+def patch_features(features: torch.Tensor) -> torch.Tensor:
+    """PatchCore's locally aware patch features: 3x3 average of the backbone cells. (B, D, h, w) in and out."""
+    return F.avg_pool2d(features, 3, stride=1, padding=1, count_include_pad=False)
+
+
+def greedy_coreset(features: np.ndarray, ratio: float = CORESET_RATIO, seed: int = 0,
+                   projection_dim: int = PROJECTION_DIM) -> np.ndarray:
+    """Indices of a greedy k-centre coreset of ``features`` (N, D): each next pick is the point farthest from
+    those picked, distances taken in a seeded random projection."""
+    count = len(features)
+    keep = max(1, int(round(ratio * count)))
+    if keep >= count:
+        return np.arange(count)
+    rng = np.random.default_rng(seed)
+    projection = rng.normal(size=(features.shape[1], projection_dim)).astype(np.float32) / np.sqrt(projection_dim)
+    projected = features.astype(np.float32) @ projection
+    chosen = [int(rng.integers(count))]
+    nearest = np.linalg.norm(projected - projected[chosen[0]], axis=1)
+    for _ in range(keep - 1):
+        pick = int(np.argmax(nearest))
+        chosen.append(pick)
+        nearest = np.minimum(nearest, np.linalg.norm(projected - projected[pick], axis=1))
+    return np.asarray(chosen)
+
+
+def angular_distance(a: np.ndarray | float, b: float) -> np.ndarray:
+    """|a - b| wrapped to [0, pi]."""
+    return np.abs(np.angle(np.exp(1j * (np.asarray(a, float) - b))))
+
+
+def _raw_scores(views: list[ReferenceView], patches: np.ndarray, cells: np.ndarray, angle: float,
+                exclude: int | None = None) -> tuple[float, np.ndarray]:
+    """Raw anomaly score and per-cell distance map of one view (patches (h, w, D), cells (h, w) bool)."""
+    candidates = [k for k in range(len(views)) if k != exclude]
+    order = sorted(candidates, key=lambda k: float(angular_distance(views[k].angle, angle)))[:NEAREST_VIEWS]
+    bank = torch.from_numpy(np.concatenate([views[k].patches for k in order]))
+    query = torch.from_numpy(np.ascontiguousarray(patches[cells], np.float32))
+    heatmap = np.zeros(cells.shape, np.float32)
+    if len(query) == 0 or len(bank) == 0:
+        return 0.0, heatmap
+    distances = torch.cdist(query, bank).min(dim=1).values.numpy()
+    heatmap[cells] = distances
+    top = np.sort(distances)[-TOP_CELLS:]
+    return float(top.mean()), heatmap
+
+
+def build_gallery(sku: str, patches: np.ndarray, cells: np.ndarray, angles: np.ndarray,
+                  clouds: list[np.ndarray], coreset_ratio: float = CORESET_RATIO, version: int = 1) -> SkuGallery:
+    """A SKU's gallery from its pristine views: patch features (V, h, w, D), item cells (V, h, w),
+    wrist angles (V,) and item clouds in the gripper frame."""
+    if len(patches) < 2:
+        raise ValueError(f"gallery of {sku} needs at least 2 views, got {len(patches)}")
+    views = []
+    for k in range(len(patches)):
+        view_patches = patches[k][cells[k]].astype(np.float32)
+        views.append(ReferenceView(float(angles[k]), view_patches[greedy_coreset(view_patches, coreset_ratio, seed=k)]))
+    # Leave-one-out: each reference view scored against the others, against full (not coreset) patches of
+    # the others would be kinder; the coreset is what live views meet, so it is what the nominal uses.
+    loo = [_raw_scores(views, patches[k], cells[k], float(angles[k]), exclude=k)[0] for k in range(len(patches))]
+    nominal = float(np.median(loo)) if np.median(loo) > 0 else 1.0
+    return SkuGallery(sku, views, build_reference(clouds), nominal, version)
+
+
+def score_view(gallery: SkuGallery, patches: np.ndarray, cells: np.ndarray, angle: float) -> AnomalyResult:
+    """Anomaly of one view (patches (h, w, D), cells (h, w) bool) against the gallery views nearest in angle."""
+    raw, heatmap = _raw_scores(gallery.views, patches, cells, angle)
+    return AnomalyResult(raw / gallery.nominal_score, heatmap / gallery.nominal_score)

@@ -1,0 +1,96 @@
+"""3D check of an item against its SKU's reference geometry.
+
+The reference is the union of the gallery's item clouds (gripper frame). A view's item cloud is registered
+to it with point-to-point ICP (grasps differ by millimetres and degrees), then two departures are measured:
+
+- ``extra``: the share of the view's points farther than ``tolerance`` from the reference: material where a
+  pristine item has none (contents breaking out, a spill, a torn flap, a crushed face);
+- ``missing``: the share of reference points the camera should see (hidden-point removal from the camera
+  position) that have no view point within ``tolerance``: a part of a set gone, a hole.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import open3d as o3d
+
+TOLERANCE_M = 0.006
+MAX_POINTS = 2500       # points of either cloud used (randomly thinned, seeded)
+POINT_VOXEL = 0.003     # m; item clouds are thinned to this spacing (one point per cell)
+
+
+@dataclass
+class ReferenceShape:
+    """A SKU's pristine geometry in the gripper frame."""
+
+    points: np.ndarray      # (N, 3) float32
+
+
+@dataclass
+class ShapeScores:
+    """How one view's cloud departs from the reference."""
+
+    extra: float
+    missing: float
+    fitness: float          # ICP inlier share (within 2 x tolerance)
+    location: np.ndarray | None  # gripper frame, centroid of the departing points
+
+
+def thin_points(points: np.ndarray, voxel: float = POINT_VOXEL) -> np.ndarray:
+    """One point (the first) per ``voxel``-sized cell."""
+    if len(points) == 0:
+        return np.zeros((0, 3), np.float32)
+    cells = np.floor(points / voxel).astype(np.int64)
+    _, first = np.unique(cells, axis=0, return_index=True)
+    return points[np.sort(first)].astype(np.float32)
+
+
+def build_reference(clouds: list[np.ndarray], voxel: float = 0.003) -> ReferenceShape:
+    """The reference shape from gallery clouds (gripper frame), thinned to ``voxel``."""
+    points = np.concatenate([c for c in clouds if len(c)] or [np.zeros((0, 3), np.float32)])
+    if len(points) == 0:
+        return ReferenceShape(np.zeros((0, 3), np.float32))
+    cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(points.astype(np.float64)))
+    return ReferenceShape(np.asarray(cloud.voxel_down_sample(voxel).points, np.float32))
+
+
+def _thin(points: np.ndarray, limit: int) -> np.ndarray:
+    if len(points) <= limit:
+        return points
+    return points[np.random.default_rng(0).choice(len(points), limit, replace=False)]
+
+
+def _cloud(points: np.ndarray) -> o3d.geometry.PointCloud:
+    return o3d.geometry.PointCloud(o3d.utility.Vector3dVector(np.asarray(points, np.float64)))
+
+
+def shape_scores(points: np.ndarray, camera_position: np.ndarray, reference: ReferenceShape,
+                 tolerance: float = TOLERANCE_M) -> ShapeScores:
+    """Register a view's item points (gripper frame) to the reference and measure extra and missing shares."""
+    if len(points) < 20 or len(reference.points) < 20:
+        return ShapeScores(0.0, 0.0, 0.0, None)
+    query = _cloud(_thin(points, MAX_POINTS))
+    target = _cloud(_thin(reference.points, MAX_POINTS))
+    registration = o3d.pipelines.registration.registration_icp(
+        query, target, 3 * tolerance, np.eye(4), o3d.pipelines.registration.TransformationEstimationPointToPoint(),
+        o3d.pipelines.registration.ICPConvergenceCriteria(max_iteration=20))
+    query.transform(registration.transformation)
+    aligned = np.asarray(query.points)
+    to_reference = np.asarray(query.compute_point_cloud_distance(target))
+    extra_mask = to_reference > tolerance
+    # Reference points the camera sees: the camera moved into the reference's frame with the registration.
+    reference_points = np.asarray(target.points)
+    diameter = float(np.linalg.norm(reference_points.max(axis=0) - reference_points.min(axis=0)))
+    camera_in_target = (registration.transformation @ np.append(camera_position, 1.0))[:3]
+    _, visible = target.hidden_point_removal(camera_in_target, diameter * 100)
+    visible_points = reference_points[np.asarray(visible, int)]
+    missing_mask = np.zeros(0, bool)
+    if len(visible_points):
+        missing_mask = np.asarray(_cloud(visible_points).compute_point_cloud_distance(query)) > tolerance
+    departing = np.concatenate([aligned[extra_mask], visible_points[missing_mask]])
+    location = None
+    if len(departing):
+        location = (np.linalg.inv(registration.transformation) @ np.append(departing.mean(axis=0), 1.0))[:3]
+    return ShapeScores(float(extra_mask.mean()), float(missing_mask.mean()) if len(missing_mask) else 0.0,
+                       float(registration.fitness), location)

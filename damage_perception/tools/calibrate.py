@@ -1,0 +1,71 @@
+"""`damage-perception calibrate`: pick the divert threshold from good items at a target false-positive rate
+and write it into the node's parameter file.
+
+The threshold is the lowest whose false-positive rate on the good items has a one-sided Clopper-Pearson
+upper confidence bound at or below the target. Showing 0.1 % at 95 % confidence takes at least 2,995 good
+items with none above the threshold; with fewer, the threshold goes just above the highest good score and
+the bound it does reach is printed (and the command exits 1, so a pipeline notices).
+"""
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+
+HELP = "choose the divert threshold from good items at a target FPR (upper confidence bound) and write it to the config"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("study", type=Path, nargs="?", default=None,
+                        help="study with good items of SKUs the model was not trained on")
+    parser.add_argument("--scores", type=Path, default=None, help="scores.jsonl from evaluate (instead of a study)")
+    parser.add_argument("--model", type=Path, default=None, help="model file (default: the shipped model)")
+    parser.add_argument("--target-fpr", type=float, default=0.001, help="false-positive rate to guarantee")
+    parser.add_argument("--confidence", type=float, default=0.95, help="confidence of the upper bound")
+    parser.add_argument("--config", type=Path, default=Path("config/damage_perception.yaml"),
+                        help="node parameter file whose decision.divert_threshold is rewritten")
+    parser.add_argument("--dry-run", action="store_true", help="print, do not write the config")
+    parser.add_argument("--no-progress", action="store_true")
+
+
+def write_threshold(config: Path, threshold: float, note: str) -> None:
+    """Replace ``divert_threshold:`` under ``decision:`` in a node YAML, keeping its comments and layout."""
+    text = config.read_text()
+    pattern = re.compile(r"^(\s*decision:\s*\n(?:\s+#.*\n)*\s+divert_threshold:\s*)([^\s#]+)(.*)$", re.MULTILINE)
+    if not pattern.search(text):
+        raise ValueError(f"{config} has no decision.divert_threshold to rewrite")
+    config.write_text(pattern.sub(lambda m: f"{m.group(1)}{threshold!r}  # {note}", text, count=1))
+
+
+def run(args: argparse.Namespace) -> int:
+    from damage_perception.core.damage_model import DamageModel, ModelLoadError
+    from damage_perception.core.metrics import threshold_for_fpr
+    from damage_perception.data.study import Study
+    from damage_perception.data.study_scores import load_scores, score_study
+    from damage_perception.tools.train import DEFAULT_MODEL
+
+    try:
+        model = DamageModel.load(args.model or DEFAULT_MODEL)
+    except ModelLoadError as error:
+        print(f"calibrate: {error}", file=sys.stderr)
+        return 2
+    if args.scores is None and args.study is None:
+        print("calibrate: give a study folder or --scores", file=sys.stderr)
+        return 2
+    items = load_scores(args.scores) if args.scores else score_study(Study(args.study), model,
+                                                                     progress=not args.no_progress)
+    good = [i.item_probability(model.fusion) for i in items if not i.damaged]
+    chosen = threshold_for_fpr(good, args.target_fpr, args.confidence)
+    print(f"calibrate: {chosen.good_items} good items, {chosen.exceedances} at or above threshold "
+          f"{chosen.threshold:.6g}; FPR <= {100 * chosen.fpr_upper_bound:.3f}% at {100 * args.confidence:g}% "
+          f"confidence (target {100 * args.target_fpr:g}%)")
+    if not chosen.meets_target:
+        print(f"calibrate: too few good items to show {100 * args.target_fpr:g}%: the threshold sits above every "
+              f"good item and the bound is {100 * chosen.fpr_upper_bound:.3f}%", file=sys.stderr)
+    if not args.dry_run:
+        note = (f"calibrate: FPR <= {100 * chosen.fpr_upper_bound:.3f}% ({100 * args.confidence:g}% UCB, "
+                f"{chosen.good_items} good items, model {model.version})")
+        write_threshold(args.config, float(chosen.threshold), note)
+        print(f"calibrate: wrote decision.divert_threshold {chosen.threshold:.6g} to {args.config}")
+    return 0 if chosen.meets_target else 1

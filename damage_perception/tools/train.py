@@ -1,0 +1,117 @@
+"""`damage-perception train`: train the classifier head on a study and fit the fusion on held-back SKUs."""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import sys
+from pathlib import Path
+
+import numpy as np
+
+HELP = "train the damage classifier on a rendered study and fit view/item fusion on its held-back SKUs"
+DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "models" / "damage_model.pt"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("study", type=Path, help="study folder (damage-perception study ... --split train)")
+    parser.add_argument("--out", type=Path, default=Path("out/models/damage_model.pt"), help="model file to write")
+    parser.add_argument("--steps", type=int, default=1200, help="optimiser steps")
+    parser.add_argument("--batch", type=int, default=48, help="views per step")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the SKU split, sampling and initialisation")
+    parser.add_argument("--validation-share", type=float, default=0.3,
+                        help="share of each kind's SKUs kept out of training to fit the fusion on")
+    parser.add_argument("--fusion-study", type=Path, default=None,
+                        help="fit the fusion on this study (other SKUs) instead; the head then trains on every SKU")
+    parser.add_argument("--checkpoints", type=Path, default=None,
+                        help="folder for checkpoints and the validation scores (default: out/models/checkpoints)")
+    parser.add_argument("--no-progress", action="store_true")
+
+
+def split_skus(skus: list[str], share: float, seed: int) -> tuple[list[str], list[str]]:
+    """(training, validation) SKUs: ``share`` of each kind's SKUs (at least one) to validation."""
+    from damage_perception.sim.items import sku_kind
+
+    rng = np.random.default_rng(seed)
+    train, validation = [], []
+    for kind in sorted({sku_kind(s) for s in skus}):
+        of_kind = sorted(s for s in skus if sku_kind(s) == kind)
+        order = rng.permutation(len(of_kind))
+        cut = max(1, int(round(share * len(of_kind)))) if len(of_kind) > 1 else 0
+        validation += [of_kind[k] for k in order[:cut]]
+        train += [of_kind[k] for k in order[cut:]]
+    return sorted(train), sorted(validation)
+
+
+def collect_training_views(study, skus: list[str], model, progress: bool = True):
+    """Backbone features, depth cues, item cells and cell labels of every found view of ``skus``."""
+    import torch
+    from tqdm import tqdm
+
+    from damage_perception.core.classifier import cell_labels
+    from damage_perception.core.training import TrainingViews
+
+    entries = [e for e in study.entries if e["sku"] in set(skus)]
+    features, depth, cells, labels = [], [], [], []
+    for entry in tqdm(entries, unit="episode", disable=not progress, dynamic_ncols=True, desc="features"):
+        episode = study.load(entry)
+        found = episode.found
+        if not found.any():
+            continue
+        batch = model.featurize(episode.color[found], episode.mask[found], episode.depth_m[found])
+        features.append(batch.features.half())
+        depth.append(batch.depth)
+        cells.append(torch.from_numpy(batch.cells))
+        labels.append(torch.from_numpy(cell_labels(episode.damage[found])))
+    return TrainingViews(torch.cat(features), torch.cat(depth), torch.cat(cells), torch.cat(labels))
+
+
+def model_version(head, seed: int, steps: int) -> str:
+    """A version naming the recipe and the weights' hash."""
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save(head.state_dict(), buffer)
+    return f"effl0-head-s{steps}-seed{seed}-{hashlib.sha256(buffer.getvalue()).hexdigest()[:10]}"
+
+
+def run(args: argparse.Namespace) -> int:
+    from damage_perception.core.damage_model import DamageModel
+    from damage_perception.core.classifier import DamageHead
+    from damage_perception.core.fusion import fit_fusion
+    from damage_perception.core.metrics import auroc
+    from damage_perception.core.training import TrainSettings, train_head
+    from damage_perception.data.study import Study
+    from damage_perception.data.study_scores import fusion_data, save_scores, score_study
+
+    study = Study(args.study)
+    fusion_study = Study(args.fusion_study) if args.fusion_study else study
+    if args.fusion_study:
+        train_skus, validation_skus = study.skus(), fusion_study.skus()
+        if set(train_skus) & set(validation_skus):
+            print("train: the fusion study shares SKUs with the training study", file=sys.stderr)
+            return 2
+    else:
+        train_skus, validation_skus = split_skus(study.skus(), args.validation_share, args.seed)
+    if not train_skus or not validation_skus:
+        print(f"train: need SKUs for both training and validation, got {len(train_skus)} and "
+              f"{len(validation_skus)}", file=sys.stderr)
+        return 2
+    print(f"train: {len(train_skus)} SKUs to train the head, {len(validation_skus)} to fit the fusion")
+    model = DamageModel(DamageHead())
+    views = collect_training_views(study, train_skus, model, not args.no_progress)
+    print(f"train: {len(views)} views, {int(views.shows_damage.sum())} show damage")
+    settings = TrainSettings(steps=args.steps, batch=args.batch, seed=args.seed)
+    checkpoints = args.checkpoints or Path("out/models/checkpoints")
+    model.head = train_head(views, settings, checkpoints, progress=not args.no_progress)
+    scores = score_study(fusion_study, model, validation_skus, progress=not args.no_progress)
+    save_scores(scores, checkpoints / "validation_scores.jsonl")
+    model.fusion = fit_fusion(fusion_data(scores))
+    model.version = model_version(model.head, args.seed, args.steps)
+    model.save(args.out)
+    clean = [s["classifier"] for i in scores if not i.damaged for s in i.signals]
+    shown = [s["classifier"] for i in scores if i.damaged for s, v in zip(i.signals, i.shows_damage) if v]
+    print(f"train: validation view AUROC of the classifier alone {auroc(shown, clean):.3f} "
+          f"({len(shown)} views showing damage, {len(clean)} pristine views)")
+    print(f"train: wrote {args.out} ({args.out.stat().st_size / 1e6:.2f} MB), version {model.version}")
+    return 0

@@ -1,0 +1,112 @@
+import json
+
+import numpy as np
+import pytest
+
+from damage_perception.core.fusion import (CLASSIFIER_ONLY, VIEW_SIGNALS, FusionData, FusionModel, LogisticModel,
+                                           fit_fusion, fit_logistic, item_summary, view_signal_vector)
+from damage_perception.core.metrics import auroc
+
+INFORMATIVE = ("classifier", "anomaly", "shape_extra")
+
+
+def view_signals(rng, shows):
+    shift = 1.0 if shows else 0.0
+    return {"classifier": rng.normal(-2.0 + 3.0 * shift), "anomaly": float(np.exp(rng.normal(0.0 + 0.8 * shift, 0.3))),
+            "shape_extra": abs(rng.normal(0.01 + 0.05 * shift, 0.02)),
+            "shape_missing": abs(rng.normal(0.01, 0.01)), "geometric": rng.uniform(0, 1)}  # last two: noise
+
+
+def fusion_data(items=300, views=4, seed=0):
+    rng = np.random.default_rng(seed)
+    damaged = rng.random(items) < 0.3
+    signals, shows = [], []
+    for bad in damaged:
+        show = np.zeros(views, bool)
+        if bad:
+            show[rng.choice(views, 2, replace=False)] = True  # damage on one side: seen by half of the views
+        shows.append(show)
+        signals.append([view_signals(rng, s) for s in show])
+    return FusionData(signals, shows, damaged)
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    data = fusion_data()
+    return data, fit_fusion(data)
+
+
+def test_fit_gives_positive_weights_to_informative_signals(fitted):
+    _, model = fitted
+    coef = dict(zip(model.view.names, model.view.coef))
+    assert model.view.names == VIEW_SIGNALS and model.view_classifier_only.names == CLASSIFIER_ONLY
+    for name in INFORMATIVE:
+        assert coef[name] > 0.5
+        assert coef[name] > 2 * max(abs(coef["shape_missing"]), abs(coef["geometric"]))
+    assert model.view_classifier_only.coef[0] > 0.5
+    assert model.item.coef.sum() > 0
+
+
+def test_fitted_item_probability_separates_damaged_items(fitted):
+    _, model = fitted
+    test = fusion_data(items=200, seed=1)
+    probabilities = np.array([model.item_probability([model.view_logit(v) for v in views]) for views in test.signals])
+    assert auroc(probabilities[test.damaged], probabilities[~test.damaged]) > 0.95
+    assert model.fitted_prior == pytest.approx(np.mean(fusion_data().damaged))
+
+
+def test_prior_shift_is_the_bayes_log_odds_shift(fitted):
+    _, model = fitted
+    logits = [-1.0, 0.5, 2.0]
+    base = model.item_probability(logits)
+    fp = model.fitted_prior
+    for prior in (0.01, 0.1, 0.5):
+        odds = base / (1 - base) * (prior / (1 - prior)) / (fp / (1 - fp))
+        assert model.item_probability(logits, prior=prior) == pytest.approx(odds / (1 + odds), rel=1e-9)
+    assert model.item_probability(logits, prior=fp) == pytest.approx(base, rel=1e-12)
+    assert model.item_probability(logits, prior=0.01) < base < model.item_probability(logits, prior=0.5)
+
+
+def test_round_trip_through_json_keeps_every_output(fitted):
+    data, model = fitted
+    again = FusionModel.from_dict(json.loads(json.dumps(model.to_dict())))
+    for views in data.signals[:20]:
+        for has_gallery in (True, False):
+            logits = [model.view_logit(v, has_gallery) for v in views]
+            assert [again.view_logit(v, has_gallery) for v in views] == logits
+            assert again.item_logit(logits, has_gallery, prior=0.05) == model.item_logit(logits, has_gallery, prior=0.05)
+    assert again.view.names == model.view.names and again.fitted_prior == model.fitted_prior
+
+
+def test_fit_raises_with_one_class():
+    with pytest.raises(ValueError, match="both classes"):
+        fit_logistic(np.random.default_rng(0).normal(size=(20, 2)), np.zeros(20), ("a", "b"))
+    data = fusion_data(items=30)
+    data.damaged[:] = False
+    data.shows_damage = [np.zeros_like(s) for s in data.shows_damage]
+    with pytest.raises(ValueError):
+        fit_fusion(data)
+
+
+def logistic(names, coef, intercept):
+    return LogisticModel(tuple(names), np.zeros(len(names)), np.ones(len(names)), np.asarray(coef, float), intercept)
+
+
+def test_without_a_gallery_the_classifier_only_models_are_used():
+    model = FusionModel(view=logistic(VIEW_SIGNALS, [1, 5, 7, 11, 13], 0.0),
+                        view_classifier_only=logistic(CLASSIFIER_ONLY, [2, 3], 0.5),
+                        item=logistic(("max", "top2", "mean"), [1, 0, 0], 0.0),
+                        item_classifier_only=logistic(("max", "top2", "mean"), [0, 0, 2], -1.0), fitted_prior=0.2)
+    signals = {"classifier": 1.0, "geometric": 0.25}  # no gallery: no anomaly or shape signals at all
+    assert model.view_logit(signals, has_gallery=False) == pytest.approx(2 * 1.0 + 3 * 0.25 + 0.5)
+    full = {**signals, "anomaly": np.e, "shape_extra": 0.1, "shape_missing": 0.2}
+    assert model.view_logit(full, has_gallery=True) == pytest.approx(1.0 + 5 * 1.0 + 7 * 0.1 + 11 * 0.2 + 13 * 0.25)
+    assert model.view_logit({**full, "anomaly": 50.0}, has_gallery=False) == model.view_logit(full, has_gallery=False)
+    assert model.item_logit([3.0, 1.0], has_gallery=False) == pytest.approx(2 * 2.0 - 1.0)
+    assert model.item_logit([3.0, 1.0], has_gallery=True) == pytest.approx(3.0)
+
+
+def test_signal_vector_takes_the_log_of_anomaly_and_item_summary_orders_views():
+    vector = view_signal_vector({"anomaly": 0.0, "classifier": 2.0}, ("classifier", "anomaly"))
+    np.testing.assert_allclose(vector, [2.0, np.log(1e-3)])
+    np.testing.assert_allclose(item_summary(np.array([0.0, 3.0, -1.0, 1.0])), [3.0, 2.0, 0.75])

@@ -1,0 +1,70 @@
+"""The node with its damage model over DDS: galleries from the store, a missing gallery, a broken model file."""
+from __future__ import annotations
+
+import math
+
+from damage_perception_interfaces.msg import DamageVerdict
+
+from damage_perception.core.damage_model import DamageModel
+from damage_perception.data.study import gallery_episode
+from damage_perception.data.study_scores import gallery_of
+from damage_perception.sim.items import make_catalogue
+from damage_perception.store.galleries import save_gallery
+from damage_perception.store.sqlite_store import InspectionStore
+from damage_perception.tools.train import DEFAULT_MODEL
+from test.nodes.conftest import make_client, running
+
+CELL_PARAMS = {"num_items": 3, "damage_rate": 0.0, "seed": 11}
+CELL = ("sim_cell_node", "sim_cell.yaml", CELL_PARAMS)
+NODE_PARAMS = {"num_views": 4, "goal_deadline": 25.0}
+
+
+def enrol_first_sku(store_path) -> str:
+    """Enrol (as the demo does) a gallery for the SKU of the cell's first item; returns the SKU."""
+    sku = make_catalogue(CELL_PARAMS["num_items"], CELL_PARAMS["damage_rate"], CELL_PARAMS["seed"],
+                         kinds=("carton",))[0].sku
+    store = InspectionStore(store_path)
+    save_gallery(store, gallery_of(DamageModel.load(DEFAULT_MODEL), gallery_episode(sku, views=6)))
+    store.close()
+    return sku
+
+
+def test_verdicts_use_the_model_and_the_enrolled_gallery(tmp_path, ros_context):
+    store_path = tmp_path / "station.db"
+    sku = enrol_first_sku(store_path)
+    node = ("perception_node", "damage_perception.yaml", {**NODE_PARAMS, "store_path": str(store_path)})
+    with running(tmp_path, CELL, node):
+        client = make_client(server_timeout=40.0, item_timeout=40.0)
+        outcome = client.run_item()
+    verdict = outcome.verdict
+    assert verdict.sku == sku and verdict.gallery_version == f"{sku}@v1", verdict.reason
+    assert verdict.decision != DamageVerdict.ERROR, verdict.reason
+    assert verdict.model_version == DamageModel.load(DEFAULT_MODEL).version
+    assert 0.0 <= verdict.damage_probability <= 1.0 and verdict.anomaly_score > 0.0
+    assert 0.0 <= verdict.fused_score <= 1.0 and len(verdict.view_scores) == 4
+
+
+def test_without_a_gallery_the_classifier_alone_never_passes_an_item(tmp_path, ros_context):
+    node = ("perception_node", "damage_perception.yaml", {**NODE_PARAMS, "store_path": str(tmp_path / "empty.db")})
+    with running(tmp_path, CELL, node):
+        client = make_client(server_timeout=40.0, item_timeout=40.0)
+        outcomes = [client.run_item() for _ in range(2)]
+    for outcome in outcomes:
+        verdict = outcome.verdict
+        assert verdict.decision in (DamageVerdict.REVIEW, DamageVerdict.DIVERT), verdict.reason
+        assert verdict.gallery_version == "" and math.isnan(verdict.anomaly_score)
+        if verdict.decision == DamageVerdict.REVIEW:
+            assert "no reference gallery" in verdict.reason
+
+
+def test_a_corrupt_or_missing_model_file_gives_error_verdicts_and_the_node_keeps_serving(tmp_path, ros_context):
+    corrupt = tmp_path / "corrupt.pt"
+    corrupt.write_bytes(DEFAULT_MODEL.read_bytes()[:1000])
+    for model_path, words in ((corrupt, "unreadable"), (tmp_path / "absent.pt", "does not exist")):
+        node = ("perception_node", "damage_perception.yaml", {**NODE_PARAMS, "model_path": str(model_path)})
+        with running(tmp_path, CELL, node):
+            client = make_client(server_timeout=40.0, item_timeout=40.0)
+            outcomes = [client.run_item() for _ in range(2)]  # the second goal is served too
+        for outcome in outcomes:
+            assert outcome.verdict.decision == DamageVerdict.ERROR
+            assert "damage model unavailable" in outcome.verdict.reason and words in outcome.verdict.reason
