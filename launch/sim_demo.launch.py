@@ -16,7 +16,7 @@ def generate_launch_description():
         Node(package="damage_perception", executable="sim_cell", name="sim_cell", output="screen",
              parameters=[cell_params, {"num_items": LaunchConfiguration("num_items")}]),
         Node(package="damage_perception", executable="damage_perception_node", name="damage_perception",
-             output="screen", parameters=[node_params]),
+             output="screen", parameters=[node_params, {"debug.publish": True}]),
         Node(package="damage_perception", executable="planner_client", name="planner_client",
              output="screen", parameters=[cell_params, {"num_items": LaunchConfiguration("num_items")}]),
     ])

@@ -111,7 +111,8 @@ def decide(views: list[ViewResult], config: DecisionConfig, policy_decision: Dec
                                              f"it (damage score {fused:.2f})")
     location = worst.damage_location if decision != Decision.PASS else None
     return ItemVerdict(decision, fused, config.divert_threshold, type_scores, views, location, reason,
-                       _largest(seen, "classifier", probability=True), _largest(seen, "anomaly"))
+                       _largest(seen, "classifier", probability=True),
+                       _largest(seen, "anomaly") if has_gallery else float("nan"))  # 1.0 stands in without one
 
 
 def _largest(views: list[ViewResult], signal: str, probability: bool = False) -> float:

@@ -2,7 +2,8 @@
 
 Subscribed: ``color/image_raw``, ``depth/image_raw`` (16UC1 mm or 32FC1 m), ``color/camera_info``
 (sensor-data QoS, approximate-time synchronised), ``/tf``, ``/tf_static``.
-Published: ``verdict`` (DamageVerdict). Action server: ``inspect`` (InspectItem).
+Published: ``verdict`` (DamageVerdict); ``~/debug/*`` for RViz and a ``~/save_report`` service
+(``ros/debug_publisher.py``). Action server: ``inspect`` (InspectItem).
 
 Damage is judged by the damage model (``model_path``: the shipped model by default) against the SKU's
 reference gallery, read from the station's SQLite store (``store_path``) at each goal, so a newly enrolled
@@ -50,6 +51,7 @@ from damage_perception.core.verdict import DecisionConfig, ViewResult, decide
 from damage_perception.core.view_pipeline import ViewInput, ViewPipeline, ViewPipelineConfig
 from damage_perception.ros.conversions import (ImageConversionError, camera_info_to_intrinsics, color_to_rgb,
                                                depth_to_meters, matrix_to_pose, transform_to_matrix)
+from damage_perception.ros.debug_publisher import DebugConfig, DebugPublisher
 from damage_perception.ros.params import declare_config
 from damage_perception.ros.sync import ApproximateTimeSynchronizer, Subscriber
 from damage_perception.ros.tf import Buffer, TransformException, TransformListener
@@ -140,6 +142,9 @@ class DamagePerceptionNode(Node):
         self.verdict_pub = self.create_publisher(DamageVerdict, "verdict", 10)
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.create_timer(1.0, self._publish_diagnostics)
+        # Debug topics (~/debug/*) and the last item's HTML report (~/save_report): ros/debug_publisher.py.
+        self.debug = DebugPublisher(self, declare_config(self, "debug", DebugConfig()),
+                                    self._param("gripper_frame"), self._param("camera_frame"))
         self.action_server = ActionServer(
             self, InspectItem, "inspect", execute_callback=self._execute,
             goal_callback=self._on_goal, cancel_callback=lambda _: CancelResponse.ACCEPT,
@@ -286,11 +291,13 @@ class DamagePerceptionNode(Node):
     def _execute(self, goal_handle) -> InspectItem.Result:
         goal = goal_handle.request
         started = time.monotonic()
+        self.debug.start_item(goal.item_id)
         try:
             msg = self._verdict_or_error(goal_handle, started)
         finally:
             self._busy.release()  # taken in _on_goal
         self._log_verdict(msg)  # committed before anyone hears of it
+        self.debug.finish_item(msg)
         if not self.context.ok():  # shutting down (Ctrl-C): nobody is left to tell
             return InspectItem.Result(verdict=msg)
         self.verdict_pub.publish(msg)
@@ -339,7 +346,8 @@ class DamagePerceptionNode(Node):
                 raise InspectionError("inspection cancelled by the client")
             self._ask_for_view(goal_handle, len(views), angle)
             view_input, last_stamp = self._wait_for_view(angle, deadline)
-            result, _ = self.pipeline.process(view_input, index=len(views), wrist_angle=angle, gallery=gallery)
+            result, segment = self.pipeline.process(view_input, index=len(views), wrist_angle=angle, gallery=gallery)
+            self.debug.view(result, segment, view_input, last_stamp)
             self.counters["views"] += 1
             views.append(result)
             self._send_feedback(goal_handle, result)

@@ -158,8 +158,8 @@ def overlay_heatmap(image: np.ndarray, heatmap: np.ndarray, box: tuple[int, int,
     hot = heat > threshold
     window = out[r0:r1, c0:c1]
     weight = (alpha * np.clip(heat / HEAT_RAMP, 0.0, 1.0))[:, :, None]
-    blended = (1.0 - weight) * window + weight * heat_colors(heat)
-    window[hot] = np.round(blended[hot]).astype(np.uint8)
+    blended = np.round((1.0 - weight) * window + weight * heat_colors(heat)).astype(np.uint8)
+    window[...] = np.where(hot[:, :, None], blended, window)   # (boolean-mask assignment is ~10x slower)
     return out
 
 

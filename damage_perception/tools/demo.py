@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
         start(node_command("sim_cell_node", config_file("sim_cell.yaml"), cell_params), env,
               args.log_dir / "sim_cell.log"),
         start(node_command("perception_node", config_file("damage_perception.yaml"),
-                           {"store_path": store_path}), env,
+                           {"store_path": store_path, "debug.publish": True}), env,
               args.log_dir / "damage_perception.log"),
     ]
     print(f"demo: simulated cell and damage_perception started (logs in {args.log_dir}/)", flush=True)

@@ -1,13 +1,16 @@
-"""Per-item HTML report: one self-contained ``index.html`` (PNG images inlined as base64, no JavaScript,
-no external resources) showing the decision and, per view, the item crop, its mask outline, the damage heat
-map and the view's scores.
+"""Per-item HTML report: one self-contained HTML file (PNG images inlined as base64, no JavaScript, no
+external resources) showing the decision and, per view, the item crop, its mask outline, the damage heat map
+and the view's scores and model signals.
 
-Render it to a PNG with ``damage_perception.tools.report_screenshot``.
+``report_view`` turns what the view pipeline produced (a ``ViewResult`` and the item mask) into a
+``ReportView``; the node keeps the last item's and writes its report on request (``~/save_report``).
+Render a report to a PNG with ``damage_perception.tools.report_screenshot``.
 """
 from __future__ import annotations
 
 import base64
 import html
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +18,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from damage_perception.core.crops import CROP_SIZE, crop_box, cut
+from damage_perception.core.verdict import ViewResult
 from damage_perception.ros.debug_msgs import draw_outline, overlay_heatmap
 
 DECISION_COLORS = {"PASS": ("#2e7d32", "#ffffff"), "DIVERT": ("#c62828", "#ffffff"),
@@ -61,6 +66,7 @@ class ReportView:
     scores: dict[str, float]           # e.g. {"damage": 0.8, "crush": 0.8, ...}
     found: bool
     reason: str = ""
+    signals: dict[str, float] = field(default_factory=dict)   # the damage model's raw view signals
 
 
 @dataclass
@@ -79,6 +85,22 @@ class ItemReport:
     created: float = field(default_factory=time.time)   # Unix time
 
 
+def report_view(result: ViewResult, color: np.ndarray | None, mask: np.ndarray | None,
+                size: int = CROP_SIZE) -> ReportView:
+    """The report's view of one processed view: the item window of ``color`` (H, W, 3 RGB) and ``mask``
+    (H, W bool) cut at the heat map's ``crop_box`` (or around the mask when the view has no heat map)."""
+    scores = {"damage": float(result.score), **{name: float(v) for name, v in result.type_scores.items()}}
+    signals = {name: float(v) for name, v in result.signals.items()}
+    if color is None or mask is None or not np.any(mask):
+        return ReportView(result.index, result.wrist_angle, None, None, None, scores, result.found, result.reason,
+                          signals)
+    box = result.crop_box if result.crop_box is not None else crop_box(mask)
+    heatmap = None if result.heatmap is None else np.asarray(result.heatmap, np.float32)
+    return ReportView(result.index, result.wrist_angle, cut(np.asarray(color, np.uint8), box, size, nearest=False),
+                      cut(np.asarray(mask, bool), box, size, nearest=True), heatmap, scores, result.found,
+                      result.reason, signals)
+
+
 def png_data_uri(image: np.ndarray) -> str:
     """``data:image/png;base64,...`` of an (H, W, 3) RGB or (H, W) uint8 image."""
     image = np.asarray(image, np.uint8)
@@ -88,13 +110,17 @@ def png_data_uri(image: np.ndarray) -> str:
     return "data:image/png;base64," + base64.b64encode(encoded.tobytes()).decode("ascii")
 
 
+def _number(value: float) -> str:
+    return f"{value:.2f}" if np.isfinite(value) else "n/a"
+
+
 def _scores_table(scores: dict[str, float], threshold: float) -> str:
     rows = []
     for name, value in scores.items():
         value = float(value)
-        width = 100.0 * min(max(value, 0.0), 1.0)
+        width = 100.0 * min(max(value, 0.0), 1.0) if np.isfinite(value) else 0.0
         high = ' class="high"' if value >= threshold else ""
-        rows.append(f'<tr><td>{html.escape(name)}</td><td class="value">{value:.2f}</td>'
+        rows.append(f'<tr><td>{html.escape(name)}</td><td class="value">{_number(value)}</td>'
                     f'<td class="bar"><span{high} style="width: {width:.0f}%"></span></td></tr>')
     return f'<table class="scores">{"".join(rows)}</table>' if rows else '<p class="meta">no scores</p>'
 
@@ -116,9 +142,11 @@ def _view_section(view: ReportView, threshold: float) -> str:
                + _figure(heat, "heat", "damage heat map", "no heat map"))
     missing = "" if view.found else f'<p class="missing">no item: {html.escape(view.reason or "not found")}</p>'
     note = f'<p class="meta">{html.escape(view.reason)}</p>' if view.found and view.reason else ""
+    signals = " · ".join(f"{html.escape(name)} {value:.2f}" for name, value in view.signals.items())
+    signals = f'<p class="meta signals">model signals: {signals}</p>' if signals else ""
     return (f'<section class="view card"><h2>View {view.index} <span>wrist {np.degrees(view.wrist_angle):.0f}°'
             f'</span></h2><div class="images">{figures}</div>{missing}{note}'
-            f'{_scores_table(view.scores, threshold)}</section>')
+            f'{_scores_table(view.scores, threshold)}{signals}</section>')
 
 
 def render_report(report: ItemReport) -> str:
@@ -140,7 +168,7 @@ def render_report(report: ItemReport) -> str:
 <header class="banner" style="background: {background}; color: {foreground}">
 <h1 class="decision">{html.escape(report.decision)}</h1>
 <div class="ids">item <b class="item-id">{html.escape(report.item_id)}</b><br>SKU {html.escape(report.sku)}<br>
-damage score <b>{report.fused_score:.2f}</b> (divert at {report.threshold:.2f})</div>
+damage score <b>{_number(report.fused_score)}</b> (divert at {_number(report.threshold)})</div>
 </header>
 <div class="summary">
 <section class="card"><h2>Decision</h2><p class="reason">{html.escape(report.reason)}</p>
@@ -155,10 +183,75 @@ damage score <b>{report.fused_score:.2f}</b> (divert at {report.threshold:.2f})<
 """
 
 
-def write_report(report: ItemReport, folder: Path) -> Path:
-    """Write ``folder/index.html`` (creating the folder); its path."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "index.html"
-    path.write_text(render_report(report), encoding="utf-8")
+def report_filename(item_id: str) -> str:
+    """``<item_id>.html`` with anything but letters, digits, ``-``, ``_`` and ``.`` replaced by ``_``."""
+    return (re.sub(r"[^A-Za-z0-9._-]", "_", item_id).lstrip(".") or "item") + ".html"
+
+
+def write_report(report: ItemReport, path: Path | str) -> Path:
+    """Write the report to ``path`` (creating its folder; replacing the file atomically); the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(render_report(report), encoding="utf-8")
+    partial.replace(path)
     return path
+
+
+# -- `damage-perception report`: ask a running node for its last item's report -----------------------
+HELP = "ask the running damage_perception node to write its last item's HTML report (optionally a PNG of it)"
+
+
+class ReportRequestError(RuntimeError):
+    """The node's ``save_report`` service is unreachable or did not write the report."""
+
+
+def request_report(node: str = "/damage_perception", timeout: float = 10.0) -> Path:
+    """Call ``<node>/save_report`` (std_srvs/Trigger) on a private rclpy context; the written report's path
+    (on the node's machine)."""
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from std_srvs.srv import Trigger
+
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    try:
+        client_node = rclpy.create_node("damage_perception_report", context=context)
+        client = client_node.create_client(Trigger, f"{node.rstrip('/')}/save_report")
+        if not client.wait_for_service(timeout_sec=timeout):
+            raise ReportRequestError(f"no service {client.srv_name} within {timeout:g} s: is the node running "
+                                     "(same ROS_DOMAIN_ID)?")
+        future = client.call_async(Trigger.Request())
+        executor = SingleThreadedExecutor(context=context)
+        executor.add_node(client_node)
+        executor.spin_until_future_complete(future, timeout_sec=timeout)
+        if not future.done():
+            raise ReportRequestError(f"{client.srv_name} did not answer within {timeout:g} s")
+        response = future.result()
+        if not response.success:
+            raise ReportRequestError(f"{client.srv_name}: {response.message}")
+        return Path(response.message)
+    finally:
+        rclpy.try_shutdown(context=context)
+
+
+def add_arguments(parser) -> None:
+    """Options of the report sub-command."""
+    parser.add_argument("--node", default="/damage_perception", help="the node's fully qualified name")
+    parser.add_argument("--png", type=Path, default=None,
+                        help="also render the report to this PNG with headless Chromium (same machine as the node)")
+    parser.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the service")
+
+
+def run(args) -> int:
+    """Request the report, print its path (and render the PNG); 1 when it fails."""
+    try:
+        path = request_report(args.node, args.timeout)
+        print(f"report: {path}", flush=True)
+        if args.png is not None:
+            from damage_perception.tools.report_screenshot import screenshot
+            print(f"screenshot: {screenshot(path, args.png)}", flush=True)
+    except (ReportRequestError, RuntimeError, OSError) as error:
+        print(f"report: {error}", flush=True)
+        return 1
+    return 0

@@ -50,14 +50,15 @@ def _render(chromium: str, html_path: Path, png_path: Path, width: int, height: 
 
 
 def trim_bottom(image: np.ndarray, margin: int = BOTTOM_MARGIN) -> tuple[np.ndarray, bool]:
-    """``image`` without the rows below the content that have the bottom row's colour (keeping ``margin``
-    of them); and whether any such rows were there (False: the content may go on below)."""
-    background = image[-1:, :]
-    plain = (image == background).all(axis=(1, 2))
+    """``image`` without the rows below the content that are all the page background (the bottom-left
+    pixel's colour), keeping ``margin`` of them; and whether the bottom row was such a row (False: the
+    content reaches the bottom edge and may go on below)."""
+    background = image[-1, 0]
+    plain = (image == background).all(axis=-1).all(axis=1)
+    if not plain[-1]:
+        return image, False
     content = np.flatnonzero(~plain)
     last = int(content[-1]) if content.size else 0
-    if last >= image.shape[0] - 1:
-        return image, False
     return image[:min(image.shape[0], last + 1 + margin)], True
 
 
@@ -77,7 +78,7 @@ def screenshot(html_path: Path | str, png_path: Path | str, width: int = 1200, t
         trimmed, fits = trim_bottom(image)
         if fits:
             break
-    cv2.imwrite(str(png_path), trimmed)
+    cv2.imwrite(str(png_path), trimmed, [cv2.IMWRITE_PNG_COMPRESSION, 9])
     return png_path
 
 

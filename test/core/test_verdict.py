@@ -72,3 +72,33 @@ def test_a_policy_decision_overrides_the_threshold_and_says_so():
     error = decide([view(0, 0.0, found=False, reason="no item")], DecisionConfig(),
                    policy_decision=Decision.PASS)
     assert error.decision == Decision.ERROR  # no item seen stays an error whatever the policy says
+
+
+def learned_view(index, classifier_logit):
+    """A view as the model pipeline returns it (the fusion reads its signals; logit is its fused log-odds)."""
+    signals = {"classifier": classifier_logit, "anomaly": 1.0, "shape_extra": 0.0, "shape_missing": 0.0,
+               "geometric": 0.0}
+    result = view(index, 0.0)
+    result.signals, result.logit = signals, classifier_logit
+    return result
+
+
+def fitted_fusion():
+    from damage_perception.core.fusion import FusionData, fit_fusion
+    rng = np.random.default_rng(0)
+    damaged = np.arange(80) % 2 == 0
+    signals = [[{"classifier": rng.normal(3.0 if bad else -3.0), "anomaly": float(np.exp(rng.normal(bad, 0.2))),
+                 "shape_extra": 0.0, "shape_missing": 0.0, "geometric": 0.0} for _ in range(3)] for bad in damaged]
+    return fit_fusion(FusionData(signals, [np.full(3, bad) for bad in damaged], damaged))
+
+
+def test_without_a_gallery_a_clean_looking_item_goes_to_review_and_has_no_anomaly_score():
+    fusion = fitted_fusion()
+    views = [learned_view(i, -4.0) for i in range(3)]
+    config = DecisionConfig(fusion="learned", divert_threshold=0.5)
+    with_gallery = decide(views, config, fusion=fusion, has_gallery=True)
+    without = decide(views, config, fusion=fusion, has_gallery=False)
+    assert with_gallery.decision == Decision.PASS and with_gallery.anomaly_score == pytest.approx(1.0)
+    assert without.decision == Decision.REVIEW and "no reference gallery" in without.reason
+    assert math.isnan(without.anomaly_score)
+    assert without.damage_probability == pytest.approx(1.0 / (1.0 + math.exp(4.0)))

@@ -1,0 +1,69 @@
+"""DamageModel files: a saved model loads to the same outputs; damaged, foreign or absent files say why."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from damage_perception.core.classifier import DamageHead
+from damage_perception.core.damage_model import DamageModel, ModelLoadError
+from damage_perception.core.fusion import FusionData, fit_fusion
+from damage_perception.core.fusion import VIEW_SIGNALS
+
+
+def small_fusion(seed: int = 0):
+    rng = np.random.default_rng(seed)
+    views, shows, damaged = [], [], []
+    for item in range(60):
+        bad = item % 2 == 0
+        shows_damage = np.array([bad and k < 2 for k in range(4)])
+        views.append([{name: float(rng.normal(2.0 if s else 0.0) if name != "anomaly" else np.exp(rng.normal(s)))
+                       for name in VIEW_SIGNALS} for s in shows_damage])
+        shows.append(shows_damage)
+        damaged.append(bad)
+    return fit_fusion(FusionData(views, shows, np.array(damaged)))
+
+
+@pytest.fixture(scope="module")
+def model() -> DamageModel:
+    torch.manual_seed(3)
+    return DamageModel(DamageHead(), small_fusion(), version="test-model")
+
+
+def test_a_saved_model_loads_with_the_same_head_fusion_and_version(model, tmp_path):
+    path = model.save(tmp_path / "model.pt")
+    loaded = DamageModel.load(path)
+    assert loaded.version == "test-model"
+    for name, tensor in model.head.state_dict().items():
+        assert torch.equal(tensor, loaded.head.state_dict()[name]), name
+    signals = {name: 0.5 for name in VIEW_SIGNALS}
+    assert loaded.fusion.view_logit(signals, True) == pytest.approx(model.fusion.view_logit(signals, True))
+
+
+def test_an_absent_file_says_it_does_not_exist(tmp_path):
+    with pytest.raises(ModelLoadError, match="does not exist"):
+        DamageModel.load(tmp_path / "absent.pt")
+
+
+def test_a_truncated_file_is_unreadable(model, tmp_path):
+    path = model.save(tmp_path / "model.pt")
+    path.write_bytes(path.read_bytes()[:2000])
+    with pytest.raises(ModelLoadError, match="unreadable"):
+        DamageModel.load(path)
+
+
+def test_a_torch_file_of_something_else_is_refused(tmp_path):
+    path = tmp_path / "other.pt"
+    torch.save({"weights": torch.zeros(3)}, path)
+    with pytest.raises(ModelLoadError, match="not a damage model"):
+        DamageModel.load(path)
+
+
+def test_a_head_of_another_shape_does_not_fit(model, tmp_path):
+    path = model.save(tmp_path / "model.pt")
+    data = torch.load(path, weights_only=True)
+    name = next(iter(data["head"]))
+    data["head"][name] = torch.zeros(1)
+    torch.save(data, path)
+    with pytest.raises(ModelLoadError, match="does not fit"):
+        DamageModel.load(path)
