@@ -1,4 +1,4 @@
-"""ament_python package setup: installs the Python package, launch/config/urdf files and console scripts."""
+"""ament_python package setup: installs the Python package, launch/config/urdf/worlds files and console scripts."""
 from glob import glob
 
 from setuptools import find_packages, setup
@@ -15,7 +15,9 @@ setup(
         (f"share/{PACKAGE}", ["package.xml"]),
         (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
         (f"share/{PACKAGE}/config", glob("config/*.yaml") + glob("config/*.xml")),
+        (f"share/{PACKAGE}/config/cameras", glob("config/cameras/*.yaml")),
         (f"share/{PACKAGE}/urdf", glob("urdf/*")),
+        (f"share/{PACKAGE}/worlds", glob("worlds/*.sdf")),
     ],
     install_requires=["setuptools"],
     zip_safe=True,

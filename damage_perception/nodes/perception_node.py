@@ -49,8 +49,7 @@ from damage_perception.core.policies import StoppingRule, make_policy
 from damage_perception.core.transforms import make_transform, rotation_about_z, rotation_angle_between
 from damage_perception.core.verdict import DecisionConfig, ViewResult, decide
 from damage_perception.core.view_pipeline import ViewInput, ViewPipeline, ViewPipelineConfig
-from damage_perception.ros.conversions import (ImageConversionError, camera_info_to_intrinsics, color_to_rgb,
-                                               depth_to_meters, matrix_to_pose, transform_to_matrix)
+from damage_perception.ros.conversions import matrix_to_pose, rgbd_to_arrays, transform_to_matrix
 from damage_perception.ros.debug_publisher import DebugConfig, DebugPublisher
 from damage_perception.ros.params import declare_config
 from damage_perception.ros.sync import ApproximateTimeSynchronizer, Subscriber
@@ -423,15 +422,7 @@ class DamagePerceptionNode(Node):
 
     def _frame_to_view(self, frame: Frame, angle: float) -> tuple[ViewInput, float]:
         """Convert a frame and its TF at the frame's stamp; also the gripper's angular error."""
-        color = color_to_rgb(frame.color)
-        depth = depth_to_meters(frame.depth)
-        if color.shape[:2] != depth.shape:
-            raise ImageConversionError(f"color image is {color.shape[1]}x{color.shape[0]} but depth image is "
-                                       f"{depth.shape[1]}x{depth.shape[0]}; depth must be registered to color")
-        intrinsics = camera_info_to_intrinsics(frame.info)
-        if depth.shape != (intrinsics.height, intrinsics.width):
-            raise ValueError(f"depth image is {depth.shape[1]}x{depth.shape[0]} but camera_info says "
-                             f"{intrinsics.width}x{intrinsics.height}")
+        color, depth, intrinsics = rgbd_to_arrays(frame.color, frame.depth, frame.info)  # undistorts when D != 0
         stamp = Time.from_msg(frame.depth.header.stamp)
         timeout = Duration(seconds=self._param("tf_timeout"))
         camera_frame = frame.depth.header.frame_id or self._param("camera_frame")

@@ -11,6 +11,8 @@ Transforms are 4x4 homogeneous matrices and quaternions are (x, y, z, w), as in 
 Lens distortion: ``camera_info_to_intrinsics`` reads K only. When a driver publishes non-zero D (Orbbec colour,
 RealSense D455 colour; registered depth is in the colour camera's distorted pixel grid), resample the images
 with ``undistort_depth`` / ``undistort_color`` first: the result is the pinhole image of the same K.
+``rgbd_to_arrays`` does the whole conversion of a synchronised colour/depth/camera_info frame, undistorting
+when D is non-zero.
 """
 from __future__ import annotations
 
@@ -252,6 +254,30 @@ def undistort_color(rgb: np.ndarray, camera_info: CameraInfo) -> np.ndarray:
     """An (H, W, 3) uint8 image resampled (bilinear) to the undistorted pinhole image of the same K (black
     outside the distorted image); ``rgb`` itself when D is zero."""
     return _undistort(np.asarray(rgb), camera_info, False, 0.0)
+
+
+def rgbd_to_arrays(color: Image, depth: Image, info: CameraInfo
+                   ) -> tuple[np.ndarray, np.ndarray, CameraIntrinsics]:
+    """RGB (H, W, 3) uint8, depth (H, W) float32 metres and pinhole intrinsics of one synchronised RGB-D frame.
+
+    Depth must be registered to colour (same size, described by the colour camera's camera_info), as
+    realsense2_camera's ``aligned_depth_to_color`` and Orbbec's ``depth_registration`` publish it. When D is
+    non-zero both images are resampled to the undistorted pinhole image of K, so the returned intrinsics
+    describe them exactly; with zero D they are returned as converted. Raises ImageConversionError /
+    CameraInfoError (both ValueError) naming what does not fit.
+    """
+    rgb, depth_m = color_to_rgb(color), depth_to_meters(depth)
+    if rgb.shape[:2] != depth_m.shape:
+        raise ImageConversionError(f"color image is {rgb.shape[1]}x{rgb.shape[0]} but depth image is "
+                                   f"{depth_m.shape[1]}x{depth_m.shape[0]}; depth must be registered to color "
+                                   "(realsense2_camera: align_depth.enable:=true; Orbbec: depth_registration:=true)")
+    intrinsics = camera_info_to_intrinsics(info)
+    if depth_m.shape != (intrinsics.height, intrinsics.width):
+        raise CameraInfoError(f"images are {depth_m.shape[1]}x{depth_m.shape[0]} but camera_info says "
+                              f"{intrinsics.width}x{intrinsics.height}; use the color camera's camera_info")
+    if is_distorted(info):
+        rgb, depth_m = undistort_color(rgb, info), undistort_depth(depth_m, info)
+    return rgb, depth_m, intrinsics
 
 
 def intrinsics_to_camera_info(intrinsics: CameraIntrinsics, header: Header | None = None,
