@@ -70,6 +70,8 @@ def shape_scores(points: np.ndarray, camera_position: np.ndarray, reference: Ref
     """Register a view's item points (gripper frame) to the reference and measure extra and missing shares."""
     if len(points) < 20 or len(reference.points) < 20:
         return ShapeScores(0.0, 0.0, 0.0, None)
+    # ICP runs on thinned clouds; the shares are measured against the full clouds, since a thinned
+    # reference leaves gaps wider than the tolerance (pristine views then showed ~5 % "extra" points).
     query = _cloud(_thin(points, MAX_POINTS))
     target = _cloud(_thin(reference.points, MAX_POINTS))
     registration = o3d.pipelines.registration.registration_icp(
@@ -77,8 +79,7 @@ def shape_scores(points: np.ndarray, camera_position: np.ndarray, reference: Ref
         o3d.pipelines.registration.ICPConvergenceCriteria(max_iteration=20))
     query.transform(registration.transformation)
     aligned = np.asarray(query.points)
-    to_reference = np.asarray(query.compute_point_cloud_distance(target))
-    extra_mask = to_reference > tolerance
+    extra_mask = np.asarray(query.compute_point_cloud_distance(_cloud(reference.points))) > tolerance
     # Reference points the camera sees: the camera moved into the reference's frame with the registration.
     reference_points = np.asarray(target.points)
     diameter = float(np.linalg.norm(reference_points.max(axis=0) - reference_points.min(axis=0)))
@@ -87,7 +88,8 @@ def shape_scores(points: np.ndarray, camera_position: np.ndarray, reference: Ref
     visible_points = reference_points[np.asarray(visible, int)]
     missing_mask = np.zeros(0, bool)
     if len(visible_points):
-        missing_mask = np.asarray(_cloud(visible_points).compute_point_cloud_distance(query)) > tolerance
+        full_query = _cloud(points).transform(registration.transformation)
+        missing_mask = np.asarray(_cloud(visible_points).compute_point_cloud_distance(full_query)) > tolerance
     departing = np.concatenate([aligned[extra_mask], visible_points[missing_mask]])
     location = None
     if len(departing):

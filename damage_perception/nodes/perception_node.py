@@ -16,7 +16,9 @@ at the requested angle, so stale frames are dropped rather than piling up. Every
 synchroniser evicted, frames overwritten before use, frames whose stamp went backwards) and published with
 the input rates on ``/diagnostics`` once a second.
 
-One inspection at a time: a goal arriving while another runs is rejected at once.
+One job at a time, an inspection or an enrolment (``~/enrol_sku``, with ``~/rollback_gallery`` and
+``~/report_label`` in ``ros/gallery_services.py``): a goal or an enrolment arriving while another runs is
+refused at once.
 """
 from __future__ import annotations
 
@@ -51,6 +53,7 @@ from damage_perception.core.verdict import DecisionConfig, ViewResult, decide
 from damage_perception.core.view_pipeline import ViewInput, ViewPipeline, ViewPipelineConfig
 from damage_perception.ros.conversions import matrix_to_pose, rgbd_to_arrays, transform_to_matrix
 from damage_perception.ros.debug_publisher import DebugConfig, DebugPublisher
+from damage_perception.ros.gallery_services import GalleryServices
 from damage_perception.ros.params import declare_config
 from damage_perception.ros.sync import ApproximateTimeSynchronizer, Subscriber
 from damage_perception.ros.tf import Buffer, TransformException, TransformListener
@@ -131,7 +134,7 @@ class DamagePerceptionNode(Node):
         self._frame: Frame | None = None
         self._frame_ready = threading.Condition()
         self._last_stamp_ns = 0
-        self._busy = threading.Lock()  # held from a goal's acceptance to its answer
+        self._busy = threading.Lock()  # held from a goal's acceptance to its answer, or through an enrolment
         self.counters = dict.fromkeys(("frames_synchronised", "frames_overwritten_unused", "frames_backwards",
                                        "views", "goals_accepted", "goals_rejected"), 0)
 
@@ -148,6 +151,12 @@ class DamagePerceptionNode(Node):
             self, InspectItem, "inspect", execute_callback=self._execute,
             goal_callback=self._on_goal, cancel_callback=lambda _: CancelResponse.ACCEPT,
             callback_group=ReentrantCallbackGroup())
+        # ~/enrol_sku, ~/rollback_gallery, ~/report_label: ros/gallery_services.py. An enrolment turns the wrist
+        # itself on wrist_goal_topic and holds the same lock as an inspection.
+        self.wrist_pub = self.create_publisher(PoseStamped, self._param("wrist_goal_topic"), 10)
+        self.gallery_services = GalleryServices(
+            self, self.store, self.model, self.model_problem, ViewPipeline(self.gripper, self.pipeline_config),
+            self._capture_view, self._busy)
         self.get_logger().info(
             f"ready: listening on {self._param('color_topic')}, {self._param('depth_topic')}, "
             f"{self._param('camera_info_topic')}; gripper frame '{self._param('gripper_frame')}'; "
@@ -161,7 +170,7 @@ class DamagePerceptionNode(Node):
             "gripper_frame": "gripper_link", "presentation_frame": "inspection_pose",
             "sync_slop": 0.02, "sync_queue_size": 10, "tf_timeout": 0.5, "goal_deadline": 30.0,
             "view_timeout": 5.0, "settle_tolerance_deg": 2.0, "policy": "fixed", "num_views": 6,
-            "model_path": SHIPPED_MODEL, "store_path": "",
+            "model_path": SHIPPED_MODEL, "store_path": "", "wrist_goal_topic": "arm/wrist_goal",
             "reachable_wrist_angles": [-math.pi, math.pi],
         }.items():
             self.declare_parameter(name, default)
@@ -281,7 +290,8 @@ class DamagePerceptionNode(Node):
     def _on_goal(self, goal: InspectItem.Goal) -> GoalResponse:
         if not self._busy.acquire(blocking=False):  # released when the accepted goal is answered
             self.counters["goals_rejected"] += 1
-            self.get_logger().warning(f"rejecting goal for item '{goal.item_id}': an inspection is running")
+            self.get_logger().warning(f"rejecting goal for item '{goal.item_id}': an inspection or an enrolment "
+                                      "is running")
             return GoalResponse.REJECT
         self.counters["goals_accepted"] += 1
         return GoalResponse.ACCEPT
@@ -359,6 +369,11 @@ class DamagePerceptionNode(Node):
                               model_version=self.model_version,
                               gallery_version=f"{goal.sku}@v{gallery.version}" if gallery is not None else "",
                               inspection_seconds=time.monotonic() - started)
+
+    def _capture_view(self, angle: float, deadline: float) -> ViewInput:
+        """For an enrolment: send the wrist to ``angle`` ourselves and wait for the view there."""
+        self.wrist_pub.publish(self._wrist_pose(angle))
+        return self._wait_for_view(angle, deadline)[0]
 
     def _ask_for_view(self, goal_handle, index: int, angle: float) -> None:
         feedback = InspectItem.Feedback(view_index=index, view_score=math.nan, done=False,

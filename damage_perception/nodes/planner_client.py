@@ -67,9 +67,10 @@ class PlannerClient(Node):
             self.get_logger().error("the inspect action or the cell/present_item service is not available")
         return ok
 
-    def run_item(self, empty_gripper: bool = False) -> Outcome | None:
-        """Present one item, inspect it and return the outcome (None if the cell has no more items)."""
-        presented = self._call(self.present, PresentItem.Request(index=-1, empty_gripper=empty_gripper))
+    def run_item(self, empty_gripper: bool = False, index: int = -1) -> Outcome | None:
+        """Present one item (the next, or catalogue ``index``), inspect it and return the outcome (None if the
+        cell has no more items)."""
+        presented = self._call(self.present, PresentItem.Request(index=index, empty_gripper=empty_gripper))
         if presented is None or not presented.success:
             return None
         started = time.monotonic()

@@ -24,3 +24,8 @@ def load_gallery(store: InspectionStore, sku: str, version: int | None = None) -
              for v in stored.views]
     shape = ReferenceShape(stored.shape_points if stored.shape_points is not None else np.zeros((0, 3), np.float32))
     return SkuGallery(sku, views, shape, stored.nominal_score or 1.0, stored.version, {"note": stored.note})
+
+
+def active_galleries(store: InspectionStore) -> list[SkuGallery]:
+    """The active gallery of every SKU that has one (for ``core.identification.GalleryIndex``)."""
+    return [gallery for sku in store.skus_with_gallery() if (gallery := load_gallery(store, sku)) is not None]

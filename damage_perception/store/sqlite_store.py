@@ -162,6 +162,10 @@ class InspectionStore:
         points = None if shape is None else np.frombuffer(shape, dtype=np.float32).reshape(-1, 3).copy()
         return GalleryVersion(sku, number, bool(active), note, views, nominal, points)
 
+    def skus_with_gallery(self) -> list[str]:
+        """Every SKU that has an active gallery version, sorted."""
+        return [sku for (sku,) in self._read("SELECT DISTINCT sku FROM gallery_versions WHERE active = 1 ORDER BY sku")]
+
     def gallery_versions(self, sku: str) -> list[tuple[int, bool, int]]:
         """(version, active, number of views) of every version of ``sku``, oldest first."""
         return [(v, bool(a), n) for v, a, n in self._read(
@@ -188,6 +192,14 @@ class InspectionStore:
                                  tuple(json.loads(views)), created, row_id)
                 for row_id, item, s, decision, score, threshold, model, gallery, reason, views, created in rows]
 
+    def score_log(self) -> list[tuple[str, float, int, float | None]]:
+        """(SKU, time, decision, fused score or None) of every logged verdict, oldest first."""
+        return self._read("SELECT sku, created_at, decision, fused_score FROM inspections ORDER BY created_at, id")
+
+    def was_inspected(self, item_id: str) -> bool:
+        """Whether the log has a verdict for ``item_id``."""
+        return bool(self._read("SELECT 1 FROM inspections WHERE item_id = ? LIMIT 1", (item_id,)))
+
     def add_label(self, item_id: str, damaged: bool, damage_type: str = "", labeller: str = "") -> int:
         """Record a person's judgement of an inspected item (linked to its latest inspection, if logged)."""
         def statements(cursor) -> int:
@@ -198,11 +210,14 @@ class InspectionStore:
                 (row[0], item_id, int(damaged), damage_type, labeller, time.time())).lastrowid
         return self._write(statements)
 
-    def labelled_scores(self) -> list[tuple[float, bool]]:
-        """(fused score, damaged) for every labelled inspection, for recalibrating thresholds."""
+    def labelled_scores(self, model_version: str | None = None) -> list[tuple[float, bool]]:
+        """(fused score, damaged) for every labelled inspection (of one model version, if given), for
+        recalibrating thresholds; an inspection labelled twice counts once, with its latest label."""
+        where, args = ("AND i.model_version = ?", (model_version,)) if model_version is not None else ("", ())
         return [(score, bool(damaged)) for score, damaged in self._read(
             "SELECT i.fused_score, l.damaged FROM labels l JOIN inspections i ON i.id = l.inspection_id "
-            "WHERE i.fused_score IS NOT NULL ORDER BY l.id")]
+            "WHERE i.fused_score IS NOT NULL AND l.id = (SELECT MAX(id) FROM labels WHERE inspection_id = "
+            f"l.inspection_id) {where} ORDER BY l.id", args)]
 
     def integrity_ok(self) -> bool:
         """SQLite's own consistency check of the file."""

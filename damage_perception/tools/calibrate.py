@@ -5,6 +5,9 @@ The threshold is the lowest whose false-positive rate on the good items has a on
 upper confidence bound at or below the target. Showing 0.1 % at 95 % confidence takes at least 2,995 good
 items with none above the threshold; with fewer, the threshold goes just above the highest good score and
 the bound it does reach is printed (and the command exits 1, so a pipeline notices).
+
+With ``--store`` the good items are the station's own: inspections a person labelled not damaged
+(``~/report_label``), scored by the model version given (default: the shipped model), from the log.
 """
 from __future__ import annotations
 
@@ -20,6 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("study", type=Path, nargs="?", default=None,
                         help="study with good items of SKUs the model was not trained on")
     parser.add_argument("--scores", type=Path, default=None, help="scores.jsonl from evaluate (instead of a study)")
+    parser.add_argument("--store", type=Path, default=None,
+                        help="station store: recalibrate from inspections people labelled good (instead of a study)")
     parser.add_argument("--model", type=Path, default=None, help="model file (default: the shipped model)")
     parser.add_argument("--target-fpr", type=float, default=0.001, help="false-positive rate to guarantee")
     parser.add_argument("--confidence", type=float, default=0.95, help="confidence of the upper bound")
@@ -38,6 +43,17 @@ def write_threshold(config: Path, threshold: float, note: str) -> None:
     config.write_text(pattern.sub(lambda m: f"{m.group(1)}{threshold!r}  # {note}", text, count=1))
 
 
+def good_scores_in_store(path: Path, model_version: str) -> list[float]:
+    """Fused scores of the store's inspections by ``model_version`` that a person labelled not damaged."""
+    from damage_perception.store.sqlite_store import InspectionStore
+
+    store = InspectionStore(path)
+    try:
+        return [score for score, damaged in store.labelled_scores(model_version) if not damaged]
+    finally:
+        store.close()
+
+
 def run(args: argparse.Namespace) -> int:
     from damage_perception.core.damage_model import DamageModel, ModelLoadError
     from damage_perception.core.metrics import threshold_for_fpr
@@ -50,12 +66,22 @@ def run(args: argparse.Namespace) -> int:
     except ModelLoadError as error:
         print(f"calibrate: {error}", file=sys.stderr)
         return 2
-    if args.scores is None and args.study is None:
-        print("calibrate: give a study folder or --scores", file=sys.stderr)
+    if args.store is not None:
+        if not args.store.is_file():
+            print(f"calibrate: store {args.store} does not exist", file=sys.stderr)
+            return 2
+        good = good_scores_in_store(args.store, model.version)
+        if not good:
+            print(f"calibrate: {args.store} has no inspection by model {model.version} labelled good",
+                  file=sys.stderr)
+            return 2
+    elif args.scores is None and args.study is None:
+        print("calibrate: give a study folder, --scores or --store", file=sys.stderr)
         return 2
-    items = load_scores(args.scores) if args.scores else score_study(Study(args.study), model,
-                                                                     progress=not args.no_progress)
-    good = [i.item_probability(model.fusion) for i in items if not i.damaged]
+    else:
+        items = load_scores(args.scores) if args.scores else score_study(Study(args.study), model,
+                                                                         progress=not args.no_progress)
+        good = [i.item_probability(model.fusion) for i in items if not i.damaged]
     chosen = threshold_for_fpr(good, args.target_fpr, args.confidence)
     print(f"calibrate: {chosen.good_items} good items, {chosen.exceedances} at or above threshold "
           f"{chosen.threshold:.6g}; FPR <= {100 * chosen.fpr_upper_bound:.3f}% at {100 * args.confidence:g}% "

@@ -19,6 +19,7 @@ COMMANDS = {  # sub-command -> module of damage_perception.tools
     "calibrate": "calibrate",
     "evaluate": "evaluate",
     "enrol": "enrol",
+    "drift": "drift",
     "report": "report",
 }
 

@@ -25,6 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="fit the fusion on this study (other SKUs) instead; the head then trains on every SKU")
     parser.add_argument("--checkpoints", type=Path, default=None,
                         help="folder for checkpoints and the validation scores (default: out/models/checkpoints)")
+    parser.add_argument("--refit-fusion", type=Path, default=None, metavar="MODEL",
+                        help="keep this model's trained head and only refit its fusion (after a gallery change)")
     parser.add_argument("--no-progress", action="store_true")
 
 
@@ -66,13 +68,16 @@ def collect_training_views(study, skus: list[str], model, progress: bool = True)
     return TrainingViews(torch.cat(features), torch.cat(depth), torch.cat(cells), torch.cat(labels))
 
 
-def model_version(head, seed: int, steps: int) -> str:
-    """A version naming the recipe and the weights' hash."""
+def model_version(head, fusion, recipe: str) -> str:
+    """A version naming the recipe and the hash of the head's weights and the fusion's coefficients."""
+    import json
+
     import torch
 
     buffer = io.BytesIO()
     torch.save(head.state_dict(), buffer)
-    return f"effl0-head-s{steps}-seed{seed}-{hashlib.sha256(buffer.getvalue()).hexdigest()[:10]}"
+    buffer.write(json.dumps(fusion.to_dict() if fusion else None, sort_keys=True).encode())
+    return f"effl0-{recipe}-{hashlib.sha256(buffer.getvalue()).hexdigest()[:10]}"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -98,16 +103,21 @@ def run(args: argparse.Namespace) -> int:
               f"{len(validation_skus)}", file=sys.stderr)
         return 2
     print(f"train: {len(train_skus)} SKUs to train the head, {len(validation_skus)} to fit the fusion")
-    model = DamageModel(DamageHead())
-    views = collect_training_views(study, train_skus, model, not args.no_progress)
-    print(f"train: {len(views)} views, {int(views.shows_damage.sum())} show damage")
-    settings = TrainSettings(steps=args.steps, batch=args.batch, seed=args.seed)
     checkpoints = args.checkpoints or Path("out/models/checkpoints")
-    model.head = train_head(views, settings, checkpoints, progress=not args.no_progress)
+    if args.refit_fusion:
+        model = DamageModel.load(args.refit_fusion)
+        recipe = model.version.rsplit("-", 1)[0].removeprefix("effl0-")
+    else:
+        model = DamageModel(DamageHead())
+        views = collect_training_views(study, train_skus, model, not args.no_progress)
+        print(f"train: {len(views)} views, {int(views.shows_damage.sum())} show damage")
+        settings = TrainSettings(steps=args.steps, batch=args.batch, seed=args.seed)
+        model.head = train_head(views, settings, checkpoints, progress=not args.no_progress)
+        recipe = f"head-s{args.steps}-seed{args.seed}"
     scores = score_study(fusion_study, model, validation_skus, progress=not args.no_progress)
     save_scores(scores, checkpoints / "validation_scores.jsonl")
     model.fusion = fit_fusion(fusion_data(scores))
-    model.version = model_version(model.head, args.seed, args.steps)
+    model.version = model_version(model.head, model.fusion, recipe)
     model.save(args.out)
     clean = [s["classifier"] for i in scores if not i.damaged for s in i.signals]
     shown = [s["classifier"] for i in scores if i.damaged for s, v in zip(i.signals, i.shows_damage) if v]

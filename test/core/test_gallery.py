@@ -165,10 +165,11 @@ def test_a_view_is_scored_against_the_references_nearest_in_wrapped_angle():
     rng = np.random.default_rng(0)
     query = rng.normal(size=(4, 4, 8)).astype(np.float32)
     cells = np.ones((4, 4), bool)
-    far = [ReferenceView(angle, rng.normal(10, 1, size=(16, 8)).astype(np.float32)) for angle in (2.0, 3.0, 4.0)]
+    # NEAREST_VIEWS unlike views spread over 1.0..5.2 rad, and the matching view at 0.1 rad: one view too many.
+    far = [ReferenceView(angle, rng.normal(10, 1, size=(16, 8)).astype(np.float32))
+           for angle in np.linspace(1.0, 5.2, NEAREST_VIEWS)]
     gallery = SkuGallery("SKU", [ReferenceView(0.1, query.reshape(-1, 8))] + far, ReferenceShape(np.zeros((0, 3))))
-    assert NEAREST_VIEWS == 3
-    # Wrapped, the nearest three to 6.2 rad are 0.1, 2.0 and 4.0 (0.18, 2.08, 2.2 rad away); unwrapped, the
-    # view at 0.1 rad would be the farthest and left out.
+    # Wrapped, 0.1 rad is the nearest view to 6.2 rad (0.18 rad away) and the one left out is near 3 rad;
+    # unwrapped, the view at 0.1 rad would be the farthest and left out.
     assert score_view(gallery, query, cells, 6.2).score < 0.01   # cdist rounding only
-    assert score_view(gallery, query, cells, 3.0).score > 5.0   # at 3.0 rad the matching view is left out
+    assert score_view(gallery, query, cells, 3.1).score > 5.0   # at 3.1 rad the matching view is the farthest

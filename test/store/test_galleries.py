@@ -6,7 +6,7 @@ import pytest
 
 from damage_perception.core.gallery import ReferenceView, SkuGallery
 from damage_perception.core.shape_check import ReferenceShape
-from damage_perception.store.galleries import load_gallery, save_gallery
+from damage_perception.store.galleries import active_galleries, load_gallery, save_gallery
 from damage_perception.store.sqlite_store import InspectionStore
 
 
@@ -47,3 +47,14 @@ def test_a_new_enrolment_becomes_active_and_the_old_version_stays_readable(store
 
 def test_an_unknown_sku_has_no_gallery(store):
     assert load_gallery(store, "SKU-C9999") is None
+
+
+def test_active_galleries_are_one_per_sku_at_its_active_version(store):
+    save_gallery(store, gallery(seed=0))
+    save_gallery(store, gallery(seed=1))
+    other = gallery(seed=2)
+    other.sku = "SKU-B0001"
+    save_gallery(store, other)
+    store.activate("SKU-C0042", 1)
+    assert store.skus_with_gallery() == ["SKU-B0001", "SKU-C0042"]
+    assert [(g.sku, g.version) for g in active_galleries(store)] == [("SKU-B0001", 1), ("SKU-C0042", 1)]

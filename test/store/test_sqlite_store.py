@@ -108,3 +108,41 @@ def test_sigkill_while_enrolling_leaves_only_whole_gallery_versions(tmp_path):
     for version, _, num_views in versions:
         assert len(store.gallery("sku-big", version).views) == num_views == 200
     assert sum(active for _, active, _ in versions) == 1
+
+
+def test_repeated_sigkill_while_enrolling_galleries_leaves_every_version_whole_and_readable(tmp_path):
+    from damage_perception.store.galleries import load_gallery, save_gallery
+    from test.store.store_writer_process import GALLERY_SKUS, seeded_gallery
+
+    path = tmp_path / "galleries.db"
+    reported = []  # (sku, version, seed) the writer was told were committed
+    for after_lines in (4, 9, 15):  # kill, restart on the same file, kill again
+        process = subprocess.Popen([sys.executable, str(WRITER), str(path), "galleries"], stdout=subprocess.PIPE,
+                                   text=True)
+        lines, deadline = [], time.monotonic() + 120
+        while len(lines) < after_lines and time.monotonic() < deadline and (line := process.stdout.readline()):
+            lines.append(line)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        lines += process.stdout.read().splitlines()
+        assert len(lines) >= after_lines, "the writer did not start"
+        reported += [(sku, int(version), int(seed)) for sku, version, seed in (line.split() for line in lines)]
+
+    store = InspectionStore(path)
+    assert store.integrity_ok()
+    for sku, version, seed in reported:
+        assert store.gallery(sku, version).note == f"seed {seed}"
+    for sku in GALLERY_SKUS:
+        versions = store.gallery_versions(sku)
+        assert [v for v, _, _ in versions] == list(range(1, len(versions) + 1))  # no gaps, no half versions
+        assert sum(active for _, active, _ in versions) == 1
+        for version, _, num_views in versions:  # every committed version, reported before the kill or not
+            loaded = load_gallery(store, sku, version)
+            expected = seeded_gallery(sku, int(loaded.metadata["note"].split()[1]))
+            assert num_views == len(loaded.views) == len(expected.views)
+            for ours, theirs in zip(expected.views, loaded.views):
+                np.testing.assert_array_equal(ours.patches, theirs.patches)
+                assert ours.angle == pytest.approx(theirs.angle)
+            np.testing.assert_array_equal(loaded.shape.points, expected.shape.points)
+            assert loaded.nominal_score == pytest.approx(expected.nominal_score)
+    assert save_gallery(store, seeded_gallery("SKU-A", 1)) == len(store.gallery_versions("SKU-A"))  # writable
