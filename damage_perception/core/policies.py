@@ -34,7 +34,8 @@ class ViewPolicy(Protocol):
 
 @dataclass(frozen=True)
 class ViewEvidence:
-    """Log-likelihood ratio of "this view shows damage" vs "it shows pristine surface", given its score.
+    """Log-likelihood ratio of "this view shows damage" vs "it shows pristine surface", given its score
+    (the model's view log-odds when a model scored it, see ``evidence_input``).
 
     llr(score) = slope * (score - midpoint), a logistic model: fit it on labelled views with
     :func:`fit_view_evidence`. The defaults suit the geometric score (clean views score ~0, views facing
@@ -48,6 +49,16 @@ class ViewEvidence:
     def llr(self, score: float) -> float:
         """Evidence of one view (positive: damage seen)."""
         return float(np.clip(self.slope * (score - self.midpoint), -self.clip, self.clip))
+
+    def of_view(self, view: ViewResult) -> float:
+        """Evidence of a view from its ``evidence_input``."""
+        return self.llr(evidence_input(view))
+
+
+def evidence_input(view: ViewResult) -> float:
+    """What the view evidence is a function of: the damage model's view log-odds when a model scored the
+    view (unbounded, so one clear view can reach the divert bound), else the geometric score in [0, 1]."""
+    return view.logit if math.isfinite(view.logit) else view.score
 
 
 def fit_view_evidence(pristine_scores: Sequence[float], damaged_scores: Sequence[float],
@@ -110,13 +121,13 @@ class StoppingRule:
 
     def damage_evidence(self, views: Sequence[ViewResult]) -> float:
         """The strongest single view's evidence of damage (0 without views of the item)."""
-        return max((self.evidence.llr(view.score) for view in views if view.found), default=0.0)
+        return max((self.evidence.of_view(view) for view in views if view.found), default=0.0)
 
     def clean_evidence(self, views: Sequence[ViewResult]) -> float:
         """log P(every view looks clean | damaged) under uniform damage placement (0: no clean look yet)."""
         looks = np.zeros_like(AZIMUTHS)
         for view in views:
-            if view.found and self.evidence.llr(view.score) < 0:
+            if view.found and self.evidence.of_view(view) < 0:
                 looks += visibility(view.wrist_angle, math.radians(self.field_of_view_deg)) > 0.5
         return float(np.log(np.mean(self.view_miss_rate ** looks)))
 
@@ -214,7 +225,7 @@ class NextBestViewPolicy:
         for view in views:
             view_visibility = visibility(view.wrist_angle, self.field_of_view)
             seen = np.maximum(seen, view_visibility)
-            if view.found and self.rule.evidence.llr(view.score) > 0:
+            if view.found and self.rule.evidence.of_view(view) > 0:
                 interest += 2.0 * view_visibility  # look again at suspicious surface, from another side
         return np.maximum(self._candidate_visibility - seen, 0.0) @ interest
 

@@ -13,7 +13,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from damage_perception.core.policies import StoppingRule, ViewPolicy, fit_view_evidence
+from damage_perception.core.policies import StoppingRule, ViewPolicy, evidence_input, fit_view_evidence
 from damage_perception.core.verdict import Decision, DecisionConfig, ViewResult, decide
 from damage_perception.core.view_pipeline import ViewInput, ViewPipeline
 
@@ -71,8 +71,9 @@ def score_episode(episode, pipeline: ViewPipeline, min_damage_px: int = 50) -> S
 
 
 def replay(make_policy: Callable[[], ViewPolicy], episode: ScoredEpisode, decision: DecisionConfig,
-           timing: ArmTiming = ArmTiming()) -> PolicyRun:
-    """Run a fresh policy over one scored episode and judge it as the node would."""
+           timing: ArmTiming = ArmTiming(), fusion=None) -> PolicyRun:
+    """Run a fresh policy over one scored episode and judge it as the node would (``fusion``: the damage
+    model's, for ``decision.fusion == "learned"``)."""
     policy = make_policy()
     taken: list[ViewResult] = []
     wrist, seconds = 0.0, 0.0
@@ -81,18 +82,18 @@ def replay(make_policy: Callable[[], ViewPolicy], episode: ScoredEpisode, decisi
         taken.append(dataclasses.replace(episode.views[nearest], index=len(taken), wrist_angle=angle))
         seconds += abs(math.remainder(angle - wrist, 2 * math.pi)) / timing.wrist_speed + timing.per_view_s
         wrist = angle
-    verdict = decide(taken, decision, policy.early_decision(taken))
+    verdict = decide(taken, decision, policy.early_decision(taken), fusion)
     return PolicyRun(verdict.decision, verdict.fused_score, len(taken), seconds)
 
 
 def fit_stopping_evidence(episodes: Sequence[ScoredEpisode], rule: StoppingRule) -> StoppingRule:
     """The stopping rule with its view evidence and view miss rate fitted on labelled views: views of
     pristine items against views that show damage (ground truth)."""
-    clean = [v.score for e in episodes if not e.damaged for v in e.views if v.found]
-    damaged = [v.score for e in episodes if e.damaged and e.damage_visible
+    clean = [evidence_input(v) for e in episodes if not e.damaged for v in e.views if v.found]
+    damaged = [evidence_input(v) for e in episodes if e.damaged and e.damage_visible
                for v, shows in zip(e.views, e.damage_visible) if shows and v.found]
     if len(clean) < 10 or len(damaged) < 10:
         raise ValueError(f"need labelled views to fit on: {len(clean)} clean, {len(damaged)} showing damage")
     evidence = dataclasses.replace(fit_view_evidence(clean, damaged), clip=rule.evidence.clip)
-    view_miss_rate = float(np.clip(np.mean([evidence.llr(s) < 0 for s in damaged]), 0.01, 0.5))
+    view_miss_rate = float(np.clip(np.mean([evidence.llr(x) < 0 for x in damaged]), 0.01, 0.5))
     return dataclasses.replace(rule, evidence=evidence, view_miss_rate=view_miss_rate)

@@ -112,3 +112,19 @@ def save_scores(items: list[ItemScores], path: Path | str) -> Path:
 def load_scores(path: Path | str) -> list[ItemScores]:
     with Path(path).open() as stream:
         return [ItemScores(**json.loads(line)) for line in stream if line.strip()]
+
+
+def scored_episode(item: ItemScores, fusion):
+    """An item's scored views as the policy replay reads them (``core.replay.ScoredEpisode``): each found view
+    with its fused view log-odds and probability, so ``tune`` replays policies over a study scored once."""
+    from damage_perception.core.replay import ScoredEpisode
+    from damage_perception.core.verdict import ViewResult
+
+    angles = [a for a, found in zip(item.angles, item.found) if found]
+    views = []
+    for index, (angle, signals, types) in enumerate(zip(angles, item.signals, item.type_probabilities)):
+        logit = fusion.view_logit(signals, item.has_gallery)
+        views.append(ViewResult(index, angle, True, float(1.0 / (1.0 + np.exp(-logit))), dict(types),
+                                logit=logit, signals=dict(signals)))
+    label = item.damage if item.damaged else "pristine"
+    return ScoredEpisode(item.item_id, label, np.asarray(angles, float), views, list(item.shows_damage))

@@ -21,7 +21,12 @@ HELP = "tune view policies offline: replay episodes over a grid, write a CSV and
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of the tune sub-command."""
-    parser.add_argument("dataset", type=Path, help="dataset folder (damage-perception synth) or rosbag2 folder")
+    parser.add_argument("dataset", type=Path,
+                        help="dataset folder (damage-perception synth), rosbag2 folder, or a scores.jsonl of a study "
+                             "scored by the damage model (damage-perception evaluate --out DIR writes DIR/scores.jsonl)")
+    parser.add_argument("--model", type=Path, default=None,
+                        help="with scores.jsonl: the model whose fusion turns view signals into evidence "
+                             "(default: the shipped model)")
     parser.add_argument("--out", type=Path, default=Path("out/tune"), help="folder for tune.csv and pareto.png")
     parser.add_argument("--target-fpr", type=float, default=0.001, help="false-positive rate for recall")
     parser.add_argument("--max-views", default="2,4,6,8", help="view budgets (fixed: view counts)")
@@ -34,8 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--from-csv", action="store_true",
                         help="redo the recommendation and plot from OUT/tune.csv without replaying")
     parser.add_argument("--fit-on", type=Path, default=None,
-                        help="dataset to fit the view evidence on (default: the even-numbered episodes, "
-                             "and only the odd-numbered ones are judged)")
+                        help="dataset (or scores.jsonl) to fit the view evidence on (default: the even-numbered "
+                             "episodes, and only the odd-numbered ones are judged)")
     parser.add_argument("--workers", type=int, default=multiprocessing.cpu_count(), help="scoring processes")
     parser.add_argument("--no-progress", action="store_true")
 
@@ -97,12 +102,29 @@ def score_all(path: Path, workers: int, progress: bool):
         return list(tqdm(results, total=len(jobs), desc="scoring views", disable=not progress))
 
 
-def evaluate(setting: Setting, episodes, target_fpr: float, timing) -> dict:
-    """Replay one setting over all episodes and summarise it."""
+def load_scored(path: Path, model_path: Path | None, workers: int, progress: bool):
+    """Scored episodes and the fusion to judge them with: a dataset is scored here by the geometric pipeline
+    (fusion None); a scores.jsonl was scored by the damage model, whose fusion then judges the items."""
+    if path.suffix != ".jsonl":
+        return score_all(path, workers, progress), None
+    from damage_perception.core.damage_model import DamageModel
+    from damage_perception.data.study_scores import load_scores, scored_episode
+    from damage_perception.tools.train import DEFAULT_MODEL
+    fusion = DamageModel.load(model_path or DEFAULT_MODEL).fusion
+    return [scored_episode(item, fusion) for item in load_scores(path) if item.signals], fusion
+
+
+def evaluate(setting: Setting, episodes, target_fpr: float, timing, fusion=None) -> dict:
+    """Replay one setting over all episodes and summarise it (``fusion``: judge with the model's item fusion)."""
     from damage_perception.core.metrics import recall_at_fpr
     from damage_perception.core.replay import replay
     from damage_perception.core.verdict import Decision, DecisionConfig
-    runs = [(episode.damaged, replay(setting.make, episode, DecisionConfig(), timing)) for episode in episodes]
+    decision = DecisionConfig()
+    if fusion is not None:  # the node's calibrated threshold on the model's item probability
+        from damage_perception.tools.evaluate import config_threshold
+        from damage_perception.tools.processes import config_file
+        decision = DecisionConfig(fusion="learned", divert_threshold=config_threshold(config_file("damage_perception.yaml")))
+    runs = [(episode.damaged, replay(setting.make, episode, decision, timing, fusion)) for episode in episodes]
     damaged = [run for is_damaged, run in runs if is_damaged]
     pristine = [run for is_damaged, run in runs if not is_damaged]
     recall, threshold = recall_at_fpr([r.fused_score for r in damaged], [r.fused_score for r in pristine],
@@ -185,9 +207,9 @@ def run(args: argparse.Namespace) -> int:
     from damage_perception.core.replay import ArmTiming
     from damage_perception.core.policies import StoppingRule
     from damage_perception.core.replay import fit_stopping_evidence
-    scored = score_all(args.dataset, args.workers, not args.no_progress)
+    scored, fusion = load_scored(args.dataset, args.model, args.workers, not args.no_progress)
     if args.fit_on is not None:  # fit on another dataset, judge on all of this one
-        fitting, episodes = score_all(args.fit_on, args.workers, not args.no_progress), scored
+        fitting, episodes = load_scored(args.fit_on, args.model, args.workers, not args.no_progress)[0], scored
     else:  # fit on the even-numbered episodes, judge every setting on the odd-numbered ones
         fitting, episodes = scored[0::2], scored[1::2]
     try:
@@ -198,7 +220,8 @@ def run(args: argparse.Namespace) -> int:
         fitted, episodes = None, scored
         print(f"tune: default view evidence ({error})")
     timing = ArmTiming(args.wrist_speed, args.per_view_seconds)
-    return report([evaluate(setting, episodes, args.target_fpr, timing) for setting in grid(args, fitted)], args)
+    return report([evaluate(setting, episodes, args.target_fpr, timing, fusion) for setting in grid(args, fitted)],
+                  args)
 
 
 def report(rows: list[dict], args: argparse.Namespace) -> int:
