@@ -1,4 +1,5 @@
 """study -> train -> evaluate -> calibrate -> enrol, end to end on a tiny study (the commands of docs/models.md)."""
+import csv
 import json
 import shutil
 from pathlib import Path
@@ -100,3 +101,28 @@ def test_enrol_from_a_study_and_roll_back(study, model_file, tmp_path):
     store = InspectionStore(store_path)
     assert load_gallery(store, sku).version == 1
     store.close()
+
+
+def test_refit_fusion_keeps_the_head_and_changes_the_version_with_the_fusion(study, model_file, tmp_path):
+    refitted = tmp_path / "refitted.pt"
+    assert cli.main(["train", str(study), "--refit-fusion", str(model_file), "--out", str(refitted),
+                     "--validation-share", "0.5", "--seed", "1", "--checkpoints", str(tmp_path / "checkpoints"),
+                     "--no-progress"]) == 0
+    before, after = DamageModel.load(model_file), DamageModel.load(refitted)
+    for name, tensor in before.head.state_dict().items():
+        assert (tensor == after.head.state_dict()[name]).all(), name
+    assert after.version.startswith("effl0-head-s6-seed0-")
+    assert (after.version != before.version) == (after.fusion.to_dict() != before.fusion.to_dict())
+
+
+def test_tune_replays_the_policies_over_a_model_scored_study(study, model_file, tmp_path):
+    scores = tmp_path / "eval"
+    assert cli.main(["evaluate", str(study), "--model", str(model_file), "--out", str(scores), "--no-progress"]) == 0
+    out = tmp_path / "tune"
+    assert cli.main(["tune", str(scores / "scores.jsonl"), "--model", str(model_file), "--out", str(out),
+                     "--max-views", "1,3", "--no-progress"]) == 0
+    rows = list(csv.DictReader((out / "tune.csv").open()))
+    fixed = {int(row["max_views"]): float(row["mean_views"]) for row in rows if row["policy"] == "fixed"}
+    assert fixed == {1: 1.0, 3: 3.0}
+    assert all(float(row["mean_views"]) <= int(row["max_views"]) for row in rows)
+    assert (out / "pareto.png").stat().st_size > 10_000
