@@ -4,6 +4,11 @@ Each view goes through what the node does per frame: Image messages -> numpy (co
 segmentation, geometric scoring. Prints medians and p95s; no assertions.
 
     .venv/bin/python benchmarks/bench_pipeline.py [--items 24] [--views 6]
+    .venv/bin/python benchmarks/bench_pipeline.py --model --kinds carton,book,mailer,bottle,bag,blister
+
+With ``--model`` the shipped damage model also runs on every view, against a gallery enrolled for the item's
+SKU beforehand (as the node does with ``model_path`` and ``store_path``): per-stage times of the classifier
+(backbone + head), the gallery anomaly and the 3D shape check. torch uses 2 threads (the CI machine's cores).
 """
 from __future__ import annotations
 
@@ -27,22 +32,42 @@ def percentile_line(name: str, seconds: list[float]) -> str:
     return f"{name:<22} median {np.median(ms):7.1f} ms   p95 {np.percentile(ms, 95):7.1f} ms"
 
 
+def load_model():
+    import torch
+
+    from damage_perception.core.damage_model import DamageModel
+    from damage_perception.tools.train import DEFAULT_MODEL
+    torch.set_num_threads(2)
+    return DamageModel.load(DEFAULT_MODEL)
+
+
+def enrolled_gallery(model, sku: str):
+    """The SKU's gallery as `damage-perception enrol --sim-skus` builds it (8 pristine views, fixed cell)."""
+    from damage_perception.data.study import gallery_episode
+    from damage_perception.data.study_scores import gallery_of
+    return gallery_of(model, gallery_episode(sku, views=8))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=24)
     parser.add_argument("--views", type=int, default=6)
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--kinds", default="carton", help="comma-separated item kinds (default: carton)")
+    parser.add_argument("--model", action="store_true", help="run the shipped damage model too")
     args = parser.parse_args()
 
     gripper = GripperGeometry()
     renderer = CellRenderer(SceneConfig(), gripper)
-    pipeline = ViewPipeline(gripper)
-    decision = DecisionConfig()
+    model = load_model() if args.model else None
+    pipeline = ViewPipeline(gripper, model=model)
+    decision = DecisionConfig(fusion="learned") if model else DecisionConfig()
     rng = np.random.default_rng(args.seed)
-    stages: dict[str, list[float]] = {"convert": [], "backproject": [], "segment": [], "score": [], "total": []}
+    stage_names = ("backproject", "segment", "score") + (("classifier", "anomaly", "shape") if model else ())
+    stages: dict[str, list[float]] = {name: [] for name in ("convert",) + stage_names + ("total",)}
     ious, item_scores = [], []
     for spec in make_catalogue(args.items, damage_rate=0.5, seed=args.seed, kinds=tuple(args.kinds.split(","))):
+        gallery = enrolled_gallery(model, spec.sku) if model else None
         renderer.set_item(build_item(spec, gripper))
         views = []
         for index, angle in enumerate(np.linspace(0, 2 * np.pi, args.views, endpoint=False)):
@@ -52,16 +77,16 @@ def main() -> None:
             depth = depth_to_meters(depth_msg)
             converted = time.perf_counter()
             result, segment = pipeline.process(
-                ViewInput(depth, view.intrinsics, view.T_optical_gripper, list(view.finger_transforms)),
-                index, float(angle))
+                ViewInput(depth, view.intrinsics, view.T_optical_gripper, list(view.finger_transforms), view.color),
+                index, float(angle), gallery)
             done = time.perf_counter()
             stages["convert"].append(converted - start)
             stages["total"].append(done - start)
-            for stage in ("backproject", "segment", "score"):
+            for stage in stage_names:
                 stages[stage].append(result.timings.get(stage, 0.0))
             ious.append(mask_iou(segment.mask, view.item_mask))
             views.append(result)
-        item_scores.append((spec.damage, decide(views, decision).fused_score))
+        item_scores.append((spec.damage, decide(views, decision, fusion=model.fusion if model else None).fused_score))
 
     print(f"{args.items} items ({args.kinds}) x {args.views} views = {len(ious)} rendered 640x480 views")
     for name, seconds in stages.items():

@@ -53,6 +53,7 @@ class ViewSignals:
     shape: ShapeScores | None
     geometric: float
     timings: dict[str, float] = field(default_factory=dict)
+    patches: np.ndarray | None = None   # (n, D) patch features of the item's cells (product identification)
 
     def as_dict(self) -> dict[str, float]:
         """The fusion inputs (missing gallery signals as their pristine values)."""
@@ -104,7 +105,8 @@ class DamageModel:
                 start = time.perf_counter()
                 shape = shape_scores(clouds[k], camera_positions[k], gallery.shape)
                 timings["shape"] = time.perf_counter() - start
-            signals.append(ViewSignals(output, anomaly, shape, float(geometric[k]), timings))
+            signals.append(ViewSignals(output, anomaly, shape, float(geometric[k]), timings,
+                                       batch.patches[k][batch.cells[k]]))
         return signals
 
     def build_gallery(self, sku: str, colors: np.ndarray, masks: np.ndarray, depths_m: np.ndarray,

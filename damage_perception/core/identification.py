@@ -55,16 +55,76 @@ class GalleryIndex:
         centred = np.atleast_2d(embeddings) - self.centre
         return centred / np.maximum(np.linalg.norm(centred, axis=1, keepdims=True), 1e-12)
 
-    def query(self, view_patches: list[np.ndarray], top_k: int = 5,
-              coreset_ratio: float | None = CORESET_RATIO) -> list[Match]:
-        """The ``top_k`` SKUs most like an item given as its views' item-cell patches ((n, D) each), best
-        first."""
-        queries = self._normalise(np.stack([view_embedding(p, coreset_ratio, seed=k)
-                                            for k, p in enumerate(view_patches)]))
+    def embed(self, view_patches: list[np.ndarray], coreset_ratio: float | None = CORESET_RATIO) -> np.ndarray:
+        """Embeddings (views, D) of an item's views given as their item-cell patches ((n, D) each), picked
+        as at enrolment (the view pipeline computes the same per view: ``ViewResult.embedding``)."""
+        if not view_patches:
+            raise ValueError("an item without views has no embedding")
+        return np.stack([view_embedding(p, coreset_ratio, seed=k) for k, p in enumerate(view_patches)])
+
+    def similarities(self, view_embeddings: np.ndarray) -> np.ndarray:
+        """Similarity of an item (its views' embeddings, (views, D)) to every SKU, in ``self.skus`` order:
+        averaged over the item's views, the best cosine with any of the SKU's reference views."""
+        queries = self._normalise(np.asarray(view_embeddings, np.float32))
         similarity = queries @ self.embeddings.T                    # (query views, reference views)
         best = np.full((len(queries), len(self.skus)), -np.inf)
-        for column, owner in enumerate(self.owner):                 # best reference view of each SKU
-            best[:, owner] = np.maximum(best[:, owner], similarity[:, column])
-        per_sku = best.mean(axis=0)
+        np.maximum.at(best.T, self.owner, similarity.T)             # best reference view of each SKU
+        return best.mean(axis=0)
+
+    def query(self, view_embeddings: np.ndarray, top_k: int | None = 5) -> list[Match]:
+        """The ``top_k`` (None: all) SKUs most like an item given as its views' embeddings, best first."""
+        per_sku = self.similarities(view_embeddings)
         order = np.argsort(-per_sku, kind="stable")[:top_k]
         return [Match(self.skus[k], float(per_sku[k])) for k in order]
+
+
+@dataclass(frozen=True)
+class IdentificationConfig:
+    """The node's check of the claimed SKU (parameters ``identification.*``)."""
+
+    enabled: bool = True
+    top_k: int = 3          # the claimed SKU passes when it is among the top k most similar enrolled SKUs ...
+    margin: float = 0.05    # ... or within this similarity of the closest (calibrated by damage-perception identify)
+
+
+@dataclass(frozen=True)
+class ClaimCheck:
+    """Does an item look like the SKU it was presented as? ``mismatch`` when it does not."""
+
+    claimed: str
+    closest: str           # the most similar enrolled SKU
+    rank: int              # the claimed SKU's rank among the enrolled SKUs (0 = most similar)
+    gap: float             # similarity of the closest SKU minus that of the claimed one (>= 0)
+    mismatch: bool
+
+    @property
+    def reason(self) -> str:
+        return (f"item does not look like SKU {self.claimed} (closest: {self.closest}; "
+                f"{self.claimed} ranks {self.rank + 1}, {self.gap:.2f} below)")
+
+
+def effective_top_k(top_k: int, enrolled: int) -> int:
+    """Among the top ``top_k`` of ``enrolled`` SKUs: with few SKUs enrolled, being among the top ``enrolled - 1``
+    is the most that can count as evidence (with two SKUs, the claimed one must be the closer)."""
+    return max(1, min(top_k, enrolled - 1))
+
+
+def check_claim(matches: list[Match], claimed: str, top_k: int, margin: float) -> ClaimCheck | None:
+    """The mismatch rule on a full ranking (``GalleryIndex.query(..., top_k=None)``): the item does not look like
+    ``claimed`` when the claimed SKU is not among the top ``effective_top_k`` AND the closest SKU is more than
+    ``margin`` more similar. None when the claim cannot be checked (claimed SKU not enrolled, or alone)."""
+    ranked = [m.sku for m in matches]
+    if claimed not in ranked or len(ranked) < 2:
+        return None
+    rank = ranked.index(claimed)
+    gap = matches[0].similarity - matches[rank].similarity
+    return ClaimCheck(claimed, ranked[0], rank, gap,
+                      rank >= effective_top_k(top_k, len(ranked)) and gap > margin)
+
+
+def check_item(index: GalleryIndex, view_embeddings: list[np.ndarray], claimed: str,
+               config: IdentificationConfig) -> ClaimCheck | None:
+    """The mismatch rule for an inspected item (its found views' embeddings); None when it cannot be checked."""
+    if not config.enabled or not view_embeddings:
+        return None
+    return check_claim(index.query(np.stack(view_embeddings), top_k=None), claimed, config.top_k, config.margin)

@@ -1,12 +1,17 @@
 """Per-view results, their fusion over views and the item-level decision."""
 from __future__ import annotations
 
+import dataclasses
 import enum
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from damage_perception.core.geometric_score import DAMAGE_TYPES
+
+if TYPE_CHECKING:
+    from damage_perception.core.identification import ClaimCheck
 
 
 class Decision(enum.IntEnum):
@@ -46,6 +51,7 @@ class ViewResult:
     signals: dict[str, float] = field(default_factory=dict)  # the model's per-view signals
     heatmap: np.ndarray | None = None               # per-cell damage probability over the item crop
     crop_box: tuple[int, int, int, int] | None = None  # the crop's (row0, row1, col0, col1) in the image
+    embedding: np.ndarray | None = None             # the view's product embedding (core.identification)
 
 
 @dataclass
@@ -61,6 +67,8 @@ class ItemVerdict:
     reason: str
     damage_probability: float = float("nan")   # the classifier's, largest over views (NaN without a model)
     anomaly_score: float = float("nan")        # gallery anomaly, largest over views (NaN without a gallery)
+    closest_sku: str = ""                      # product identification: the enrolled SKU the item looks most like
+    sku_mismatch: bool = False                 # the item does not look like its claimed SKU
 
 
 def fuse_scores(scores: list[float], method: str) -> float:
@@ -113,6 +121,19 @@ def decide(views: list[ViewResult], config: DecisionConfig, policy_decision: Dec
     return ItemVerdict(decision, fused, config.divert_threshold, type_scores, views, location, reason,
                        _largest(seen, "classifier", probability=True),
                        _largest(seen, "anomaly") if has_gallery else float("nan"))  # 1.0 stands in without one
+
+
+def with_identification(verdict: ItemVerdict, check: "ClaimCheck | None") -> ItemVerdict:
+    """The verdict with the claimed-SKU check (``core.identification.check_item``) applied: a mismatch sends a
+    judged item to REVIEW (its anomaly score compared it with another product's gallery, so neither PASS nor
+    DIVERT can be trusted); an ERROR stays an ERROR."""
+    if check is None:
+        return verdict
+    verdict = dataclasses.replace(verdict, closest_sku=check.closest, sku_mismatch=check.mismatch)
+    if not check.mismatch or verdict.decision == Decision.ERROR:
+        return verdict
+    return dataclasses.replace(verdict, decision=Decision.REVIEW, damage_location=None,
+                               reason=f"{check.reason}: mislabelled? (was {verdict.decision.name}: {verdict.reason})")
 
 
 def _largest(views: list[ViewResult], signal: str, probability: bool = False) -> float:

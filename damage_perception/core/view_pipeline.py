@@ -9,8 +9,10 @@ import numpy as np
 
 from damage_perception.core.camera import CameraIntrinsics, backproject
 from damage_perception.core.crops import crop_item
+from damage_perception.core.gallery import CORESET_RATIO
 from damage_perception.core.geometric_score import GeometricScoreConfig, score_geometry
 from damage_perception.core.gripper import GripperGeometry
+from damage_perception.core.identification import view_embedding
 from damage_perception.core.segmentation import ItemSegment, SegmentationConfig, segment_item
 from damage_perception.core.shape_check import thin_points
 from damage_perception.core.transforms import invert
@@ -102,6 +104,10 @@ class ViewPipeline:
         result.score = float(1.0 / (1.0 + np.exp(-logit)))
         result.type_scores = {**result.type_scores, **signals.classifier.type_probabilities}
         result.heatmap, result.crop_box = signals.classifier.heatmap, crop.box
+        if signals.patches is not None and len(signals.patches):
+            start = time.perf_counter()
+            result.embedding = view_embedding(signals.patches, CORESET_RATIO, seed=result.index)
+            result.timings["embedding"] = time.perf_counter() - start
         if signals.shape is not None and signals.shape.location is not None:
             result.damage_location = signals.shape.location
         else:

@@ -28,7 +28,8 @@ from damage_perception.core.view_pipeline import ViewInput, ViewPipeline
 from damage_perception.data.synth_format import to_jsonable
 
 STUDY_FILE = "study.json"
-SPLIT_TAGS = {"train": "T", "validation": "V", "heldout": "H", "demo": "D"}
+SPLIT_TAGS = {"train": "T", "validation": "V", "heldout": "H", "demo": "D",
+              "catalogue": "C"}   # catalogue: many SKUs, few items (product identification, tools/identify)
 MIN_DAMAGE_PX = 50    # a view "shows damage" when its ground truth has this many damaged pixels
 
 

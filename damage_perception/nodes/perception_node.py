@@ -9,6 +9,9 @@ Damage is judged by the damage model (``model_path``: the shipped model by defau
 reference gallery, read from the station's SQLite store (``store_path``) at each goal, so a newly enrolled
 or rolled-back gallery version counts from the next item on. Without a model file that loads, every goal
 ends in ERROR saying why; without a gallery for the SKU, the classifier alone may divert but not pass.
+With two or more SKUs enrolled, the item's views are also compared with every SKU's gallery (product
+identification, ``identification.*``): an item that does not look like its claimed SKU goes to REVIEW with
+``sku_mismatch`` set.
 
 Only the latest synchronised frame is kept (a queue of one, like image_pipeline's calibrator): a view is
 taken from the first frame that arrives after the wrist was asked to move and whose TF shows the gripper
@@ -47,9 +50,10 @@ from sensor_msgs.msg import CameraInfo, Image
 
 from damage_perception.core.damage_model import DamageModel, ModelLoadError
 from damage_perception.core.gripper import GripperGeometry
+from damage_perception.core.identification import GalleryIndex, IdentificationConfig, check_item
 from damage_perception.core.policies import StoppingRule, make_policy
 from damage_perception.core.transforms import make_transform, rotation_about_z, rotation_angle_between
-from damage_perception.core.verdict import DecisionConfig, ViewResult, decide
+from damage_perception.core.verdict import DecisionConfig, ViewResult, decide, with_identification
 from damage_perception.core.view_pipeline import ViewInput, ViewPipeline, ViewPipelineConfig
 from damage_perception.ros.conversions import matrix_to_pose, rgbd_to_arrays, transform_to_matrix
 from damage_perception.ros.debug_publisher import DebugConfig, DebugPublisher
@@ -58,7 +62,7 @@ from damage_perception.ros.params import declare_config
 from damage_perception.ros.sync import ApproximateTimeSynchronizer, Subscriber
 from damage_perception.ros.tf import Buffer, TransformException, TransformListener
 from damage_perception.ros.verdict_msgs import DECISION_NAMES, error_verdict_msg, verdict_to_msg
-from damage_perception.store.galleries import load_gallery
+from damage_perception.store.galleries import active_galleries, load_gallery
 from damage_perception.store.sqlite_store import InspectionRecord, InspectionStore
 
 SHIPPED_MODEL = "shipped"   # model_path value naming the model file installed with the package
@@ -178,6 +182,8 @@ class DamagePerceptionNode(Node):
         self.pipeline_config = declare_config(self, "pipeline", ViewPipelineConfig())
         self.decision_config = declare_config(self, "decision", DecisionConfig())
         self.stopping_rule = declare_config(self, "stopping", StoppingRule())
+        self.identification = declare_config(self, "identification", IdentificationConfig())
+        self._index: tuple[tuple, GalleryIndex | None] = ((), None)   # (active gallery versions, their index)
         self.store = self._open_store()
 
     def _open_store(self) -> InspectionStore | None:
@@ -227,6 +233,32 @@ class DamagePerceptionNode(Node):
         except (sqlite3.Error, ValueError) as error:
             self.get_logger().error(f"gallery of SKU '{sku}' unreadable: {error}")
             return None
+
+    def _identification_index(self) -> GalleryIndex | None:
+        """Every active gallery's embeddings (None with fewer than two SKUs enrolled), rebuilt when an
+        enrolment or a rollback changed what is active."""
+        if self.store is None or self.model is None or not self.identification.enabled:
+            return None
+        try:
+            active = tuple(sorted(self.store.active_gallery_versions().items()))
+            if active != self._index[0]:
+                galleries = active_galleries(self.store) if len(active) >= 2 else []
+                self._index = (active, GalleryIndex(galleries) if galleries else None)
+        except (sqlite3.Error, ValueError) as error:
+            self.get_logger().error(f"product identification off for this item: galleries unreadable: {error}")
+            return None
+        return self._index[1]
+
+    def _check_claim(self, item_id: str, sku: str, views: list[ViewResult]):
+        """Does the item look like the SKU it came as? (``core.identification``; None when not checkable)."""
+        index = self._identification_index()
+        embeddings = [view.embedding for view in views if view.found and view.embedding is not None]
+        if index is None or not embeddings:
+            return None
+        check = check_item(index, embeddings, sku, self.identification)
+        if check is not None and check.mismatch:
+            self.get_logger().warning(f"item '{item_id}': {check.reason}")
+        return check
 
     def _log_verdict(self, msg: DamageVerdict) -> None:
         if self.store is None:
@@ -364,6 +396,7 @@ class DamagePerceptionNode(Node):
                 break  # nothing in the first view: an empty gripper, not worth more views
         verdict = decide(views, self.decision_config, policy.early_decision(views),
                          self.model.fusion if self.model is not None else None, gallery is not None)
+        verdict = with_identification(verdict, self._check_claim(goal.item_id, goal.sku, views))
         return verdict_to_msg(verdict, item_id=goal.item_id, sku=goal.sku, stamp=last_stamp,
                               frame_id=self._param("gripper_frame"),
                               model_version=self.model_version,

@@ -67,14 +67,14 @@ class PlannerClient(Node):
             self.get_logger().error("the inspect action or the cell/present_item service is not available")
         return ok
 
-    def run_item(self, empty_gripper: bool = False, index: int = -1) -> Outcome | None:
+    def run_item(self, empty_gripper: bool = False, index: int = -1, claimed_sku: str = "") -> Outcome | None:
         """Present one item (the next, or catalogue ``index``), inspect it and return the outcome (None if the
-        cell has no more items)."""
+        cell has no more items). ``claimed_sku`` sends the goal under another SKU (a mislabelled item)."""
         presented = self._call(self.present, PresentItem.Request(index=index, empty_gripper=empty_gripper))
         if presented is None or not presented.success:
             return None
         started = time.monotonic()
-        goal = InspectItem.Goal(item_id=presented.item_id, sku=presented.sku,
+        goal = InspectItem.Goal(item_id=presented.item_id, sku=claimed_sku or presented.sku,
                                 policy=self.get_parameter("policy").value)
         send = self.inspect.send_goal_async(goal, feedback_callback=self._on_feedback)
         handle = self._wait(send)

@@ -33,6 +33,7 @@ def verdict_to_msg(verdict: ItemVerdict, *, item_id: str, sku: str, stamp: Time,
         msg.has_damage_location = True
         msg.damage_location = Point(x=float(verdict.damage_location[0]), y=float(verdict.damage_location[1]),
                                     z=float(verdict.damage_location[2]))
+    msg.closest_sku, msg.sku_mismatch = verdict.closest_sku, bool(verdict.sku_mismatch)
     msg.model_version, msg.gallery_version = model_version, gallery_version
     msg.inspection_seconds = float(inspection_seconds)
     msg.reason = verdict.reason

@@ -166,6 +166,10 @@ class InspectionStore:
         """Every SKU that has an active gallery version, sorted."""
         return [sku for (sku,) in self._read("SELECT DISTINCT sku FROM gallery_versions WHERE active = 1 ORDER BY sku")]
 
+    def active_gallery_versions(self) -> dict[str, int]:
+        """SKU -> active gallery version: a cheap fingerprint of what is enrolled."""
+        return dict(self._read("SELECT sku, version FROM gallery_versions WHERE active = 1"))
+
     def gallery_versions(self, sku: str) -> list[tuple[int, bool, int]]:
         """(version, active, number of views) of every version of ``sku``, oldest first."""
         return [(v, bool(a), n) for v, a, n in self._read(

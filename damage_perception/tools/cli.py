@@ -21,6 +21,7 @@ COMMANDS = {  # sub-command -> module of damage_perception.tools
     "enrol": "enrol",
     "drift": "drift",
     "report": "report",
+    "identify": "identify",
 }
 
 

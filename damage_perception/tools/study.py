@@ -11,7 +11,7 @@ HELP = "render a study for training/evaluating the damage models: per-SKU refere
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, required=True, help="study folder to write (resumes an interrupted run)")
-    parser.add_argument("--split", choices=("train", "validation", "heldout", "demo"), default="train",
+    parser.add_argument("--split", choices=("train", "validation", "heldout", "demo", "catalogue"), default="train",
                         help="names the SKUs: held-out SKUs never appear in a training study")
     parser.add_argument("--skus-per-kind", type=int, default=10)
     parser.add_argument("--items-per-sku", type=int, default=10)

@@ -102,3 +102,20 @@ def test_without_a_gallery_a_clean_looking_item_goes_to_review_and_has_no_anomal
     assert without.decision == Decision.REVIEW and "no reference gallery" in without.reason
     assert math.isnan(without.anomaly_score)
     assert without.damage_probability == pytest.approx(1.0 / (1.0 + math.exp(4.0)))
+
+
+def test_a_claimed_sku_the_item_does_not_look_like_sends_it_to_review():
+    from damage_perception.core.identification import ClaimCheck
+    from damage_perception.core.verdict import with_identification
+
+    divert = decide([view(0, 0.95)], DecisionConfig())
+    mismatch = ClaimCheck("SKU-B", "SKU-A", rank=4, gap=0.3, mismatch=True)
+    reviewed = with_identification(divert, mismatch)
+    assert reviewed.decision == Decision.REVIEW and reviewed.sku_mismatch and reviewed.closest_sku == "SKU-A"
+    assert "does not look like SKU SKU-B" in reviewed.reason and "was DIVERT" in reviewed.reason
+    assert reviewed.fused_score == divert.fused_score and reviewed.damage_location is None
+    agreed = with_identification(divert, ClaimCheck("SKU-A", "SKU-A", rank=0, gap=0.0, mismatch=False))
+    assert agreed.decision == Decision.DIVERT and agreed.closest_sku == "SKU-A" and not agreed.sku_mismatch
+    assert with_identification(divert, None) is divert
+    error = decide([], DecisionConfig())
+    assert with_identification(error, mismatch).decision == Decision.ERROR

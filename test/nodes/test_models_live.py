@@ -44,6 +44,25 @@ def test_verdicts_use_the_model_and_the_enrolled_gallery(tmp_path, ros_context):
     assert 0.0 <= verdict.fused_score <= 1.0 and len(verdict.view_scores) == 4
 
 
+def test_an_item_sent_under_another_enrolled_sku_goes_to_review_as_a_mismatch(tmp_path, ros_context):
+    store_path = tmp_path / "station.db"
+    sku = enrol_first_sku(store_path)
+    other = "BK-1203"   # a book: another product the station knows
+    store = InspectionStore(store_path)
+    save_gallery(store, gallery_of(DamageModel.load(DEFAULT_MODEL), gallery_episode(other, views=6)))
+    store.close()
+    node = ("perception_node", "damage_perception.yaml", {**NODE_PARAMS, "store_path": str(store_path)})
+    with running(tmp_path, CELL, node):
+        client = make_client(server_timeout=40.0, item_timeout=40.0)
+        mislabelled = client.run_item(index=0, claimed_sku=other).verdict
+        labelled = client.run_item(index=0).verdict
+    assert mislabelled.sku == other and mislabelled.sku_mismatch, mislabelled.reason
+    assert mislabelled.decision == DamageVerdict.REVIEW and mislabelled.closest_sku == sku
+    assert f"does not look like SKU {other}" in mislabelled.reason
+    assert labelled.sku == sku and not labelled.sku_mismatch and labelled.closest_sku == sku, labelled.reason
+    assert labelled.decision != DamageVerdict.ERROR
+
+
 def test_without_a_gallery_the_classifier_alone_never_passes_an_item(tmp_path, ros_context):
     node = ("perception_node", "damage_perception.yaml", {**NODE_PARAMS, "store_path": str(tmp_path / "empty.db")})
     with running(tmp_path, CELL, node):
