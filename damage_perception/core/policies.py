@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Protocol, Sequence
+from typing import Callable, Protocol, Sequence
 
 import numpy as np
 
@@ -253,3 +253,14 @@ def make_policy(name: str, num_views: int, rule: StoppingRule = StoppingRule(),
     if name == "nbv":
         return NextBestViewPolicy(num_views, rule, reachable)
     raise ValueError(f"unknown view policy {name!r}; available: {', '.join(POLICIES)}")
+
+
+def take_views(policy: ViewPolicy, take_view: Callable[[int, float], ViewResult]) -> list[ViewResult]:
+    """The inspection loop of the node and of ``damage-perception replay``: take the view the policy asks for
+    (``take_view(index, angle)``) until it stops; nothing in the first view (an empty gripper) ends it there."""
+    views: list[ViewResult] = []
+    while (angle := policy.next_view(views)) is not None:
+        views.append(take_view(len(views), angle))
+        if not any(view.found for view in views):
+            break
+    return views

@@ -17,7 +17,8 @@ Only the latest synchronised frame is kept (a queue of one, like image_pipeline'
 taken from the first frame that arrives after the wrist was asked to move and whose TF shows the gripper
 at the requested angle, so stale frames are dropped rather than piling up. Every drop is counted (frames the
 synchroniser evicted, frames overwritten before use, frames whose stamp went backwards) and published with
-the input rates on ``/diagnostics`` once a second.
+the input rates on ``/diagnostics`` once a second. The verdict names each view's frame (``view_stamps``), so
+``damage-perception replay`` can judge the item again from a recording.
 
 One job at a time, an inspection or an enrolment (``~/enrol_sku``, with ``~/rollback_gallery`` and
 ``~/report_label`` in ``ros/gallery_services.py``): a goal or an enrolment arriving while another runs is
@@ -51,7 +52,7 @@ from sensor_msgs.msg import CameraInfo, Image
 from damage_perception.core.damage_model import DamageModel, ModelLoadError
 from damage_perception.core.gripper import GripperGeometry
 from damage_perception.core.identification import GalleryIndex, IdentificationConfig, check_item
-from damage_perception.core.policies import StoppingRule, make_policy
+from damage_perception.core.policies import StoppingRule, make_policy, take_views
 from damage_perception.core.transforms import make_transform, rotation_about_z, rotation_angle_between
 from damage_perception.core.verdict import DecisionConfig, ViewResult, decide, with_identification
 from damage_perception.core.view_pipeline import ViewInput, ViewPipeline, ViewPipelineConfig
@@ -67,6 +68,15 @@ from damage_perception.store.sqlite_store import InspectionRecord, InspectionSto
 
 SHIPPED_MODEL = "shipped"   # model_path value naming the model file installed with the package
 GEOMETRIC_VERSION = "geometric-v1"
+PARAMETER_DEFAULTS = {  # the node's parameters besides the config dataclasses' (gripper.*, pipeline.*, ...)
+    "color_topic": "color/image_raw", "depth_topic": "depth/image_raw",
+    "camera_info_topic": "color/camera_info", "camera_frame": "camera_color_optical_frame",
+    "gripper_frame": "gripper_link", "presentation_frame": "inspection_pose",
+    "sync_slop": 0.02, "sync_queue_size": 10, "tf_timeout": 0.5, "goal_deadline": 30.0,
+    "view_timeout": 5.0, "settle_tolerance_deg": 2.0, "policy": "fixed", "num_views": 6,
+    "model_path": SHIPPED_MODEL, "store_path": "", "wrist_goal_topic": "arm/wrist_goal",
+    "reachable_wrist_angles": [-math.pi, math.pi],
+}
 
 
 @dataclass
@@ -168,15 +178,7 @@ class DamagePerceptionNode(Node):
 
     # -- parameters ---------------------------------------------------------------------------------
     def _declare_parameters(self) -> None:
-        for name, default in {
-            "color_topic": "color/image_raw", "depth_topic": "depth/image_raw",
-            "camera_info_topic": "color/camera_info", "camera_frame": "camera_color_optical_frame",
-            "gripper_frame": "gripper_link", "presentation_frame": "inspection_pose",
-            "sync_slop": 0.02, "sync_queue_size": 10, "tf_timeout": 0.5, "goal_deadline": 30.0,
-            "view_timeout": 5.0, "settle_tolerance_deg": 2.0, "policy": "fixed", "num_views": 6,
-            "model_path": SHIPPED_MODEL, "store_path": "", "wrist_goal_topic": "arm/wrist_goal",
-            "reachable_wrist_angles": [-math.pi, math.pi],
-        }.items():
+        for name, default in PARAMETER_DEFAULTS.items():
             self.declare_parameter(name, default)
         self.gripper = declare_config(self, "gripper", GripperGeometry())
         self.pipeline_config = declare_config(self, "pipeline", ViewPipelineConfig())
@@ -380,28 +382,31 @@ class DamagePerceptionNode(Node):
         except ValueError as error:
             raise InspectionError(str(error)) from error
         deadline = started + self._param("goal_deadline")
-        views: list[ViewResult] = []
-        last_stamp = None
-        while (angle := policy.next_view(views)) is not None:
+        frames: list[Frame] = []   # the frame of each view taken: its stamps go into the verdict
+
+        def take_view(index: int, angle: float) -> ViewResult:
             if goal_handle.is_cancel_requested:
                 raise InspectionError("inspection cancelled by the client")
-            self._ask_for_view(goal_handle, len(views), angle)
-            view_input, last_stamp = self._wait_for_view(angle, deadline)
-            result, segment = self.pipeline.process(view_input, index=len(views), wrist_angle=angle, gallery=gallery)
-            self.debug.view(result, segment, view_input, last_stamp)
+            self._ask_for_view(goal_handle, index, angle)
+            view_input, frame = self._wait_for_view(angle, deadline)
+            frames.append(frame)
+            result, segment = self.pipeline.process(view_input, index=index, wrist_angle=angle, gallery=gallery)
+            self.debug.view(result, segment, view_input, frame.color.header.stamp)
             self.counters["views"] += 1
-            views.append(result)
             self._send_feedback(goal_handle, result)
-            if not result.found and not any(view.found for view in views[:-1]):
-                break  # nothing in the first view: an empty gripper, not worth more views
+            return result
+
+        views = take_views(policy, take_view)
         verdict = decide(views, self.decision_config, policy.early_decision(views),
                          self.model.fusion if self.model is not None else None, gallery is not None)
         verdict = with_identification(verdict, self._check_claim(goal.item_id, goal.sku, views))
+        last_stamp = frames[-1].color.header.stamp if frames else self.get_clock().now().to_msg()
         return verdict_to_msg(verdict, item_id=goal.item_id, sku=goal.sku, stamp=last_stamp,
                               frame_id=self._param("gripper_frame"),
                               model_version=self.model_version,
                               gallery_version=f"{goal.sku}@v{gallery.version}" if gallery is not None else "",
-                              inspection_seconds=time.monotonic() - started)
+                              inspection_seconds=time.monotonic() - started,
+                              view_stamps=[frame.depth.header.stamp for frame in frames])
 
     def _capture_view(self, angle: float, deadline: float) -> ViewInput:
         """For an enrolment: send the wrist to ``angle`` ourselves and wait for the view there."""
@@ -429,8 +434,8 @@ class DamagePerceptionNode(Node):
         pose.pose = matrix_to_pose(make_transform(rotation=rotation_about_z(angle)))
         return pose
 
-    def _wait_for_view(self, angle: float, deadline: float):
-        """Block until a frame shows the gripper at ``angle``; return its ViewInput and stamp."""
+    def _wait_for_view(self, angle: float, deadline: float) -> tuple[ViewInput, Frame]:
+        """Block until a frame shows the gripper at ``angle``; return its ViewInput and the frame."""
         asked = time.monotonic()
         view_deadline = min(deadline, asked + self._param("view_timeout"))
         last_problem = "no synchronised color/depth/camera_info frame received"
@@ -445,7 +450,7 @@ class DamagePerceptionNode(Node):
                 self.get_logger().warning(last_problem, throttle_duration_sec=2.0)
                 continue
             if error <= tolerance:
-                return view_input, frame.color.header.stamp
+                return view_input, frame
             last_problem = f"gripper still {math.degrees(error):.1f} deg from the requested angle"
         silence = time.monotonic() - newer_than
         if newer_than == asked:  # not one synchronised frame: say which input is missing or off

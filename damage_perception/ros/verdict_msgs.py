@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from typing import Sequence
 
 from builtin_interfaces.msg import Time
 from damage_perception_interfaces.msg import DamageTypeScores, DamageVerdict
@@ -13,8 +14,12 @@ DECISION_NAMES = {int(decision): decision.name for decision in Decision}
 
 
 def verdict_to_msg(verdict: ItemVerdict, *, item_id: str, sku: str, stamp: Time, frame_id: str,
-                   model_version: str, gallery_version: str, inspection_seconds: float) -> DamageVerdict:
-    """Fill a DamageVerdict; without a damage model (geometric fallback) the probability is NaN."""
+                   model_version: str, gallery_version: str, inspection_seconds: float,
+                   view_stamps: Sequence[Time] = ()) -> DamageVerdict:
+    """Fill a DamageVerdict; without a damage model (geometric fallback) the probability is NaN.
+
+    ``view_stamps``: the stamp of the frame of every view taken, in order, also of views without the item
+    (so that ``damage-perception replay`` can take the same frames from a recording)."""
     msg = DamageVerdict()
     msg.header.stamp = stamp
     msg.header.frame_id = frame_id
@@ -29,6 +34,7 @@ def verdict_to_msg(verdict: ItemVerdict, *, item_id: str, sku: str, stamp: Time,
     msg.num_views = len(taken)
     msg.view_scores = [float(view.score) for view in taken]
     msg.view_wrist_angles = [float(view.wrist_angle) for view in taken]
+    msg.view_stamps = [Time(sec=stamp.sec, nanosec=stamp.nanosec) for stamp in view_stamps]
     if verdict.damage_location is not None:
         msg.has_damage_location = True
         msg.damage_location = Point(x=float(verdict.damage_location[0]), y=float(verdict.damage_location[1]),

@@ -13,6 +13,8 @@ COMMANDS = {  # sub-command -> module of damage_perception.tools
     "demo": "demo",
     "synth": "synth",
     "export-bag": "export_bag",
+    "record": "record",
+    "replay": "replay",
     "tune": "tune",
     "study": "study",
     "train": "train",

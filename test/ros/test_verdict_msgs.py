@@ -24,6 +24,14 @@ def test_verdict_message_carries_decision_scores_views_and_location():
     assert msg.header.frame_id == "gripper_link" and msg.threshold == 0.5
 
 
+def test_verdict_message_carries_the_stamp_of_every_view_taken():
+    views = [ViewResult(0, 0.0, True, 0.1), ViewResult(1, 1.5, False, reason="no item")]
+    stamps = [Time(sec=5, nanosec=1), Time(sec=5, nanosec=100_000_001)]
+    msg = verdict_to_msg(decide(views, DecisionConfig()), item_id="i", sku="s", stamp=stamps[-1], frame_id="g",
+                         model_version="m", gallery_version="", inspection_seconds=0.2, view_stamps=stamps)
+    assert msg.num_views == 1 and [(t.sec, t.nanosec) for t in msg.view_stamps] == [(5, 1), (5, 100_000_001)]
+
+
 def test_error_message_has_reason_and_nan_scores():
     msg = error_verdict_msg("TF missing", item_id="i", sku="s", stamp=Time(), frame_id="g",
                             model_version="m", inspection_seconds=0.1)

@@ -9,10 +9,12 @@ reading (as in our dataset format). ``step`` (row padding) and ``is_bigendian`` 
 from __future__ import annotations
 
 import math
-from typing import Any
+from pathlib import Path
+from typing import Any, Iterable
 
 import numpy as np
-from rosbags.typesys import Stores, get_typestore
+from rosbags.interfaces import MessageDefinitionFormat
+from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 from rosbags.typesys.store import Typestore
 
 from damage_perception.core.camera import CameraIntrinsics
@@ -29,11 +31,46 @@ IMAGE = "sensor_msgs/msg/Image"
 CAMERA_INFO = "sensor_msgs/msg/CameraInfo"
 TF_MESSAGE = "tf2_msgs/msg/TFMessage"
 STRING = "std_msgs/msg/String"
+INTERFACES_PACKAGE = "damage_perception_interfaces"
+DAMAGE_VERDICT = f"{INTERFACES_PACKAGE}/msg/DamageVerdict"
 
 
 def default_typestore() -> Typestore:
     """The ROS 2 Jazzy typestore of ``rosbags`` (has sensor_msgs, tf2_msgs, std_msgs)."""
     return get_typestore(Stores.ROS2_JAZZY)
+
+
+def interface_msg_dir() -> Path:
+    """The .msg files of ``damage_perception_interfaces``: the source tree's, else the installed share."""
+    source = Path(__file__).resolve().parents[3] / "interfaces" / INTERFACES_PACKAGE / "msg"
+    if source.is_dir():
+        return source
+    from ament_index_python.packages import get_package_share_directory
+    return Path(get_package_share_directory(INTERFACES_PACKAGE)) / "msg"
+
+
+def perception_typestore() -> Typestore:
+    """The default typestore with our messages (DamageVerdict, DamageTypeScores) registered from their .msg
+    files, so that a recording of the cell's ``verdict`` topic carries its own definition."""
+    typestore = default_typestore()
+    types = {}
+    for path in sorted(interface_msg_dir().glob("*.msg")):
+        types.update(get_types_from_msg(path.read_text(), f"{INTERFACES_PACKAGE}/msg/{path.stem}"))
+    typestore.register(types)
+    return typestore
+
+
+def register_bag_types(typestore: Typestore, connections: Iterable[Any]) -> Typestore:
+    """Register the message definitions a bag carries for the types ``typestore`` does not know yet."""
+    types = {}
+    for connection in connections:
+        msgdef = getattr(connection, "msgdef", None)
+        if connection.msgtype not in typestore.fielddefs and msgdef is not None and msgdef.data \
+                and msgdef.format == MessageDefinitionFormat.MSG:
+            types.update(get_types_from_msg(msgdef.data, connection.msgtype))
+    if types:
+        typestore.register({name: t for name, t in types.items() if name not in typestore.fielddefs})
+    return typestore
 
 
 # -- time ------------------------------------------------------------------------------------------

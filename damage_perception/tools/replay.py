@@ -1,0 +1,174 @@
+"""`damage-perception replay BAG`: run the node's pipeline over a recording of the live cell (``record``) and
+compare with the verdicts the node published then.
+
+Each recorded verdict is replayed from the frames its views were taken from (``view_stamps``), with the same
+model (``--model``, default the node YAML's ``model_path``), the SKU's gallery version the node used (from
+``--store``), the node YAML's pipeline, decision, policy and identification settings, and the node's image
+conversion. Writes ``DIR/verdicts.jsonl``; exit code 0 when every replayed item agrees with the live one
+(same decision and number of views, fused score within ``--tolerance``), 1 otherwise.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+HELP = "run the pipeline over a recorded cell (record) and compare with the verdicts recorded live"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of the replay sub-command."""
+    parser.add_argument("bag", type=Path, help="rosbag2 folder written by `damage-perception record`")
+    parser.add_argument("--out", type=Path, required=True, help="folder for verdicts.jsonl")
+    parser.add_argument("--store", type=Path, default=None, help="the station's store (SKU galleries)")
+    parser.add_argument("--model", default=None,
+                        help="damage model file ('shipped', '' = geometric score; default the config's model_path)")
+    parser.add_argument("--config", type=Path, default=None,
+                        help="node parameter file (default the package's config/damage_perception.yaml)")
+    parser.add_argument("--policy", default=None, help="view policy the goals used (default the config's)")
+    parser.add_argument("--tolerance", type=float, default=1e-4, help="largest fused score difference that agrees")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Replay the bag, write the verdicts, print the comparison."""
+    from damage_perception.core.damage_model import ModelLoadError
+    from damage_perception.data.replay_bag import RecordedCell, replay_verdicts
+    from damage_perception.store.sqlite_store import InspectionStore
+    from damage_perception.tools.node_config import node_parameters
+    from damage_perception.tools.processes import config_file
+
+    if args.store is not None and not args.store.is_file():
+        print(f"replay: no store {args.store}", file=sys.stderr)
+        return 2
+    parameters = node_parameters(args.config or config_file("damage_perception.yaml"))
+    store = InspectionStore(args.store) if args.store is not None else None
+    try:
+        setup, model_version = make_setup(parameters, args.model, store, args.policy)
+        cell = RecordedCell(args.bag, *(_parameter(parameters, name) for name in
+                                        ("color_topic", "depth_topic", "camera_info_topic")),
+                            slop=_parameter(parameters, "sync_slop"))
+    except (ModelLoadError, ValueError) as error:
+        print(f"replay: {error}", file=sys.stderr)
+        return 2
+    if not cell.verdicts:
+        print(f"replay: no verdicts recorded in {args.bag}")
+        return 1
+    _warn_on_other_model(cell.verdicts, model_version)
+    replayed = replay_verdicts(cell, setup)
+    write_verdicts(replayed, args.out / "verdicts.jsonl")
+    return 0 if print_comparison(replayed, args.tolerance) else 1
+
+
+def _parameter(parameters: dict, name: str):
+    from damage_perception.nodes.perception_node import PARAMETER_DEFAULTS
+    return parameters.get(name, PARAMETER_DEFAULTS[name])
+
+
+def make_setup(parameters: dict, model_path: str | None, store, policy: str | None):
+    """The ReplaySetup the node's parameters describe, and the model's version."""
+    from damage_perception.core.gripper import GripperGeometry
+    from damage_perception.core.policies import StoppingRule, make_policy
+    from damage_perception.core.verdict import DecisionConfig
+    from damage_perception.core.view_pipeline import ViewPipeline, ViewPipelineConfig
+    from damage_perception.data.replay_bag import ReplaySetup
+    from damage_perception.nodes.perception_node import GEOMETRIC_VERSION
+    from damage_perception.ros.conversions import rgbd_to_arrays
+    from damage_perception.tools.node_config import config_from_parameters
+
+    model = load_model(_parameter(parameters, "model_path") if model_path is None else model_path)
+    gripper = config_from_parameters(parameters.get("gripper"), GripperGeometry())
+    decision = config_from_parameters(parameters.get("decision"), DecisionConfig())
+    if model is None and decision.fusion == "learned":   # as the node does without a model
+        decision = dataclasses.replace(decision, fusion="max")
+    stopping = config_from_parameters(parameters.get("stopping"), StoppingRule())
+    name, views = policy or _parameter(parameters, "policy"), int(_parameter(parameters, "num_views"))
+    reachable = tuple(_parameter(parameters, "reachable_wrist_angles"))
+    setup = ReplaySetup(
+        ViewPipeline(gripper, config_from_parameters(parameters.get("pipeline"), ViewPipelineConfig()), model),
+        decision, lambda: make_policy(name, views, stopping, reachable), rgbd_to_arrays,
+        gallery=lambda recorded: recorded_gallery(store, recorded),
+        check_claim=claim_checker(store, model, parameters.get("identification")),
+        gripper_frame=_parameter(parameters, "gripper_frame"), camera_frame=_parameter(parameters, "camera_frame"))
+    return setup, model.version if model is not None else GEOMETRIC_VERSION
+
+
+def load_model(path: str):
+    """The damage model as the node loads it ('shipped' = the installed one, '' = none)."""
+    from damage_perception.core.damage_model import DamageModel, ModelLoadError
+    from damage_perception.nodes.perception_node import SHIPPED_MODEL
+    from damage_perception.tools.train import DEFAULT_MODEL
+
+    if not path:
+        return None
+    model = DamageModel.load(Path(DEFAULT_MODEL if path == SHIPPED_MODEL else path).expanduser())
+    if model.fusion is None:
+        raise ModelLoadError(f"{path} has no fitted fusion (train it with damage-perception train)")
+    return model
+
+
+def recorded_gallery(store, recorded):
+    """The gallery version the live run used (``gallery_version``), or None when it used none."""
+    from damage_perception.data.replay_bag import ReplayError
+    from damage_perception.store.galleries import load_gallery
+
+    if recorded.gallery_number is None:
+        return None
+    if store is None:
+        raise ReplayError(f"the live run used gallery {recorded.gallery_version}: give the station's --store")
+    gallery = load_gallery(store, recorded.sku, recorded.gallery_number)
+    if gallery is None:
+        raise ReplayError(f"gallery {recorded.gallery_version} is not in the store")
+    return gallery
+
+
+def claim_checker(store, model, parameters: dict | None):
+    """The node's product identification (``_check_claim``) over the store's active galleries: a function of
+    (recorded verdict, views), None-valued when identification is off or fewer than two SKUs are enrolled."""
+    from damage_perception.core.identification import GalleryIndex, IdentificationConfig, check_item
+    from damage_perception.store.galleries import active_galleries
+    from damage_perception.tools.node_config import config_from_parameters
+
+    config = config_from_parameters(parameters, IdentificationConfig())
+    galleries = active_galleries(store) if store is not None and model is not None and config.enabled else []
+    index = GalleryIndex(galleries) if len(galleries) >= 2 else None
+
+    def check(recorded, views):
+        embeddings = [view.embedding for view in views if view.found and view.embedding is not None]
+        return check_item(index, embeddings, recorded.sku, config) if index is not None and embeddings else None
+    return check
+
+
+def _warn_on_other_model(verdicts, model_version: str) -> None:
+    others = sorted({v.model_version for v in verdicts if v.model_version and v.model_version != model_version})
+    if others:
+        print(f"replay: warning: the live run used model {', '.join(others)}; replaying with {model_version}")
+
+
+def write_verdicts(replayed, path: Path) -> None:
+    """One JSON line per recorded verdict."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w") as out:
+        for item in replayed:
+            out.write(json.dumps(item.as_json()) + "\n")
+
+
+def print_comparison(replayed, tolerance: float) -> bool:
+    """Recorded against replayed per item, and a summary; True when every replayed item agrees."""
+    print(f"{'item':<14} {'recorded':>17} {'replayed':>17} {'|diff|':>9}")
+    for item in replayed:
+        recorded = f"{item.recorded.decision.name} {item.recorded.fused_score:.4f}"
+        if item.error:
+            print(f"{item.recorded.item_id:<14} {recorded:>17} {'skipped' if item.skipped else 'FAILED'}: {item.error}")
+            continue
+        mark = "" if item.agrees(tolerance) else "  DIFFERENT"
+        print(f"{item.recorded.item_id:<14} {recorded:>17} {f'{item.decision.name} {item.fused_score:.4f}':>17} "
+              f"{item.score_difference:>9.2e}{mark}")
+    compared = [item for item in replayed if not item.skipped]
+    done = [item for item in compared if not item.error]
+    same = sum(item.decision == item.recorded.decision for item in done)
+    worst = max((item.score_difference for item in done), default=0.0)
+    print(f"replay: {same} of {len(compared)} items with the identical decision; max |score difference| "
+          f"{worst:.2e}; {len(compared) - len(done)} failed, {len(replayed) - len(compared)} skipped (recorded ERROR)")
+    return bool(compared) and all(item.agrees(tolerance) for item in compared)
