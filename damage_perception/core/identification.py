@@ -84,7 +84,7 @@ class IdentificationConfig:
 
     enabled: bool = True
     top_k: int = 3          # the claimed SKU passes when it is among the top k most similar enrolled SKUs ...
-    margin: float = 0.05    # ... or within this similarity of the closest (calibrated by damage-perception identify)
+    margin: float = 0.25    # ... or within this similarity of the closest (calibrated by damage-perception identify)
 
 
 @dataclass(frozen=True)
