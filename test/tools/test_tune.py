@@ -27,3 +27,6 @@ def test_recommendation_skips_settings_that_send_everything_to_review():
             {"r": 0.30, "review_rate": 0.0, "false_divert_rate": 0.0, "mean_seconds": 0.5, "mean_views": 1}]
     assert recommend(rows, "r", target_fpr=0.001, max_review_rate=0.05) == 1
     assert recommend(rows[:1], "r", target_fpr=0.001, max_review_rate=0.05) == 0  # nothing better: say so
+    # the constraints come first: a much better recall that floods REVIEW or over-diverts is not recommended
+    rows.append({"r": 0.9, "review_rate": 0.02, "false_divert_rate": 0.01, "mean_seconds": 1.0, "mean_views": 2})
+    assert recommend(rows, "r", target_fpr=0.001, max_review_rate=0.05) == 1
