@@ -86,20 +86,47 @@ def angular_distance(a: np.ndarray | float, b: float) -> np.ndarray:
     return np.abs(np.angle(np.exp(1j * (np.asarray(a, float) - b))))
 
 
+def _cell_distances(views: list[ReferenceView], query: np.ndarray, angle: float,
+                    exclude: int | None = None) -> np.ndarray:
+    """Distance of each query patch (n, D) to its nearest patch of the reference views nearest in angle."""
+    candidates = [k for k in range(len(views)) if k != exclude]
+    order = sorted(candidates, key=lambda k: float(angular_distance(views[k].angle, angle)))[:NEAREST_VIEWS]
+    if len(query) == 0 or not order:
+        return np.zeros(0, np.float32)
+    bank = torch.from_numpy(np.concatenate([views[k].patches for k in order]))
+    return torch.cdist(torch.from_numpy(np.ascontiguousarray(query, np.float32)), bank).min(dim=1).values.numpy()
+
+
+def _top_mean(distances: np.ndarray) -> float:
+    """The raw view score: mean of the ``TOP_CELLS`` largest cell distances (0 without cells)."""
+    return float(np.sort(distances)[-TOP_CELLS:].mean()) if len(distances) else 0.0
+
+
 def _raw_scores(views: list[ReferenceView], patches: np.ndarray, cells: np.ndarray, angle: float,
                 exclude: int | None = None) -> tuple[float, np.ndarray]:
     """Raw anomaly score and per-cell distance map of one view (patches (h, w, D), cells (h, w) bool)."""
-    candidates = [k for k in range(len(views)) if k != exclude]
-    order = sorted(candidates, key=lambda k: float(angular_distance(views[k].angle, angle)))[:NEAREST_VIEWS]
-    bank = torch.from_numpy(np.concatenate([views[k].patches for k in order]))
-    query = torch.from_numpy(np.ascontiguousarray(patches[cells], np.float32))
+    distances = _cell_distances(views, patches[cells], angle, exclude)
     heatmap = np.zeros(cells.shape, np.float32)
-    if len(query) == 0 or len(bank) == 0:
-        return 0.0, heatmap
-    distances = torch.cdist(query, bank).min(dim=1).values.numpy()
-    heatmap[cells] = distances
-    top = np.sort(distances)[-TOP_CELLS:]
-    return float(top.mean()), heatmap
+    if len(distances):
+        heatmap[cells] = distances
+    return _top_mean(distances), heatmap
+
+
+def reference_view(patches: np.ndarray, angle: float, coreset_ratio: float = CORESET_RATIO,
+                   seed: int = 0) -> ReferenceView:
+    """A reference view from one pristine view's item-cell patches (n, D): their greedy coreset."""
+    patches = np.asarray(patches, np.float32)
+    return ReferenceView(float(angle), patches[greedy_coreset(patches, coreset_ratio, seed=seed)])
+
+
+def nominal_score(views: list[ReferenceView], queries: list[np.ndarray]) -> float:
+    """What a pristine view of the SKU scores: the median leave-one-out raw score of each view's item-cell
+    patches ``queries[k]`` (n, D) against the other reference views (1.0 when that is 0)."""
+    # Against full (not coreset) patches of the others would be kinder; the coreset is what live views meet,
+    # so it is what the nominal uses.
+    loo = [_top_mean(_cell_distances(views, queries[k], views[k].angle, exclude=k)) for k in range(len(views))]
+    median = float(np.median(loo))
+    return median if median > 0 else 1.0
 
 
 def build_gallery(sku: str, patches: np.ndarray, cells: np.ndarray, angles: np.ndarray,
@@ -108,14 +135,9 @@ def build_gallery(sku: str, patches: np.ndarray, cells: np.ndarray, angles: np.n
     wrist angles (V,) and item clouds in the gripper frame."""
     if len(patches) < 2:
         raise ValueError(f"gallery of {sku} needs at least 2 views, got {len(patches)}")
-    views = []
-    for k in range(len(patches)):
-        view_patches = patches[k][cells[k]].astype(np.float32)
-        views.append(ReferenceView(float(angles[k]), view_patches[greedy_coreset(view_patches, coreset_ratio, seed=k)]))
-    # Leave-one-out: each reference view scored against the others, against full (not coreset) patches of
-    # the others would be kinder; the coreset is what live views meet, so it is what the nominal uses.
-    loo = [_raw_scores(views, patches[k], cells[k], float(angles[k]), exclude=k)[0] for k in range(len(patches))]
-    nominal = float(np.median(loo)) if np.median(loo) > 0 else 1.0
+    queries = [patches[k][cells[k]].astype(np.float32) for k in range(len(patches))]
+    views = [reference_view(queries[k], angles[k], coreset_ratio, seed=k) for k in range(len(patches))]
+    nominal = nominal_score(views, queries)
     return SkuGallery(sku, views, build_reference(clouds), nominal, version)
 
 

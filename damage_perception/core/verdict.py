@@ -52,6 +52,8 @@ class ViewResult:
     heatmap: np.ndarray | None = None               # per-cell damage probability over the item crop
     crop_box: tuple[int, int, int, int] | None = None  # the crop's (row0, row1, col0, col1) in the image
     embedding: np.ndarray | None = None             # the view's product embedding (core.identification)
+    patches: np.ndarray | None = None               # (n, D) item-cell patch features, kept for auto-enrolment
+    cloud: np.ndarray | None = None                 # (N, 3) thinned item points (gripper frame), likewise
 
 
 @dataclass

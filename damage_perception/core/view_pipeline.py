@@ -43,13 +43,16 @@ class ViewInput:
 
 class ViewPipeline:
     """Per-view processing; safe to call from a worker thread. With a ``DamageModel`` (whose fusion is
-    fitted) a view's score is the fused probability that it shows damage; without, the geometric score."""
+    fitted) a view's score is the fused probability that it shows damage; without, the geometric score.
+    With ``keep_gallery_data`` a view scored against a gallery keeps its item-cell patches and thinned cloud
+    (``ViewResult.patches``, ``.cloud``) for auto-enrolment; off, they are not kept."""
 
     def __init__(self, gripper: GripperGeometry, config: ViewPipelineConfig = ViewPipelineConfig(),
-                 model=None):
+                 model=None, keep_gallery_data: bool = False):
         self.gripper = gripper
         self.config = config
         self.model = model   # damage_perception.core.damage_model.DamageModel | None
+        self.keep_gallery_data = keep_gallery_data
 
     def process(self, view: ViewInput, index: int = 0, wrist_angle: float = 0.0,
                 gallery=None) -> tuple[ViewResult, ItemSegment]:
@@ -94,9 +97,9 @@ class ViewPipeline:
                      gallery) -> None:
         """Run the damage model on the view's item crop and put its fused view score into ``result``."""
         crop = crop_item(view.color, view.depth_m, segment.mask)
+        cloud = thin_points(segment.points)
         signals = self.model.view_signals(crop.color[None], crop.mask[None], crop.depth_m[None], [result.wrist_angle],
-                                          [thin_points(segment.points)], [camera_position], [result.score],
-                                          gallery)[0]
+                                          [cloud], [camera_position], [result.score], gallery)[0]
         logit = self.model.fusion.view_logit(signals.as_dict(), has_gallery=gallery is not None)
         result.timings.update(signals.timings)
         result.signals = {**signals.as_dict(), "logit": logit}
@@ -108,6 +111,8 @@ class ViewPipeline:
             start = time.perf_counter()
             result.embedding = view_embedding(signals.patches, CORESET_RATIO, seed=result.index)
             result.timings["embedding"] = time.perf_counter() - start
+        if self.keep_gallery_data and gallery is not None:
+            result.patches, result.cloud = signals.patches, cloud
         if signals.shape is not None and signals.shape.location is not None:
             result.damage_location = signals.shape.location
         else:

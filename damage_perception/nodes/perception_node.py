@@ -11,7 +11,8 @@ or rolled-back gallery version counts from the next item on. Without a model fil
 ends in ERROR saying why; without a gallery for the SKU, the classifier alone may divert but not pass.
 With two or more SKUs enrolled, the item's views are also compared with every SKU's gallery (product
 identification, ``identification.*``): an item that does not look like its claimed SKU goes to REVIEW with
-``sku_mismatch`` set.
+``sku_mismatch`` set. With ``auto_enrol.enabled`` (off by default), an item that passed confidently and looks
+like its gallery's own views adds its views to that gallery as a new version (``core.enrolment``).
 
 Only the latest synchronised frame is kept (a queue of one, like image_pipeline's calibrator): a view is
 taken from the first frame that arrives after the wrist was asked to move and whose TF shows the gripper
@@ -50,11 +51,13 @@ from rclpy.time import Time
 from sensor_msgs.msg import CameraInfo, Image
 
 from damage_perception.core.damage_model import DamageModel, ModelLoadError
+from damage_perception.core.enrolment import AutoEnrolConfig, auto_enrol_decision, grown_gallery
+from damage_perception.core.gallery import SkuGallery
 from damage_perception.core.gripper import GripperGeometry
 from damage_perception.core.identification import GalleryIndex, IdentificationConfig, check_item
 from damage_perception.core.policies import StoppingRule, make_policy, take_views
 from damage_perception.core.transforms import make_transform, rotation_about_z, rotation_angle_between
-from damage_perception.core.verdict import DecisionConfig, ViewResult, decide, with_identification
+from damage_perception.core.verdict import DecisionConfig, ItemVerdict, ViewResult, decide, with_identification
 from damage_perception.core.view_pipeline import ViewInput, ViewPipeline, ViewPipelineConfig
 from damage_perception.ros.conversions import matrix_to_pose, rgbd_to_arrays, transform_to_matrix
 from damage_perception.ros.debug_publisher import DebugConfig, DebugPublisher
@@ -63,7 +66,7 @@ from damage_perception.ros.params import declare_config
 from damage_perception.ros.sync import ApproximateTimeSynchronizer, Subscriber
 from damage_perception.ros.tf import Buffer, TransformException, TransformListener
 from damage_perception.ros.verdict_msgs import DECISION_NAMES, error_verdict_msg, verdict_to_msg
-from damage_perception.store.galleries import active_galleries, load_gallery
+from damage_perception.store.galleries import active_galleries, load_gallery, save_gallery
 from damage_perception.store.sqlite_store import InspectionRecord, InspectionStore
 
 SHIPPED_MODEL = "shipped"   # model_path value naming the model file installed with the package
@@ -144,7 +147,8 @@ class DamagePerceptionNode(Node):
         super().__init__("damage_perception", **kwargs)
         self._declare_parameters()
         self.model, self.model_problem = self._load_model()
-        self.pipeline = ViewPipeline(self.gripper, self.pipeline_config, self.model)
+        self.pipeline = ViewPipeline(self.gripper, self.pipeline_config, self.model,
+                                     keep_gallery_data=self.auto_enrol.enabled)
         self._frame: Frame | None = None
         self._frame_ready = threading.Condition()
         self._last_stamp_ns = 0
@@ -185,6 +189,7 @@ class DamagePerceptionNode(Node):
         self.decision_config = declare_config(self, "decision", DecisionConfig())
         self.stopping_rule = declare_config(self, "stopping", StoppingRule())
         self.identification = declare_config(self, "identification", IdentificationConfig())
+        self.auto_enrol = declare_config(self, "auto_enrol", AutoEnrolConfig())
         self._index: tuple[tuple, GalleryIndex | None] = ((), None)   # (active gallery versions, their index)
         self.store = self._open_store()
 
@@ -272,6 +277,25 @@ class DamagePerceptionNode(Node):
         except (sqlite3.Error, OSError) as error:
             self.get_logger().error(f"item '{msg.item_id}': verdict not logged: {error}")
 
+    def _auto_enrol(self, item_id: str, verdict: ItemVerdict, gallery: SkuGallery | None) -> None:
+        """With ``auto_enrol.enabled``: store the gallery grown by a qualifying item's views as the SKU's next
+        version, else log (debug) why the item does not qualify. Never raises."""
+        if not self.auto_enrol.enabled or self.store is None:
+            return
+        try:
+            reason = auto_enrol_decision(verdict, gallery, self.auto_enrol)
+            if reason:
+                self.get_logger().debug(f"item '{item_id}' not auto-enrolled: {reason}")
+                return
+            grown = grown_gallery(gallery, verdict.views, self.auto_enrol.max_views_per_gallery)
+            added = len(grown.views) - len(gallery.views)
+            note = f"auto-enrolled from item {item_id} (v{gallery.version} + {added} views)"
+            version = save_gallery(self.store, grown, note)
+            self.get_logger().info(f"item '{item_id}' auto-enrolled: SKU '{gallery.sku}' gallery version {version} "
+                                   f"active ({len(grown.views)} views)")
+        except Exception as error:  # noqa: BLE001 - a store error must not cost the verdict or the node
+            self.get_logger().error(f"item '{item_id}': auto-enrolment failed: {error!r}")
+
     def _param(self, name: str):
         return self.get_parameter(name).value
 
@@ -336,7 +360,7 @@ class DamagePerceptionNode(Node):
         started = time.monotonic()
         self.debug.start_item(goal.item_id)
         try:
-            msg = self._verdict_or_error(goal_handle, started)
+            msg, judged = self._verdict_or_error(goal_handle, started)
         finally:
             self._busy.release()  # taken in _on_goal
         self._log_verdict(msg)  # committed before anyone hears of it
@@ -347,17 +371,22 @@ class DamagePerceptionNode(Node):
         self.get_logger().info(f"item '{goal.item_id}': {DECISION_NAMES[msg.decision]} "
                                f"(score {msg.fused_score:.2f}, {msg.num_views} views, "
                                f"{msg.inspection_seconds:.1f} s) {msg.reason}")
+        if judged is not None:  # before the result goes out: the planner's next goal sees the new version
+            self._auto_enrol(goal.item_id, *judged)
         if goal_handle.is_cancel_requested:
             goal_handle.canceled()
         else:
             goal_handle.succeed()
         return InspectItem.Result(verdict=msg)
 
-    def _verdict_or_error(self, goal_handle, started: float) -> DamageVerdict:
-        """The inspection's verdict, or an ERROR verdict with the reason: every goal gets an answer."""
+    def _verdict_or_error(self, goal_handle, started: float
+                          ) -> tuple[DamageVerdict, tuple[ItemVerdict, SkuGallery | None] | None]:
+        """The inspection's verdict (with the item's verdict and the gallery it was judged against), or an
+        ERROR verdict with the reason (and None): every goal gets an answer."""
         goal = goal_handle.request
         try:
-            return self._inspect(goal_handle, started)
+            msg, verdict, gallery = self._inspect(goal_handle, started)
+            return msg, (verdict, gallery)
         except InspectionError as error:
             reason = str(error)
             self.get_logger().error(f"item '{goal.item_id}': {error}")
@@ -366,9 +395,9 @@ class DamagePerceptionNode(Node):
             self.get_logger().error(f"item '{goal.item_id}': unexpected failure: {error!r}")
         return error_verdict_msg(reason, item_id=goal.item_id, sku=goal.sku, stamp=self.get_clock().now().to_msg(),
                                  frame_id=self._param("gripper_frame"), model_version=self.model_version,
-                                 inspection_seconds=time.monotonic() - started)
+                                 inspection_seconds=time.monotonic() - started), None
 
-    def _inspect(self, goal_handle, started: float) -> DamageVerdict:
+    def _inspect(self, goal_handle, started: float) -> tuple[DamageVerdict, ItemVerdict, SkuGallery | None]:
         goal = goal_handle.request
         if self.model_problem:
             raise InspectionError(self.model_problem)
@@ -401,12 +430,13 @@ class DamagePerceptionNode(Node):
                          self.model.fusion if self.model is not None else None, gallery is not None)
         verdict = with_identification(verdict, self._check_claim(goal.item_id, goal.sku, views))
         last_stamp = frames[-1].color.header.stamp if frames else self.get_clock().now().to_msg()
-        return verdict_to_msg(verdict, item_id=goal.item_id, sku=goal.sku, stamp=last_stamp,
-                              frame_id=self._param("gripper_frame"),
-                              model_version=self.model_version,
-                              gallery_version=f"{goal.sku}@v{gallery.version}" if gallery is not None else "",
-                              inspection_seconds=time.monotonic() - started,
-                              view_stamps=[frame.depth.header.stamp for frame in frames])
+        msg = verdict_to_msg(verdict, item_id=goal.item_id, sku=goal.sku, stamp=last_stamp,
+                             frame_id=self._param("gripper_frame"),
+                             model_version=self.model_version,
+                             gallery_version=f"{goal.sku}@v{gallery.version}" if gallery is not None else "",
+                             inspection_seconds=time.monotonic() - started,
+                             view_stamps=[frame.depth.header.stamp for frame in frames])
+        return msg, verdict, gallery
 
     def _capture_view(self, angle: float, deadline: float) -> ViewInput:
         """For an enrolment: send the wrist to ``angle`` ourselves and wait for the view there."""

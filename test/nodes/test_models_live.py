@@ -42,6 +42,29 @@ def test_verdicts_use_the_model_and_the_enrolled_gallery(tmp_path, ros_context):
     assert verdict.model_version == DamageModel.load(DEFAULT_MODEL).version
     assert 0.0 <= verdict.damage_probability <= 1.0 and verdict.anomaly_score > 0.0
     assert 0.0 <= verdict.fused_score <= 1.0 and len(verdict.view_scores) == 4
+    store = InspectionStore(store_path)
+    assert [version for version, _, _ in store.gallery_versions(sku)] == [1]   # auto_enrol is off by default
+    store.close()
+
+
+def test_a_confidently_passed_item_is_auto_enrolled_and_the_next_item_uses_the_grown_gallery(tmp_path, ros_context):
+    store_path = tmp_path / "station.db"
+    sku = enrol_first_sku(store_path)
+    # The shipped model gives this pristine item a fused damage probability of about 0.04 (anomaly ~1.04): above
+    # the default 0.01, so the test allows 0.1; the drift guard (max_anomaly 1.2) stays at its default.
+    params = {**NODE_PARAMS, "store_path": str(store_path), "auto_enrol.enabled": True,
+              "auto_enrol.max_item_probability": 0.1}
+    with running(tmp_path, CELL, ("perception_node", "damage_perception.yaml", params)):
+        client = make_client(server_timeout=40.0, item_timeout=40.0)
+        first, second = (client.run_item(index=0).verdict for _ in range(2))
+    assert first.decision == DamageVerdict.PASS and first.gallery_version == f"{sku}@v1", first.reason
+    store = InspectionStore(store_path)
+    versions = {version: views for version, _, views in store.gallery_versions(sku)}
+    grown = store.gallery(sku, 2)
+    store.close()
+    assert grown is not None and grown.note.startswith("auto-enrolled"), versions
+    assert versions[2] > versions[1]
+    assert second.gallery_version == f"{sku}@v2", second.reason
 
 
 def test_an_item_sent_under_another_enrolled_sku_goes_to_review_as_a_mismatch(tmp_path, ros_context):
