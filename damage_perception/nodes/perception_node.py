@@ -227,6 +227,14 @@ class DamagePerceptionNode(Node):
         self.get_logger().info(f"damage model {model.version} loaded from {path}")
         return model, ""
 
+    def destroy_node(self) -> None:
+        """Also destroy the action server and close the store: rclpy's destroy_node leaves waitables alive, and a
+        leftover ``inspect`` server answers discovery without ever answering a goal."""
+        self.action_server.destroy()
+        if self.store is not None:
+            self.store.close()
+        super().destroy_node()
+
     @property
     def model_version(self) -> str:
         return self.model.version if self.model is not None else GEOMETRIC_VERSION

@@ -59,6 +59,11 @@ class PlannerClient(Node):
         self.present = self.create_client(PresentItem, "cell/present_item")
         self.wrist_pub = self.create_publisher(PoseStamped, "arm/wrist_goal", 10)
 
+    def destroy_node(self) -> None:
+        """Also destroy the action client (rclpy's destroy_node leaves waitables alive)."""
+        self.inspect.destroy()
+        super().destroy_node()
+
     def wait_for_cell(self) -> bool:
         """Wait for the node's action server and the cell's service."""
         timeout = self.get_parameter("server_timeout").value
