@@ -10,7 +10,8 @@ model in three conditions:
 
 Prints, per condition, the share of good items diverted at the node's calibrated threshold
 (``decision.divert_threshold`` of the config) and at the held-out study's 1 %-FPR threshold, and the median
-and p95 of the gallery anomaly score and of the item probability. Not a test: it renders ~250 episodes.
+and p95 of the gallery anomaly score and of the item probability, and the share of items the auto-enrolment
+guard (``AutoEnrolConfig`` defaults: item probability and every view's anomaly under their limits) would take. Not a test: it renders ~250 episodes.
 
     .venv/bin/python benchmarks/bench_packaging_change.py [--skus-per-kind 4] [--items-per-sku 4] [--out out/packaging]
 """
@@ -24,6 +25,7 @@ import numpy as np
 import yaml
 
 from damage_perception.core.damage_model import DamageModel
+from damage_perception.core.enrolment import AutoEnrolConfig
 from damage_perception.data.study import Study, StudySettings, render_study
 from damage_perception.data.study_scores import ItemScores, gallery_of, score_item
 from damage_perception.tools.train import DEFAULT_MODEL
@@ -49,13 +51,17 @@ def score(items: Study, references: dict, model: DamageModel) -> list[ItemScores
 
 def summary(scored: list[ItemScores], fusion, threshold: float) -> dict:
     probability = np.array([item.item_probability(fusion) for item in scored])
-    anomaly = np.array([max(s["anomaly"] for s in item.signals) for item in scored if item.signals])
+    anomaly = np.array([max(s["anomaly"] for s in item.signals) if item.signals else np.inf for item in scored])
+    guard = AutoEnrolConfig()   # the shipped defaults: would auto-enrolment (if on) take these items?
+    auto_enrolled = (probability <= guard.max_item_probability) & (anomaly <= guard.max_anomaly)
+    anomaly = anomaly[np.isfinite(anomaly)]
     return {"items": len(scored),
             "diverted_at_config_threshold": float(np.mean(probability >= threshold)),
             "diverted_at_1pct_fpr_threshold": float(np.mean(probability >= ONE_PERCENT_FPR_THRESHOLD)),
             "anomaly_median": float(np.median(anomaly)), "anomaly_p95": float(np.percentile(anomaly, 95)),
             "probability_median": float(np.median(probability)),
-            "probability_p95": float(np.percentile(probability, 95))}
+            "probability_p95": float(np.percentile(probability, 95)),
+            "would_auto_enrol": float(np.mean(auto_enrolled))}
 
 
 def main() -> None:
@@ -80,11 +86,11 @@ def main() -> None:
     print(f"packaging change: {len(old_galleries)} SKUs, pristine items; calibrated threshold {threshold:.3f}, "
           f"1%-FPR threshold {ONE_PERCENT_FPR_THRESHOLD}")
     print(f"{'condition':32s} {'items':>5s} {'div@cal':>8s} {'div@1%':>7s} {'anomaly p50/p95':>16s} "
-          f"{'prob p50/p95':>13s}")
+          f"{'prob p50/p95':>13s} {'auto-enrol':>10s}")
     for name, r in results.items():
         print(f"{name:32s} {r['items']:5d} {100 * r['diverted_at_config_threshold']:7.1f}% "
               f"{100 * r['diverted_at_1pct_fpr_threshold']:6.1f}% {r['anomaly_median']:7.2f}/{r['anomaly_p95']:<7.2f} "
-              f"{r['probability_median']:6.3f}/{r['probability_p95']:.3f}")
+              f"{r['probability_median']:6.3f}/{r['probability_p95']:.3f} {100 * r['would_auto_enrol']:9.1f}%")
     (args.out / "packaging_change.json").write_text(json.dumps(results, indent=1))
 
 
