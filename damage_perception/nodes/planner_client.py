@@ -41,7 +41,7 @@ class Outcome:
     def line(self) -> str:
         v = self.verdict
         truth = f"{self.ground_truth}({self.severity:.2f})" if self.damaged else self.ground_truth
-        return (f"{self.item_id:<10} truth={truth:<14} decision={DECISION_NAMES[v.decision]:<6} "
+        return (f"{self.item_id:<10} truth={truth:<20} decision={DECISION_NAMES[v.decision]:<6} "
                 f"score={v.fused_score:5.2f} views={v.num_views} latency={self.latency:4.1f}s"
                 + (f"  [{v.reason}]" if v.decision in (DamageVerdict.ERROR, DamageVerdict.REVIEW) else ""))
 
@@ -134,7 +134,7 @@ def main(args=None) -> int:
             node = PlannerClient()
             if not node.wait_for_cell():
                 return 1
-            print(f"{'item':<10} {'truth':<20} {'decision':<15} {'score':<11} views latency", flush=True)
+            print(f"{'item':<10} {'truth':<26} {'decision':<15} {'score':<11} views latency", flush=True)
             for _ in range(node.get_parameter("num_items").value):
                 outcome = node.run_item()
                 if outcome is None:
