@@ -176,17 +176,6 @@ def test_waiting_times_out_with_the_underlying_exception(tree):
     assert 0.28 < time.monotonic() - started < 1.0
 
 
-def test_wait_for_transform_async_resolves_on_new_data():
-    buffer = Buffer()
-    if not hasattr(buffer, "wait_for_transform_async"):
-        pytest.skip("no wait_for_transform_async")
-    future = buffer.wait_for_transform_async("a", "b", at(1.0))
-    assert not future.done()
-    add(buffer, make_transform((1, 2, 3)), "a", "b", 1.0)
-    assert future.done()
-    np.testing.assert_allclose(transform_to_matrix(future.result())[:3, 3], [1, 2, 3])
-
-
 def test_concurrent_writers_and_readers():
     buffer = Buffer()
     add(buffer, np.eye(4), "a", "b", 0.0)
