@@ -246,14 +246,25 @@ CASES = [
 ]
 
 
+def switch_camera(camera, tweak, tf_mode: str, frames: int = 3) -> None:
+    """Set the camera's corruption and wait until ``frames`` frames went out with it, so that no frame
+    published before the switch can still be in flight when the next goal starts."""
+    camera.tweak, camera.tf_mode = tweak, tf_mode
+    target = camera.published + frames + 1   # the frame being published at the switch may be the old kind
+    deadline = time.monotonic() + 10.0
+    while camera.published < target:
+        assert time.monotonic() < deadline, "the replay camera stopped publishing"
+        time.sleep(0.02)
+
+
 @pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
 def test_bad_input_then_good_goal(served, case):
     camera, client = served
-    camera.tweak, camera.tf_mode = case.tweak, case.tf_mode
+    switch_camera(camera, case.tweak, case.tf_mode)
     try:
         verdict, elapsed = client.inspect(case.name)
     finally:
-        camera.tweak, camera.tf_mode = None, "ok"
+        switch_camera(camera, None, "ok")
     assert verdict.decision == DamageVerdict.ERROR, (verdict.decision, verdict.reason)
     for text in case.expected:
         assert text in verdict.reason, verdict.reason
