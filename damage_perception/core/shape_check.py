@@ -11,9 +11,11 @@ to it with point-to-point ICP (grasps differ by millimetres and degrees), then t
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import open3d as o3d
+from scipy.spatial import cKDTree
 
 TOLERANCE_M = 0.006
 MAX_POINTS = 2500       # points of either cloud used (randomly thinned, seeded)
@@ -25,6 +27,16 @@ class ReferenceShape:
     """A SKU's pristine geometry in the gripper frame."""
 
     points: np.ndarray      # (N, 3) float32
+
+    @cached_property
+    def tree(self) -> cKDTree:
+        """Nearest-neighbour index of ``points``, built once per gallery rather than once per view."""
+        return cKDTree(np.asarray(self.points, np.float64))
+
+    @cached_property
+    def icp_target(self) -> o3d.geometry.PointCloud:
+        """The thinned reference ICP registers views to (the same seeded thinning for every view)."""
+        return _cloud(_thin(self.points, MAX_POINTS))
 
 
 @dataclass
@@ -73,13 +85,13 @@ def shape_scores(points: np.ndarray, camera_position: np.ndarray, reference: Ref
     # ICP runs on thinned clouds; the shares are measured against the full clouds, since a thinned
     # reference leaves gaps wider than the tolerance (pristine views then showed ~5 % "extra" points).
     query = _cloud(_thin(points, MAX_POINTS))
-    target = _cloud(_thin(reference.points, MAX_POINTS))
+    target = reference.icp_target
     registration = o3d.pipelines.registration.registration_icp(
         query, target, 3 * tolerance, np.eye(4), o3d.pipelines.registration.TransformationEstimationPointToPoint(),
         o3d.pipelines.registration.ICPConvergenceCriteria(max_iteration=20))
     query.transform(registration.transformation)
     aligned = np.asarray(query.points)
-    extra_mask = np.asarray(query.compute_point_cloud_distance(_cloud(reference.points))) > tolerance
+    extra_mask = reference.tree.query(aligned)[0] > tolerance
     # Reference points the camera sees: the camera moved into the reference's frame with the registration.
     reference_points = np.asarray(target.points)
     diameter = float(np.linalg.norm(reference_points.max(axis=0) - reference_points.min(axis=0)))
@@ -89,7 +101,7 @@ def shape_scores(points: np.ndarray, camera_position: np.ndarray, reference: Ref
     missing_mask = np.zeros(0, bool)
     if len(visible_points):
         full_query = _cloud(points).transform(registration.transformation)
-        missing_mask = np.asarray(_cloud(visible_points).compute_point_cloud_distance(full_query)) > tolerance
+        missing_mask = cKDTree(np.asarray(full_query.points)).query(visible_points)[0] > tolerance
     departing = np.concatenate([aligned[extra_mask], visible_points[missing_mask]])
     location = None
     if len(departing):

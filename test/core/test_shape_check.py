@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 from scipy.spatial import cKDTree
 
-from damage_perception.core.shape_check import TOLERANCE_M, build_reference, shape_scores, thin_points
+from damage_perception.core.shape_check import (TOLERANCE_M, ReferenceShape, build_reference, shape_scores,
+                                                 thin_points)
 
 SPACING = 0.003
 SIZE = np.array([0.04, 0.08, 0.10])          # a small carton, held with its centre 8 cm out of the palm
@@ -95,6 +96,16 @@ def test_a_hole_in_the_far_face_is_not_missing(reference):
     assert np.mean(unseen > TOLERANCE_M) > 0.02   # counted over every reference point, it would show
     scores = shape_scores(view, CAMERA, reference)
     assert scores.missing < 0.01
+
+
+def test_a_reference_serving_many_views_scores_each_as_a_fresh_one(reference):
+    """The reference caches its search tree and ICP target across views: no view may change them."""
+    views = [moved(box(), [0.008, 0.008, 0.004], 2.0), box(cut_face=FRONT), moved(box(), [0.002, 0, 0], -1.0)]
+    shared = ReferenceShape(reference.points)
+    for view in views:
+        cached = shape_scores(view, CAMERA, shared)
+        fresh = shape_scores(view, CAMERA, ReferenceShape(reference.points))
+        assert (cached.extra, cached.missing, cached.fitness) == (fresh.extra, fresh.missing, fresh.fitness)
 
 
 def test_too_few_points_score_nothing(reference):
