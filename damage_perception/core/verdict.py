@@ -115,10 +115,10 @@ def decide(views: list[ViewResult], config: DecisionConfig, policy_decision: Dec
     decision, reason = _judge(fused, config, worst, len(seen))
     if policy_decision is not None and policy_decision != decision:
         decision, reason = policy_decision, (f"view policy decided {policy_decision.name} after {len(seen)} views "
-                                             f"(damage score {fused:.2f}, threshold {config.divert_threshold:.2f})")
+                                             f"(damage score {fused:.3f}, threshold {config.divert_threshold:.3f})")
     if fusion is not None and not has_gallery and decision == Decision.PASS:
         decision, reason = Decision.REVIEW, (f"no reference gallery for this SKU: the classifier alone cannot clear "
-                                             f"it (damage score {fused:.2f})")
+                                             f"it (damage score {fused:.3f})")
     location = worst.damage_location if decision != Decision.PASS else None
     return ItemVerdict(decision, fused, config.divert_threshold, type_scores, views, location, reason,
                        _largest(seen, "classifier", probability=True),
@@ -151,8 +151,8 @@ def _judge(fused: float, config: DecisionConfig, worst: ViewResult, num_seen: in
     threshold = config.divert_threshold
     if fused >= threshold:
         kind = max(worst.type_scores, key=worst.type_scores.get)
-        return Decision.DIVERT, (f"damage score {fused:.2f} >= {threshold:.2f} "
+        return Decision.DIVERT, (f"damage score {fused:.3f} >= {threshold:.3f} "
                                  f"(most likely {kind}, view {worst.index})")
     if fused >= threshold - config.review_band:
-        return Decision.REVIEW, f"damage score {fused:.2f} just below {threshold:.2f}: a person should check"
-    return Decision.PASS, f"damage score {fused:.2f} < {threshold:.2f} over {num_seen} views"
+        return Decision.REVIEW, f"damage score {fused:.3f} just below {threshold:.3f}: a person should check"
+    return Decision.PASS, f"damage score {fused:.3f} < {threshold:.3f} over {num_seen} views"
