@@ -50,6 +50,7 @@ class BagRecorder(Node):
         self.wanted = {self.resolve_topic_name(topic): topic for topic in topics}
         self.counts: dict[str, int] = {}
         self._connections: dict[str, object] = {}
+        self._subscriptions_by_topic: dict[str, object] = {}
         self._skipped: set[str] = set()
         self._closed = False
         self.create_timer(0.2, self._discover)
@@ -59,6 +60,12 @@ class BagRecorder(Node):
     def waiting_for(self) -> list[str]:
         """Wanted topics not seen in the graph yet."""
         return sorted(set(self.wanted) - set(self._connections) - self._skipped)
+
+    @property
+    def unmatched(self) -> list[str]:
+        """Subscribed topics whose publishers have not matched this recorder yet: their messages until then
+        are lost (DDS matches a new subscription some time after it is created)."""
+        return sorted(name for name, sub in self._subscriptions_by_topic.items() if sub.get_publisher_count() == 0)
 
     def _discover(self) -> None:
         """Subscribe to every wanted topic that has appeared with a type."""
@@ -74,8 +81,8 @@ class BagRecorder(Node):
         connection = self.writer.add_connection(name, type_name, typestore=self.typestore)
         self._connections[name] = connection
         self.counts[name] = 0
-        self.create_subscription(message_class(type_name), name, lambda raw, n=name: self._write(n, raw),
-                                 qos_for(name), raw=True)
+        self._subscriptions_by_topic[name] = self.create_subscription(
+            message_class(type_name), name, lambda raw, n=name: self._write(n, raw), qos_for(name), raw=True)
         self.get_logger().info(f"recording {name} ({type_name})")
 
     def _write(self, name: str, raw: bytes) -> None:

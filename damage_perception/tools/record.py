@@ -53,12 +53,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _spin(executor, recorder, stop: threading.Event, duration: float | None) -> None:
-    """Spin until ``stop`` or ``duration``; say once when every topic is subscribed."""
+    """Spin until ``stop`` or ``duration``; say once when every topic is subscribed and matched."""
     end = time.monotonic() + duration if duration is not None else float("inf")
     announced = False
     while not stop.is_set() and time.monotonic() < end:
         executor.spin_once(timeout_sec=0.1)
-        if not announced and not recorder.waiting_for:
+        if not announced and not recorder.waiting_for and not recorder.unmatched:
             print(f"record: recording {', '.join(sorted(recorder.counts))}", flush=True)
             announced = True
 
