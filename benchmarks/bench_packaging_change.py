@@ -11,7 +11,9 @@ model in three conditions:
 Prints, per condition, the share of good items diverted at the node's calibrated threshold
 (``decision.divert_threshold`` of the config) and at the held-out study's 1 %-FPR threshold, and the median
 and p95 of the gallery anomaly score and of the item probability, and the share of items the auto-enrolment
-guard (``AutoEnrolConfig`` defaults: item probability and every view's anomaly under their limits) would take. Not a test: it renders ~250 episodes.
+guard would take (``AutoEnrolConfig`` defaults: item probability and every view's anomaly under their
+limits; the guard's other conditions, in ``core.enrolment.auto_enrol_decision``, need a live verdict).
+Not a test: it renders ~250 episodes.
 
     .venv/bin/python benchmarks/bench_packaging_change.py [--skus-per-kind 4] [--items-per-sku 4] [--out out/packaging]
 """
