@@ -29,3 +29,4 @@ def load_gallery(store: InspectionStore, sku: str, version: int | None = None) -
 def active_galleries(store: InspectionStore) -> list[SkuGallery]:
     """The active gallery of every SKU that has one (for ``core.identification.GalleryIndex``)."""
     return [gallery for sku in store.skus_with_gallery() if (gallery := load_gallery(store, sku)) is not None]
+

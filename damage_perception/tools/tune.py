@@ -109,8 +109,8 @@ def load_scored(path: Path, model_path: Path | None, workers: int, progress: boo
         return score_all(path, workers, progress), None
     from damage_perception.core.damage_model import DamageModel
     from damage_perception.data.study_scores import load_scores, scored_episode
-    from damage_perception.tools.train import DEFAULT_MODEL
-    fusion = DamageModel.load(model_path or DEFAULT_MODEL).fusion
+    from damage_perception.core.station import SHIPPED_MODEL_FILE
+    fusion = DamageModel.load(model_path or SHIPPED_MODEL_FILE).fusion
     return [scored_episode(item, fusion) for item in load_scores(path) if item.signals], fusion
 
 
