@@ -29,7 +29,7 @@ from damage_perception.core.segmentation import ItemSegment
 from damage_perception.core.verdict import Decision, ViewResult
 from damage_perception.core.view_pipeline import ViewInput
 from damage_perception.data.loaders import ros_messages as rm
-from damage_perception.data.loaders.rosbag import _cdr_header, _find_topic, _nearest
+from damage_perception.data.loaders.rosbag import cdr_header, find_topic, nearest_index
 from damage_perception.data.loaders.tf_buffer import TransformHistory
 
 Convert = Callable[[Any, Any, Any], tuple[np.ndarray, np.ndarray, CameraIntrinsics]]
@@ -113,7 +113,7 @@ class RecordedCell:
             self.refs[kind].sort(key=lambda ref: ref.stamp_ns)
 
     def _topics(self, topics: list[str], wanted: dict[str, str]) -> dict[str, str]:
-        found = {kind: _find_topic(topics, name) for kind, name in wanted.items()}
+        found = {kind: find_topic(topics, name) for kind, name in wanted.items()}
         missing = [wanted[kind] for kind, topic in found.items() if topic is None]
         if missing:
             raise ValueError(f"{self.path}: no topic {', '.join(missing)} in the bag; it has {', '.join(topics)}")
@@ -139,7 +139,7 @@ class RecordedCell:
                             rm.transform_to_matrix(t.transform), static=static)
 
     def _stamp(self, raw: bytes | memoryview, msgtype: str) -> int:
-        header = _cdr_header(raw)
+        header = cdr_header(raw)
         if header is None:
             return rm.stamp_to_ns(self.typestore.deserialize_cdr(raw, msgtype).header.stamp)
         return header[0]
@@ -147,7 +147,7 @@ class RecordedCell:
     def _match(self, kind: str, ns: int) -> _Ref:
         """The message of ``kind`` stamped ``ns`` (depth: exactly; colour, camera_info: nearest within slop)."""
         refs = self.refs[kind]
-        index = _nearest([ref.stamp_ns for ref in refs], ns)
+        index = nearest_index([ref.stamp_ns for ref in refs], ns)
         allowed = 0 if kind == "depth" else self.slop_ns
         if index is None or abs(refs[index].stamp_ns - ns) > allowed:
             nearest = "none recorded" if index is None else \

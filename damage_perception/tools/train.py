@@ -9,8 +9,6 @@ from pathlib import Path
 
 import numpy as np
 
-from damage_perception.core.station import SHIPPED_MODEL_FILE
-
 HELP = "train the damage classifier on a rendered study and fit view/item fusion on its held-back SKUs"
 
 

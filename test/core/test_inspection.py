@@ -10,7 +10,7 @@ from damage_perception.core.inspection import InspectionError, Inspector
 from damage_perception.core.station import StationSettings
 from damage_perception.core.verdict import Decision, DecisionConfig
 from damage_perception.core.view_pipeline import ViewInput
-from damage_perception.data.synthesize import _worker_state, render_episode
+from damage_perception.data.synthesize import worker_renderer, render_episode
 from damage_perception.sim.items import ItemSpec, make_catalogue
 
 GEOMETRIC = StationSettings(model_path="", num_views=4)
@@ -21,7 +21,7 @@ class RenderedViews:
     """A ViewSource rendering a carton at each requested angle, recording what it was asked and told."""
 
     def __init__(self, spec: ItemSpec = PRISTINE, fail_at: int | None = None) -> None:
-        self.renderer, self.gripper = _worker_state()
+        self.renderer, self.gripper = worker_renderer()
         self.spec = spec
         self.fail_at = fail_at
         self.asked: list[tuple[int, float]] = []
