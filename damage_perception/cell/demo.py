@@ -6,9 +6,9 @@ import subprocess
 import time
 from pathlib import Path
 
-from damage_perception.tools.processes import config_file, node_command, ros_environment, start, stop
+from damage_perception.core.station import config_file
 
-HELP = "run the simulated cell, the damage_perception node and the planner client; print verdicts"
+from damage_perception.cell.processes import node_command, ros_environment, start, stop
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,7 +29,7 @@ def enrol_cell_skus(store_path: Path, items: int, damage_rate: float, seed: int)
 
     from damage_perception.core.damage_model import DamageModel
     from damage_perception.data.study import gallery_episode
-    from damage_perception.sim.items import make_catalogue
+    from damage_perception.sim.catalogue import make_catalogue
     from damage_perception.store.sqlite_store import InspectionStore
     from damage_perception.tools.enrol import enrol_episodes
     from damage_perception.core.station import SHIPPED_MODEL_FILE
