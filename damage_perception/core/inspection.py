@@ -52,7 +52,7 @@ class Inspector:
                                      keep_gallery_data=settings.auto_enrol.enabled)
 
     @classmethod
-    def for_station(cls, settings: StationSettings) -> "Inspector":
+    def for_station(cls, settings: StationSettings) -> Inspector:
         """With the model ``settings.model_path`` names; one that does not load becomes ``model_problem``."""
         try:
             return cls(settings, load_station_model(settings.model_path))

@@ -14,8 +14,9 @@ budget ran out undecided, or None to leave the decision to the fused score and t
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Protocol, Sequence
+from typing import Protocol
 
 import numpy as np
 
@@ -153,7 +154,7 @@ class FixedViewPolicy:
         self.angles = [float(angle) for angle in angles_rad]
 
     @classmethod
-    def evenly_spaced(cls, num_views: int) -> "FixedViewPolicy":
+    def evenly_spaced(cls, num_views: int) -> FixedViewPolicy:
         """``num_views`` angles spread over a full turn."""
         return cls([2.0 * math.pi * i / num_views for i in range(num_views)])
 

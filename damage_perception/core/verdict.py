@@ -125,7 +125,7 @@ def decide(views: list[ViewResult], config: DecisionConfig, policy_decision: Dec
                        _largest(seen, "anomaly") if has_gallery else float("nan"))  # 1.0 stands in without one
 
 
-def with_identification(verdict: ItemVerdict, check: "ClaimCheck | None") -> ItemVerdict:
+def with_identification(verdict: ItemVerdict, check: ClaimCheck | None) -> ItemVerdict:
     """The verdict with the claimed-SKU check (``core.identification.check_item``) applied: a mismatch sends a
     judged item to REVIEW (its anomaly score compared it with another product's gallery, so neither PASS nor
     DIVERT can be trusted); an ERROR stays an ERROR."""
