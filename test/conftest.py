@@ -9,3 +9,24 @@ os.environ.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
 # Large camera frames otherwise delay reliable /tf by seconds (see config/fastdds.xml).
 os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE",
                       os.path.join(os.path.dirname(__file__), "..", "config", "fastdds.xml"))
+
+
+import pytest  # noqa: E402 - after the environment above, which rclpy imports must see
+
+from damage_perception.store.throwaway_postgres import ThrowawayPostgres  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """One throw-away PostgreSQL server for the whole run (started on first use, removed at the end)."""
+    server = ThrowawayPostgres().start()
+    yield server
+    server.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_location(request, tmp_path):
+    """Where a store lives, once per backend: a fresh SQLite file, or a fresh database on the test server."""
+    if request.param == "sqlite":
+        return str(tmp_path / "station.db")
+    return request.getfixturevalue("postgres_server").create_database()
