@@ -11,9 +11,9 @@ os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE",
                       os.path.join(os.path.dirname(__file__), "..", "config", "fastdds.xml"))
 
 
-import pytest  # noqa: E402 - after the environment above, which rclpy imports must see
+import pytest
 
-from damage_perception.store.throwaway_postgres import ThrowawayPostgres  # noqa: E402
+from damage_perception.store.throwaway_postgres import ThrowawayPostgres
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,13 @@
 """The store's former module name: ``InspectionStore`` and its records now live in ``store.database``, which
 opens a SQLite file (as before) or a PostgreSQL URL. Kept so existing imports keep working."""
-from damage_perception.store.database import (GalleryVersion, InspectionRecord, InspectionStore, ReferenceView,
-                                              StoreError, StoreUnavailable)
+from damage_perception.store.database import (
+                                              GalleryVersion,
+                                              InspectionRecord,
+                                              InspectionStore,
+                                              ReferenceView,
+                                              StoreError,
+                                              StoreUnavailable,
+)
 
 __all__ = ["GalleryVersion", "InspectionRecord", "InspectionStore", "ReferenceView", "StoreError",
            "StoreUnavailable"]

@@ -89,12 +89,12 @@ class ThrowawayPostgres:
         argv = [str(self.bin / command[0]), *command[1:]]
         if self.user is not None:
             argv = ["runuser", "-u", self.user, "--", *argv]
-        result = subprocess.run(argv, capture_output=True, text=True, cwd=self.root)
+        result = subprocess.run(argv, check=False, capture_output=True, text=True, cwd=self.root)
         if check and result.returncode != 0:
             raise RuntimeError(f"{command[0]} failed ({result.returncode}): {result.stderr.strip() or result.stdout}")
         return result
 
-    def start(self) -> "ThrowawayPostgres":
+    def start(self) -> ThrowawayPostgres:
         """Start (or restart after a stop or a kill) and wait until it accepts connections."""
         listen = "127.0.0.1" if self.port is not None else ""
         options = (f"-k {self.root} -p {self._socket_port} -c listen_addresses='{listen}' "
@@ -147,7 +147,7 @@ class ThrowawayPostgres:
             self.kill()
         shutil.rmtree(self.root, ignore_errors=True)
 
-    def __enter__(self) -> "ThrowawayPostgres":
+    def __enter__(self) -> ThrowawayPostgres:  # noqa: PYI034
         return self.start()
 
     def __exit__(self, *_exc) -> None:

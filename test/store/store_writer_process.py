@@ -6,8 +6,12 @@ import numpy as np
 from damage_perception.core.gallery import ReferenceView as GalleryView
 from damage_perception.core.gallery import SkuGallery
 from damage_perception.core.shape_check import ReferenceShape
+from damage_perception.store.database import (
+    InspectionRecord,
+    InspectionStore,
+    ReferenceView,
+)
 from damage_perception.store.galleries import save_gallery
-from damage_perception.store.database import InspectionRecord, InspectionStore, ReferenceView
 
 GALLERY_SKUS = ("SKU-A", "SKU-B", "SKU-C")
 

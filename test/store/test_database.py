@@ -1,17 +1,22 @@
 """The store's behaviour, the same tests on both backends (a SQLite file and a throw-away PostgreSQL server)."""
 import math
-import threading
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from damage_perception.store.database import (InspectionRecord, InspectionStore, ReferenceView, StoreError,
-                                              StoreUnavailable)
+from damage_perception.store.database import (
+    InspectionRecord,
+    InspectionStore,
+    ReferenceView,
+    StoreError,
+    StoreUnavailable,
+)
 from damage_perception.store.schema import MIGRATIONS
 
 WRITER = Path(__file__).with_name("store_writer_process.py")

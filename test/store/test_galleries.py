@@ -6,8 +6,12 @@ import pytest
 
 from damage_perception.core.gallery import ReferenceView, SkuGallery
 from damage_perception.core.shape_check import ReferenceShape
-from damage_perception.store.galleries import active_galleries, load_gallery, save_gallery
 from damage_perception.store.database import InspectionStore
+from damage_perception.store.galleries import (
+    active_galleries,
+    load_gallery,
+    save_gallery,
+)
 
 
 def gallery(seed: int, views: int = 4, patches: int = 30, dim: int = 152) -> SkuGallery:
