@@ -35,7 +35,7 @@ INSPECTION_COLUMNS = ("item_id, sku, decision, fused_score, threshold, model_ver
 
 
 @dataclass
-class ReferenceView:
+class StoredView:
     """One pristine view's features: a vector, or rows of patch features (and where it came from)."""
 
     features: np.ndarray
@@ -51,7 +51,7 @@ class GalleryVersion:
     version: int
     active: bool
     note: str
-    views: list[ReferenceView]
+    views: list[StoredView]
     nominal_score: float | None = None
     shape_points: np.ndarray | None = None   # (N, 3) float32
 
@@ -173,7 +173,7 @@ class InspectionStore:
         return self._read("SELECT uuid FROM store_identity ORDER BY created_at, uuid LIMIT 1")[0][0]
 
     # -- gallery -------------------------------------------------------------------------------------
-    def enrol(self, sku: str, views: list[ReferenceView], note: str = "", nominal_score: float | None = None,
+    def enrol(self, sku: str, views: list[StoredView], note: str = "", nominal_score: float | None = None,
               shape_points: np.ndarray | None = None) -> int:
         """Store ``views`` (and the gallery's nominal score and reference shape) as the SKU's next gallery
         version and make it the active one; returns the version."""
@@ -214,7 +214,7 @@ class InspectionStore:
             if row is None or row[0] == known_id:
                 return (None if row is None else row[0]), None
             gallery_id, number, active, note, nominal, shape = row
-            views = [ReferenceView(_features(blob, dim), angle, source)
+            views = [StoredView(_features(blob, dim), angle, source)
                      for angle, dim, blob, source in connection.execute(text(
                          "SELECT wrist_angle, feature_dim, features, source FROM reference_views "
                          "WHERE gallery_id = :g ORDER BY id"), {"g": gallery_id})]
@@ -390,7 +390,7 @@ def _ensure_identity(connection: Connection) -> None:
                            {"u": str(uuid.uuid4()), "t": time.time()})
 
 
-def _insert_gallery(connection: Connection, sku: str, views: list[ReferenceView], note: str,
+def _insert_gallery(connection: Connection, sku: str, views: list[StoredView], note: str,
                     nominal_score: float | None, shape_points: np.ndarray | None, active: bool,
                     version: int | None = None) -> int:
     """Insert one gallery version with its views (the next version unless given); returns the version."""

@@ -23,7 +23,7 @@ from damage_perception.store.database import (
     GalleryVersion,
     InspectionRecord,
     InspectionStore,
-    ReferenceView,
+    StoredView,
     StoreUnavailable,
     is_server_url,
     redacted,
@@ -78,6 +78,7 @@ class FleetStore:
         self._read_at: float | None = None
         self._forwarded_through, self._forwarded = 0, 0
         self._lock = threading.Lock()             # one forwarding round at a time
+        self._connect_lock = threading.Lock()
         self._wake, self._stopping = threading.Event(), threading.Event()
         self._connect()
         if self._server is not None:
@@ -94,11 +95,15 @@ class FleetStore:
 
     # -- the link ------------------------------------------------------------------------------------
     def _connect(self) -> None:
-        try:
-            self._server = InspectionStore(self.url, station_id=self.station_id, connect_timeout=self.connect_timeout)
-            self._up()
-        except StoreUnavailable as error:
-            self._down(error)
+        with self._connect_lock:
+            if self._server is not None:
+                return
+            try:
+                self._server = InspectionStore(self.url, station_id=self.station_id,
+                                               connect_timeout=self.connect_timeout)
+                self._up()
+            except StoreUnavailable as error:
+                self._down(error)
 
     def _up(self) -> None:
         self._problem, self._down_since = "", None
@@ -238,7 +243,7 @@ class FleetStore:
     def gallery_versions(self, sku: str) -> list[tuple[int, bool, int]]:
         return self._on_server(lambda server: server.gallery_versions(sku))
 
-    def enrol(self, sku: str, views: list[ReferenceView], note: str = "", nominal_score: float | None = None,
+    def enrol(self, sku: str, views: list[StoredView], note: str = "", nominal_score: float | None = None,
               shape_points=None) -> int:
         return self._on_server(lambda server: server.enrol(sku, views, note, nominal_score, shape_points))
 

@@ -4,10 +4,16 @@ from damage_perception.store.database import (
                                               GalleryVersion,
                                               InspectionRecord,
                                               InspectionStore,
-                                              ReferenceView,
+                                              StoredView,
                                               StoreError,
                                               StoreUnavailable,
 )
 
-__all__ = ["GalleryVersion", "InspectionRecord", "InspectionStore", "ReferenceView", "StoreError",
-           "StoreUnavailable"]
+__all__ = [
+                                              "GalleryVersion",
+                                              "InspectionRecord",
+                                              "InspectionStore",
+                                              "StoreError",
+                                              "StoreUnavailable",
+                                              "StoredView",
+]

@@ -3,14 +3,14 @@ import sys
 
 import numpy as np
 
-from damage_perception.core.gallery import ReferenceView as GalleryView
-from damage_perception.core.gallery import SkuGallery
+from damage_perception.core.gallery import ReferenceView, SkuGallery
 from damage_perception.core.shape_check import ReferenceShape
 from damage_perception.store.database import (
     InspectionRecord,
     InspectionStore,
-    ReferenceView,
+    StoredView,
 )
+from damage_perception.store.fleet import FleetStore
 from damage_perception.store.galleries import save_gallery
 
 GALLERY_SKUS = ("SKU-A", "SKU-B", "SKU-C")
@@ -19,13 +19,14 @@ GALLERY_SKUS = ("SKU-A", "SKU-B", "SKU-C")
 def seeded_gallery(sku: str, seed: int) -> SkuGallery:
     """A PatchCore-sized gallery whose every number follows from ``seed`` (stored in its note)."""
     rng = np.random.default_rng(seed)
-    views = [GalleryView(0.5 * k, rng.normal(size=(300, 152)).astype(np.float32)) for k in range(6)]
+    views = [ReferenceView(0.5 * k, rng.normal(size=(300, 152)).astype(np.float32)) for k in range(6)]
     return SkuGallery(sku, views, ReferenceShape(rng.normal(size=(2000, 3)).astype(np.float32)),
                       nominal_score=1.0 + seed)
 
 
-def main(path: str, mode: str) -> None:
-    store = InspectionStore(path)
+def main(path: str, mode: str, outbox: str = "") -> None:
+    # "fleet": log verdicts through a station's FleetStore (server URL + outbox file), printing outbox ids
+    store = FleetStore(path, "station-k", outbox) if mode == "fleet" else InspectionStore(path)
     rng = np.random.default_rng(0)
     for index in range(1_000_000):
         if mode == "galleries":  # enrol galleries of several SKUs in turn, rolling one back now and then
@@ -35,15 +36,15 @@ def main(path: str, mode: str) -> None:
                 store.activate(sku, 1)
             print(sku, version, seed, flush=True)
             continue
-        if mode == "log":
+        if mode in ("log", "fleet"):
             committed = store.log_inspection(InspectionRecord(f"item-{index}", "sku-a", index % 4, 0.1, 0.5,
                                                               view_scores=(0.1, 0.2)))
         else:  # enrol galleries of many views, so a kill often lands inside one
-            views = [ReferenceView(rng.normal(size=256).astype(np.float32), wrist_angle=float(i))
+            views = [StoredView(rng.normal(size=256).astype(np.float32), wrist_angle=float(i))
                      for i in range(200)]
             committed = store.enrol("sku-big", views, note=f"batch {index}")
         print(committed, flush=True)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    main(*sys.argv[1:])

@@ -13,7 +13,7 @@ import pytest
 from damage_perception.store.database import (
     InspectionRecord,
     InspectionStore,
-    ReferenceView,
+    StoredView,
     StoreError,
     StoreUnavailable,
 )
@@ -31,7 +31,7 @@ def store(store_location):
 
 def views(count, dim=8, seed=0):
     rng = np.random.default_rng(seed)
-    return [ReferenceView(rng.normal(size=dim).astype(np.float32), wrist_angle=0.5 * i, source="test")
+    return [StoredView(rng.normal(size=dim).astype(np.float32), wrist_angle=0.5 * i, source="test")
             for i in range(count)]
 
 
