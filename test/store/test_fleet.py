@@ -88,7 +88,7 @@ def test_galleries_come_from_the_server_and_the_last_read_serves_while_it_is_dow
         station.enrol("sku-1", views(3))
     assert not station.health().reachable and station.health().galleries_cached == 1
     server.start()
-    assert station.flush(timeout=30)
+    assert station.flush(timeout=30) and other.flush(timeout=30)   # both have seen the server back
     assert station.enrol("sku-1", views(3)) == 3 and other.gallery("sku-1").version == 3
     station.close()
     other.close()
