@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
+from damage_perception.tools import distributed
+
 HELP = "train the damage classifier on a rendered study and fit view/item fusion on its held-back SKUs"
 
 
@@ -26,7 +28,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="folder for checkpoints and the validation scores (default: out/models/checkpoints)")
     parser.add_argument("--refit-fusion", type=Path, default=None, metavar="MODEL",
                         help="keep this model's trained head and only refit its fusion (after a gallery change)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the head's training from the latest checkpoint in --checkpoints")
     parser.add_argument("--no-progress", action="store_true")
+    distributed.add_arguments(parser)
 
 
 def split_skus(skus: list[str], share: float, seed: int) -> tuple[list[str], list[str]]:
@@ -80,6 +85,16 @@ def model_version(head, fusion, recipe: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    if distributed.wanted(args):   # re-run this very command as N DDP ranks under torchrun
+        parser = argparse.ArgumentParser()
+        add_arguments(parser)
+        return distributed.launch(args, ["train", *distributed.command_line(parser, args)])
+    with distributed.process_group() as shard:
+        return train(args, shard)
+
+
+def train(args: argparse.Namespace, shard) -> int:
+    """The training run of one process (``shard``: its rank of a DDP run, or the whole run)."""
     from damage_perception.core.damage_model import DamageModel
     from damage_perception.core.classifier import DamageHead
     from damage_perception.core.fusion import fit_fusion
@@ -111,8 +126,11 @@ def run(args: argparse.Namespace) -> int:
         views = collect_training_views(study, train_skus, model, not args.no_progress)
         print(f"train: {len(views)} views, {int(views.shows_damage.sum())} show damage")
         settings = TrainSettings(steps=args.steps, batch=args.batch, seed=args.seed)
-        model.head = train_head(views, settings, checkpoints, progress=not args.no_progress)
+        model.head = train_head(views, settings, checkpoints, progress=not args.no_progress and shard.rank == 0,
+                                shard=shard, resume=args.resume)
         recipe = f"head-s{args.steps}-seed{args.seed}"
+        if shard.rank != 0:   # rank 0 holds the same head: it alone fits the fusion and writes the model
+            return 0
     scores = score_study(fusion_study, model, validation_skus, progress=not args.no_progress)
     save_scores(scores, checkpoints / "validation_scores.jsonl")
     model.fusion = fit_fusion(fusion_data(scores))
