@@ -221,6 +221,23 @@ class InspectionStore:
         points = None if shape is None else np.frombuffer(shape, dtype=np.float32).reshape(-1, 3).copy()
         return gallery_id, GalleryVersion(sku, number, bool(active), note, views, nominal, points)
 
+    def import_versions(self, sku: str, versions: list[GalleryVersion]) -> bool:
+        """Copy another store's gallery versions of ``sku`` here with their numbers and active flags, in one
+        transaction; False (nothing written) when this store has versions of that SKU already."""
+        with self._transaction(write=True) as connection:
+            self._lock_sku(connection, sku)
+            if connection.execute(text("SELECT 1 FROM gallery_versions WHERE sku = :sku LIMIT 1"),
+                                  {"sku": sku}).first():
+                return False
+            for stored in versions:
+                _insert_gallery(connection, sku, stored.views, stored.note, stored.nominal_score,
+                                stored.shape_points, stored.active, stored.version)
+            return True
+
+    def enrolled_skus(self) -> list[str]:
+        """Every SKU with a gallery version, active or not, sorted."""
+        return [sku for (sku,) in self._read("SELECT DISTINCT sku FROM gallery_versions ORDER BY sku")]
+
     def skus_with_gallery(self) -> list[str]:
         """Every SKU that has an active gallery version, sorted."""
         return [sku for (sku,) in self._read("SELECT DISTINCT sku FROM gallery_versions WHERE active = 1 ORDER BY sku")]
@@ -308,6 +325,21 @@ class InspectionStore:
                 "origin_id) VALUES (:link, :item, :damaged, :type, :labeller, :t, :origin, :origin_id) RETURNING id"),
                 {"link": linked, "item": item_id, "damaged": int(damaged), "type": damage_type,
                  "labeller": labeller, "t": time.time(), "origin": origin, "origin_id": origin_id}).scalar_one()
+
+    def import_label(self, origin: str, label_id: int, inspection_origin_id: int | None, item_id: str,
+                     damaged: bool, damage_type: str, labeller: str, created_at: float) -> bool:
+        """Copy label ``label_id`` of store ``origin`` here, linked to the inspection copied from that store's
+        ``inspection_origin_id``; False when it was copied before."""
+        with self._transaction(write=True) as connection:
+            link = None if inspection_origin_id is None else connection.execute(text(
+                "SELECT id FROM inspections WHERE origin = :o AND origin_id = :i"),
+                {"o": origin, "i": inspection_origin_id}).scalar()
+            return connection.execute(text(
+                "INSERT INTO labels (inspection_id, item_id, damaged, damage_type, labeller, created_at, origin, "
+                "origin_id) VALUES (:link, :item, :damaged, :type, :labeller, :t, :o, :oid) "
+                "ON CONFLICT (origin, origin_id) DO NOTHING"),
+                {"link": link, "item": item_id, "damaged": int(damaged), "type": damage_type, "labeller": labeller,
+                 "t": created_at, "o": origin, "oid": label_id}).rowcount == 1
 
     def labelled_scores(self, model_version: str | None = None,
                         station: str | None = None) -> list[tuple[float, bool]]:

@@ -22,6 +22,7 @@ COMMANDS = {  # sub-command -> module of damage_perception.tools
     "evaluate": "evaluate",
     "enrol": "enrol",
     "drift": "drift",
+    "store": "store_tool",
     "report": "report",
     "identify": "identify",
 }

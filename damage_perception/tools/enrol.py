@@ -15,7 +15,8 @@ HELP = "enrol reference galleries for SKUs (from a study or rendered in the sim 
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--store", type=Path, required=True, help="station SQLite store (the node's store_path)")
+    parser.add_argument("--store", required=True,
+                        help="the node's store_path: a station's SQLite file or a fleet's postgresql:// URL")
     parser.add_argument("--model", type=Path, default=None, help="model file (default: the shipped model)")
     parser.add_argument("--study", type=Path, default=None, help="enrol every gallery episode of this study")
     parser.add_argument("--sim-skus", default="", help="comma-separated SKUs to render and enrol in the sim cell")
@@ -56,7 +57,11 @@ def run(args: argparse.Namespace) -> int:
     from damage_perception.store.sqlite_store import InspectionStore, StoreError
     from damage_perception.core.station import SHIPPED_MODEL_FILE
 
-    store = InspectionStore(args.store)
+    try:
+        store = InspectionStore(args.store)
+    except StoreError as error:
+        print(f"enrol: {error}", file=sys.stderr)
+        return 2
     if args.rollback:
         sku, version = args.rollback[0], int(args.rollback[1])
         try:
