@@ -16,13 +16,21 @@ from typing import Protocol
 
 from damage_perception.core.gallery import SkuGallery
 from damage_perception.core.identification import GalleryIndex
+from damage_perception.store.database import (
+    InspectionRecord,
+    InspectionStore,
+    StoreError,
+)
+from damage_perception.store.fleet import (
+    FleetStore,
+    default_station_id,
+    open_station_store,
+)
 from damage_perception.store.galleries import (
     active_galleries,
     load_gallery,
     save_gallery,
 )
-from damage_perception.store.database import InspectionRecord, InspectionStore, StoreError
-from damage_perception.store.fleet import FleetStore, default_station_id, open_station_store
 
 
 class Log(Protocol):

@@ -58,9 +58,9 @@ def good_scores_in_store(store, model_version: str, station: str | None = None) 
 def run(args: argparse.Namespace) -> int:
     from damage_perception.core.damage_model import DamageModel, ModelLoadError
     from damage_perception.core.metrics import threshold_for_fpr
+    from damage_perception.core.station import SHIPPED_MODEL_FILE
     from damage_perception.data.study import Study
     from damage_perception.data.study_scores import load_scores, score_study
-    from damage_perception.core.station import SHIPPED_MODEL_FILE
 
     try:
         model = DamageModel.load(args.model or SHIPPED_MODEL_FILE)

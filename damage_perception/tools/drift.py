@@ -13,7 +13,7 @@ import csv
 import sys
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +38,7 @@ class WeekSummary:
 
 def iso_week(timestamp: float) -> str:
     """The ISO week (UTC) of a Unix time, as "YYYY-Www"."""
-    year, week, _ = datetime.fromtimestamp(timestamp, timezone.utc).isocalendar()
+    year, week, _ = datetime.fromtimestamp(timestamp, UTC).isocalendar()
     return f"{year}-W{week:02d}"
 
 

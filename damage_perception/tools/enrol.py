@@ -53,9 +53,9 @@ def enrol_episodes(store, model, episodes, note: str = "", total: int | None = N
 
 def run(args: argparse.Namespace) -> int:
     from damage_perception.core.damage_model import DamageModel, ModelLoadError
+    from damage_perception.core.station import SHIPPED_MODEL_FILE
     from damage_perception.data.study import Study, gallery_episode
     from damage_perception.store.sqlite_store import InspectionStore, StoreError
-    from damage_perception.core.station import SHIPPED_MODEL_FILE
 
     try:
         store = InspectionStore(args.store)

@@ -10,11 +10,17 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import sys
 from pathlib import Path
 
-from damage_perception.store.database import InspectionStore, StoreError, is_server_url, redacted
+from damage_perception.store.database import (
+    InspectionStore,
+    StoreError,
+    is_server_url,
+    redacted,
+)
 
 HELP = "store schema migration, copying a station's store into a fleet's server, and the labels people gave"
 
@@ -100,15 +106,14 @@ def _labels(args: argparse.Namespace) -> int:
         return 2
     finally:
         store.close()
-    output = open(args.out, "w", newline="") if args.out else sys.stdout
-    writer = csv.writer(output)
-    writer.writerow(["label_id", "item_id", "damaged", "damage_type", "labeller", "station_id", "sku", "decision",
-                     "fused_score", "model_version", "gallery_version"])
-    for (label_id, _, item, damaged, damage_type, labeller, _), verdict in rows:
-        writer.writerow([label_id, item, int(damaged), damage_type, labeller,
-                         *((verdict.station_id, verdict.sku, verdict.decision, verdict.fused_score,
-                            verdict.model_version, verdict.gallery_version) if verdict else ("",) * 6)])
+    with (open(args.out, "w", newline="") if args.out else contextlib.nullcontext(sys.stdout)) as output:
+        writer = csv.writer(output)
+        writer.writerow(["label_id", "item_id", "damaged", "damage_type", "labeller", "station_id", "sku",
+                         "decision", "fused_score", "model_version", "gallery_version"])
+        for (label_id, _, item, damaged, damage_type, labeller, _), verdict in rows:
+            writer.writerow([label_id, item, int(damaged), damage_type, labeller,
+                             *((verdict.station_id, verdict.sku, verdict.decision, verdict.fused_score,
+                                verdict.model_version, verdict.gallery_version) if verdict else ("",) * 6)])
     if args.out:
-        output.close()
         print(f"store labels: {len(rows)} labels to {args.out}", file=sys.stderr)
     return 0

@@ -10,7 +10,11 @@ import pytest
 from damage_perception.core.damage_model import DamageModel
 from damage_perception.core.metrics import threshold_for_fpr
 from damage_perception.core.station import SHIPPED_MODEL_FILE
-from damage_perception.store.database import InspectionRecord, InspectionStore, StoredView
+from damage_perception.store.database import (
+    InspectionRecord,
+    InspectionStore,
+    StoredView,
+)
 from damage_perception.store.schema import MIGRATIONS
 from damage_perception.tools import cli
 from test.tools.test_store_tools import CONFIG, PASS, unix, written_threshold
@@ -55,7 +59,7 @@ def test_migrate_creates_the_schema_on_a_server(postgres_server, capsys):
 
 
 def test_copy_joins_stations_to_the_fleet_once_with_labels_and_galleries(fleet, tmp_path, capsys):
-    url, goods = fleet
+    url, _ = fleet
     server = InspectionStore(url)
     assert server.stations() == ["st1", "st2"]
     assert len(server.inspections(station="st1")) == 31 and len(server.inspections(station="st2")) == 21
@@ -75,11 +79,11 @@ def test_copy_joins_stations_to_the_fleet_once_with_labels_and_galleries(fleet, 
 
 
 def test_drift_per_station_and_for_the_fleet(fleet, tmp_path):
-    url, goods = fleet
+    url, _ = fleet
     for station, expected in (("st1", 31), ("st2", 21), (None, 52)):
         out = tmp_path / f"drift-{station}"
         assert cli.main(["drift", "--store", url, "--out", str(out)] + (["--station", station] if station else [])) == 0
-        rows = list(csv.DictReader(open(out / "drift.csv")))
+        rows = list(csv.DictReader((out / "drift.csv").read_text().splitlines()))
         assert sum(int(r["count"]) for r in rows) == expected
     assert cli.main(["drift", "--store", url, "--station", "nowhere", "--out", str(tmp_path / "x")]) == 1
 
@@ -98,7 +102,7 @@ def test_labels_per_station_as_csv(fleet, tmp_path):
     url, _ = fleet
     out = tmp_path / "labels.csv"
     assert cli.main(["store", "labels", url, "--station", "st2", "--out", str(out)]) == 0
-    rows = list(csv.DictReader(open(out)))
+    rows = list(csv.DictReader(out.read_text().splitlines()))
     assert len(rows) == 21 and {r["station_id"] for r in rows} == {"st2"}
     assert sum(r["damaged"] == "1" for r in rows) == 1 and rows[0]["labeller"] == "qa-st2"
 
