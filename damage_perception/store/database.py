@@ -395,8 +395,12 @@ def _server_engine(url: str, connect_timeout: int) -> Engine:
     parsed = make_url(url)
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
-    return create_engine(parsed, pool_pre_ping=True, pool_size=4, max_overflow=8,
-                         connect_args={"connect_timeout": max(2, int(connect_timeout))})
+    # A server that vanished without closing the socket (a network cut, a host power loss) must fail a call
+    # within seconds, not hang an inspection: TCP keepalives, a TCP send timeout and a statement timeout.
+    return create_engine(parsed, pool_pre_ping=True, pool_size=4, max_overflow=8, connect_args={
+        "connect_timeout": max(2, int(connect_timeout)), "keepalives": 1, "keepalives_idle": 5,
+        "keepalives_interval": 2, "keepalives_count": 3, "tcp_user_timeout": 10_000,
+        "options": "-c statement_timeout=30000"})
 
 
 # -- helpers ------------------------------------------------------------------------------------------

@@ -74,7 +74,6 @@ class FleetStore:
         self._server: InspectionStore | None = None
         self._problem, self._down_since = "not connected yet", None
         self._galleries: dict[str, tuple[int, GalleryVersion]] = {}   # SKU -> (row id, last active version read)
-        self._active: dict[str, int] = {}
         self._read_at: float | None = None
         self._forwarded_through, self._forwarded = 0, 0
         self._lock = threading.Lock()             # one forwarding round at a time
@@ -231,11 +230,11 @@ class FleetStore:
         return self._galleries[sku][1]
 
     def active_gallery_versions(self) -> dict[str, int]:
+        """SKU -> active version on the server; while it is unreachable, the versions last read."""
         try:
-            self._active = self._on_server(lambda server: server.active_gallery_versions())
+            return self._on_server(lambda server: server.active_gallery_versions())
         except StoreUnavailable:
-            pass
-        return dict(self._active)
+            return {sku: gallery.version for sku, (_, gallery) in self._galleries.items()}
 
     def skus_with_gallery(self) -> list[str]:
         return sorted(self.active_gallery_versions())
