@@ -69,9 +69,9 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if args.store is not None:
         from damage_perception.store.database import StoreError
-        from damage_perception.tools.store_tool import open_existing
+        from damage_perception.tools.store_tool import open_store
 
-        store = open_existing(args.store, "calibrate")
+        store = open_store(args.store, "calibrate")
         if store is None:
             return 2
         try:

@@ -108,9 +108,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from damage_perception.store.database import StoreError
-    from damage_perception.tools.store_tool import open_existing
+    from damage_perception.tools.store_tool import open_store
 
-    store = open_existing(args.store, "drift")
+    store = open_store(args.store, "drift")
     if store is None:
         return 2
     try:

@@ -55,12 +55,11 @@ def run(args: argparse.Namespace) -> int:
     from damage_perception.core.damage_model import DamageModel, ModelLoadError
     from damage_perception.core.station import SHIPPED_MODEL_FILE
     from damage_perception.data.study import Study, gallery_episode
-    from damage_perception.store.sqlite_store import InspectionStore, StoreError
+    from damage_perception.store.sqlite_store import StoreError
+    from damage_perception.tools.store_tool import open_store
 
-    try:
-        store = InspectionStore(args.store)
-    except StoreError as error:
-        print(f"enrol: {error}", file=sys.stderr)
+    store = open_store(args.store, "enrol", must_exist=False)
+    if store is None:
         return 2
     if args.rollback:
         sku, version = args.rollback[0], int(args.rollback[1])

@@ -39,9 +39,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     labels.add_argument("--out", type=Path, default=None, help="CSV file (default: stdout)")
 
 
-def open_existing(location: str, tool: str) -> InspectionStore | None:
-    """The store at ``location``, or None (after saying why) when a file is missing or the store unusable."""
-    if not is_server_url(location) and not Path(location).is_file():
+def open_store(location: str, tool: str, must_exist: bool = True) -> InspectionStore | None:
+    """The store at ``location`` (created when not ``must_exist``), or None after saying why on stderr: a
+    missing file, an unreachable server, an unusable store."""
+    if must_exist and not is_server_url(location) and not Path(location).is_file():
         print(f"{tool}: store {location} does not exist", file=sys.stderr)
         return None
     try:
@@ -56,10 +57,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _migrate(args: argparse.Namespace) -> int:
-    try:
-        store = InspectionStore(args.store)
-    except StoreError as error:
-        print(f"store migrate: {error}", file=sys.stderr)
+    store = open_store(args.store, "store migrate", must_exist=False)
+    if store is None:
         return 2
     print(f"store migrate: {redacted(args.store)} at schema version {store.schema_version}")
     store.close()
@@ -69,13 +68,11 @@ def _migrate(args: argparse.Namespace) -> int:
 def _copy(args: argparse.Namespace) -> int:
     from damage_perception.store.transfer import copy_store
 
-    source = open_existing(args.source, "store copy")
-    if source is None:
-        return 2
-    try:
-        destination = InspectionStore(args.destination)
-    except StoreError as error:
-        print(f"store copy: {error}", file=sys.stderr)
+    source = open_store(args.source, "store copy")
+    destination = open_store(args.destination, "store copy", must_exist=False) if source is not None else None
+    if destination is None:
+        if source is not None:
+            source.close()
         return 2
     try:
         report = copy_store(source, destination, args.station)
@@ -94,7 +91,7 @@ def _copy(args: argparse.Namespace) -> int:
 
 
 def _labels(args: argparse.Namespace) -> int:
-    store = open_existing(args.store, "store labels")
+    store = open_store(args.store, "store labels")
     if store is None:
         return 2
     try:
