@@ -37,6 +37,8 @@ COMMANDS = {  # sub-command -> (module, help)
         "enrol reference galleries for SKUs (from a study or rendered in the sim cell) into a station store"),
     "drift": ("damage_perception.tools.drift",
         "per SKU and ISO week: score median, p95 and divert share from a station store, to CSV and a plot"),
+    "store": ("damage_perception.tools.store_tool",
+        "fleet store administration: migrate a store, copy a station's SQLite store into a fleet server, labels"),
     "report": ("damage_perception.cell.report",
         "ask the running damage_perception node to write its last item's HTML report (optionally a PNG of it)"),
     "identify": ("damage_perception.tools.identify",

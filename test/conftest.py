@@ -5,6 +5,8 @@ import random
 import pytest
 import rclpy
 
+from damage_perception.store.throwaway_postgres import ThrowawayPostgres
+
 # Set before any rclpy.init in this process and inherited by the nodes the tests start.
 os.environ.setdefault("ROS_DOMAIN_ID", str(random.Random(os.getpid()).randint(100, 200)))
 os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
@@ -20,3 +22,19 @@ def ros_context():
     rclpy.init()
     yield
     rclpy.try_shutdown()
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """One throw-away PostgreSQL server for the whole run (started on first use, removed at the end)."""
+    server = ThrowawayPostgres().start()
+    yield server
+    server.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_location(request, tmp_path):
+    """Where a store lives, once per backend: a fresh SQLite file, or a fresh database on the test server."""
+    if request.param == "sqlite":
+        return str(tmp_path / "station.db")
+    return request.getfixturevalue("postgres_server").create_database()

@@ -87,7 +87,7 @@ def classifier_loss(cell_logits: torch.Tensor, labels: torch.Tensor, cells: torc
                     damage_weight: float = 4.0) -> torch.Tensor:
     """Cell cross-entropy inside the item (damaged cells weighted up: they are rare) plus a view-level
     binary cross-entropy on the pooled logit (does the view show damage)."""
-    weights = torch.ones(len(CLASSES))
+    weights = torch.ones(len(CLASSES), device=cell_logits.device)
     weights[1:] = damage_weight
     per_cell = F.cross_entropy(cell_logits, labels, weight=weights, reduction="none")
     cell_term = (per_cell * cells).sum() / cells.sum().clamp(min=1)

@@ -55,7 +55,9 @@ class StationSettings:
     policy: str = "fixed"
     num_views: int = 6
     model_path: str = SHIPPED_MODEL   # "shipped" = SHIPPED_MODEL_FILE, "" = the geometric score alone
-    store_path: str = ""
+    store_path: str = ""              # SQLite file, or postgresql://... for a fleet's shared server
+    station_id: str = ""              # names this station in every verdict ("" = the host name)
+    store_outbox: str = ""            # fleet: local SQLite outbox ("" = ~/.ros/damage_perception/outbox-<station>.db)
     wrist_goal_topic: str = "arm/wrist_goal"
     reachable_wrist_angles: tuple[float, float] = (-math.pi, math.pi)
     # The stages' configs (parameters <prefix>.<field>).

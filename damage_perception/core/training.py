@@ -30,6 +30,18 @@ class TrainingViews:
 
 
 @dataclass(frozen=True)
+class Shard:
+    """This process's part of a data-parallel run (``torch.distributed`` already initialised when
+    ``world > 1``): every rank draws the same batch from the same seed and trains on its ``rank::world``
+    slice; DDP averages the gradients, so the step is the one-process step up to BatchNorm statistics (each
+    rank normalises its own slice), the loss's per-slice averaging and the order of float sums."""
+
+    rank: int = 0
+    world: int = 1
+    device: str = "cpu"   # "cuda:<local rank>" under NCCL
+
+
+@dataclass(frozen=True)
 class TrainSettings:
     steps: int = 1200
     batch: int = 48
@@ -42,9 +54,12 @@ class TrainSettings:
 
 def train_head(views: TrainingViews, settings: TrainSettings = TrainSettings(),
                checkpoint_dir: Path | None = None, progress: bool = True,
-               on_step: Callable[[int, float], None] | None = None) -> DamageHead:
+               on_step: Callable[[int, float], None] | None = None, shard: Shard = Shard(),
+               resume: bool = False) -> DamageHead:
     """Train a fresh head with Adam (cosine learning rate), batches balanced between views that show damage
-    and views that do not; deterministic for a seed. Checkpoints go to ``checkpoint_dir/step_NNNNN.pt``."""
+    and views that do not; deterministic for a seed. Checkpoints go to ``checkpoint_dir/step_NNNNN.pt`` (from
+    rank 0) with the optimiser's and the samplers' states: ``resume`` continues from the latest one exactly as
+    the uninterrupted run would have. ``shard``: this process's part of a data-parallel run."""
     from tqdm import tqdm
 
     torch.manual_seed(settings.seed)
@@ -56,15 +71,22 @@ def train_head(views: TrainingViews, settings: TrainSettings = TrainSettings(),
     damaged, clean = np.flatnonzero(shows), np.flatnonzero(~shows)
     if len(damaged) == 0 or len(clean) == 0:
         raise ValueError(f"need views with and without damage, got {len(damaged)} and {len(clean)}")
+    if settings.batch < shard.world:
+        raise ValueError(f"a batch of {settings.batch} views cannot be split over {shard.world} processes")
+    first = 1
+    if resume and checkpoint_dir is not None and (latest := latest_checkpoint(checkpoint_dir)) is not None:
+        first = _restore(latest, head, optimiser, schedule, rng) + 1
+    head.to(shard.device)
+    net = _data_parallel(head) if shard.world > 1 else head
     head.train()
-    with tqdm(range(1, settings.steps + 1), unit="step", disable=not progress, dynamic_ncols=True,
+    with tqdm(range(first, settings.steps + 1), unit="step", disable=not progress, dynamic_ncols=True,
               desc="training") as bar:
         for step in bar:
             n_damaged = int(round(settings.batch * settings.damaged_share))
             index = np.concatenate([rng.choice(damaged, n_damaged), rng.choice(clean, settings.batch - n_damaged)])
-            index = torch.from_numpy(index)
-            logits = head(views.features[index].float(), views.depth[index])
-            loss = classifier_loss(logits, views.labels[index], views.cells[index])
+            index = torch.from_numpy(index[shard.rank::shard.world])
+            logits = net(views.features[index].float().to(shard.device), views.depth[index].to(shard.device))
+            loss = classifier_loss(logits, views.labels[index].to(shard.device), views.cells[index].to(shard.device))
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
@@ -72,8 +94,43 @@ def train_head(views: TrainingViews, settings: TrainSettings = TrainSettings(),
             bar.set_postfix(loss=f"{loss.item():.3f}")
             if on_step:
                 on_step(step, loss.item())
-            if checkpoint_dir is not None and step % settings.checkpoint_every == 0:
-                checkpoint_dir.mkdir(parents=True, exist_ok=True)
-                torch.save({"step": step, "head": head.state_dict(), "optimiser": optimiser.state_dict()},
-                           checkpoint_dir / f"step_{step:05d}.pt")
-    return head.eval()
+            if checkpoint_dir is not None and step % settings.checkpoint_every == 0 and shard.rank == 0:
+                _save_checkpoint(checkpoint_dir, step, head, optimiser, schedule, rng)
+    return head.cpu().eval()
+
+
+def latest_checkpoint(checkpoint_dir: Path) -> Path | None:
+    """The checkpoint of the highest step in ``checkpoint_dir``, None when there is none."""
+    found = sorted(Path(checkpoint_dir).glob("step_*.pt"))
+    return found[-1] if found else None
+
+
+def _save_checkpoint(folder: Path, step: int, head: DamageHead, optimiser, schedule, rng) -> None:
+    """Write atomically (a kill mid-write leaves the previous checkpoint the latest)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    partial = folder / f".step_{step:05d}.pt.partial"
+    torch.save({"step": step, "head": head.state_dict(), "optimiser": optimiser.state_dict(),
+                "schedule": schedule.state_dict(), "sampler": rng.bit_generator.state,
+                "torch_rng": torch.get_rng_state()}, partial)
+    partial.replace(folder / f"step_{step:05d}.pt")
+
+
+def _restore(path: Path, head: DamageHead, optimiser, schedule, rng) -> int:
+    """Load a checkpoint into the run's objects; returns its step."""
+    saved = torch.load(path, weights_only=False)
+    head.load_state_dict(saved["head"])
+    optimiser.load_state_dict(saved["optimiser"])
+    if "schedule" not in saved:
+        raise ValueError(f"{path} predates resumable checkpoints (no sampler state): train afresh")
+    schedule.load_state_dict(saved["schedule"])
+    rng.bit_generator.state = saved["sampler"]
+    torch.set_rng_state(saved["torch_rng"])
+    return int(saved["step"])
+
+
+def _data_parallel(head: DamageHead) -> torch.nn.Module:
+    """``head`` under DistributedDataParallel. BatchNorm stays per rank (PyTorch synchronises it on GPUs only,
+    and the same recipe should train alike on either); rank 0's running statistics are the ones kept."""
+    from torch.nn.parallel import DistributedDataParallel
+
+    return DistributedDataParallel(head)

@@ -66,7 +66,8 @@ class DamagePerceptionNode(Node):
         super().__init__("damage_perception", **kwargs)
         self.settings = declare_config(self, "", StationSettings())
         self.inspector = self._make_inspector()
-        self.store = StationStore(self.settings.store_path, self.get_logger())
+        self.store = StationStore(self.settings.store_path, self.get_logger(), self.settings.station_id,
+                                  self.settings.store_outbox)
         self._busy = threading.Lock()  # held from a goal's acceptance to its answer, or through an enrolment
         self.counters = dict.fromkeys(("views", "goals_accepted", "goals_rejected"), 0)
         self.camera = CameraInput(self, self.settings, self.settings.gripper.finger_frames)
@@ -143,10 +144,20 @@ class DamagePerceptionNode(Node):
                                   level=DiagnosticStatus.OK if fresh else DiagnosticStatus.WARN,
                                   message="frames arriving" if fresh else self.camera.monitor.diagnose(2.0),
                                   values=[KeyValue(key=key, value=str(value)) for key, value in values.items()])
-        array = DiagnosticArray(status=[status])
+        array = DiagnosticArray(status=[status, *self._store_diagnostics()])
         array.header.stamp = self.get_clock().now().to_msg()
         self.diagnostics_pub.publish(array)
         self.get_logger().debug(f"inputs: {values}")
+
+    def _store_diagnostics(self) -> list[DiagnosticStatus]:
+        """The store's state (a fleet: server reachable or not, outbox backlog), when there is a store."""
+        health = self.store.health()
+        if health is None:
+            return []
+        return [DiagnosticStatus(name=f"{self.get_name()}: store", hardware_id=self.store.station_id,
+                                 level=DiagnosticStatus.OK if health.ok else DiagnosticStatus.WARN,
+                                 message=health.message,
+                                 values=[KeyValue(key=k, value=v) for k, v in health.values.items()])]
 
     def _on_goal(self, goal: InspectItem.Goal) -> GoalResponse:
         if not self._busy.acquire(blocking=False):  # released when the accepted goal is answered

@@ -12,7 +12,6 @@ Every failure (no store, no model, unknown SKU or version, empty gripper, busy) 
 """
 from __future__ import annotations
 
-import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -109,7 +108,7 @@ class GalleryServices:
                 self.store.activate(request.sku, int(request.version))
                 response.success = True
                 response.message = f"SKU '{request.sku}' now uses gallery version {request.version}"
-            except (StoreError, sqlite3.Error) as error:
+            except StoreError as error:
                 response.message = f"rollback refused: {error}"
             response.active_version = self._active_version(request.sku)
         self._log(response.success, response.message)
@@ -118,7 +117,7 @@ class GalleryServices:
     def _active_version(self, sku: str) -> int:
         try:
             return next((version for version, active, _ in self.store.gallery_versions(sku) if active), 0)
-        except sqlite3.Error:
+        except StoreError:
             return 0
 
     def _on_label(self, request: ReportLabel.Request, response: ReportLabel.Response) -> ReportLabel.Response:
@@ -134,7 +133,7 @@ class GalleryServices:
                 response.success = True
                 response.message = (f"label of item '{request.item_id}' stored"
                                     + ("" if linked else " (no logged inspection of that item: kept unlinked)"))
-            except sqlite3.Error as error:
+            except StoreError as error:
                 response.message = f"label of item '{request.item_id}' not stored: {error}"
         self._log(response.success, response.message)
         return response

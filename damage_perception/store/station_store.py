@@ -5,17 +5,32 @@ identification index over every active gallery is rebuilt only when what is acti
 is logged; an auto-enrolled gallery is saved as the SKU's next version. No store failure costs a verdict:
 each is logged on ``log`` (anything with ``error``/``info``/``debug`` methods, e.g. a ROS node's logger)
 and answered with None.
+
+``store_path`` is a SQLite file (a lone station) or a ``postgresql://`` URL (a fleet: ``store.fleet``, with
+its local outbox); ``health()`` says how the store is doing, for the node's /diagnostics.
 """
 from __future__ import annotations
 
-import os
-import sqlite3
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from damage_perception.core.gallery import SkuGallery
 from damage_perception.core.identification import GalleryIndex
-from damage_perception.store.galleries import active_galleries, load_gallery, save_gallery
-from damage_perception.store.sqlite_store import InspectionRecord, InspectionStore
+from damage_perception.store.database import (
+    InspectionRecord,
+    InspectionStore,
+    StoreError,
+)
+from damage_perception.store.fleet import (
+    FleetStore,
+    default_station_id,
+    open_station_store,
+)
+from damage_perception.store.galleries import (
+    active_galleries,
+    load_gallery,
+    save_gallery,
+)
 
 
 class Log(Protocol):
@@ -23,17 +38,27 @@ class Log(Protocol):
     def info(self, message: str) -> object: ...
 
 
-class StationStore:
-    """The SQLite store at ``path`` ('' = none: no galleries, no log)."""
+@dataclass
+class StoreHealth:
+    """The store's state in a few words and key-values (the node turns it into a DiagnosticStatus)."""
 
-    def __init__(self, path: str, log: Log) -> None:
+    ok: bool
+    message: str
+    values: dict[str, str] = field(default_factory=dict)
+
+
+class StationStore:
+    """The store at ``path`` ('' = none: no galleries, no log): a SQLite file or a fleet server's URL."""
+
+    def __init__(self, path: str, log: Log, station_id: str = "", outbox: str = "") -> None:
         self.log = log
-        self.store: InspectionStore | None = None
+        self.station_id = station_id or default_station_id()
+        self.store: InspectionStore | FleetStore | None = None
         self._index: tuple[tuple, GalleryIndex | None] = ((), None)   # (active versions, their index)
         if path:
             try:
-                self.store = InspectionStore(os.path.expanduser(path))
-            except (sqlite3.Error, OSError) as error:
+                self.store = open_station_store(path, self.station_id, outbox)
+            except StoreError as error:
                 log.error(f"store '{path}' is unusable: no galleries, verdicts will not be logged: {error}")
 
     def close(self) -> None:
@@ -46,7 +71,7 @@ class StationStore:
             return None
         try:
             return load_gallery(self.store, sku)
-        except (sqlite3.Error, ValueError) as error:
+        except (StoreError, ValueError) as error:
             self.log.error(f"gallery of SKU '{sku}' unreadable: {error}")
             return None
 
@@ -59,7 +84,7 @@ class StationStore:
             if active != self._index[0]:
                 galleries = active_galleries(self.store) if len(active) >= 2 else []
                 self._index = (active, GalleryIndex(galleries) if galleries else None)
-        except (sqlite3.Error, ValueError) as error:
+        except (StoreError, ValueError) as error:
             self.log.error(f"product identification off for this item: galleries unreadable: {error}")
             return None
         return self._index[1]
@@ -70,7 +95,7 @@ class StationStore:
             return
         try:
             self.store.log_inspection(record)
-        except (sqlite3.Error, OSError) as error:
+        except StoreError as error:
             self.log.error(f"item '{record.item_id}': verdict not logged: {error}")
 
     def save_grown(self, item_id: str, grown: SkuGallery, note: str) -> None:
@@ -83,3 +108,17 @@ class StationStore:
                           f"({len(grown.views)} views)")
         except Exception as error:  # noqa: BLE001 - a store error must not cost the verdict or the node
             self.log.error(f"item '{item_id}': auto-enrolment failed: {error!r}")
+
+    def health(self) -> StoreHealth | None:
+        """None without a store; for a fleet, whether the server is reachable, the outbox's backlog and
+        whether the station is judging with the galleries it last read."""
+        if not isinstance(self.store, FleetStore):
+            return None if self.store is None else StoreHealth(True, "station store", {"station_id": self.station_id})
+        health = self.store.health()
+        values = {"station_id": self.station_id, "server": health.server, "outbox_pending": str(health.outbox_pending),
+                  "forwarded": str(health.forwarded), "galleries_cached": str(health.galleries_cached)}
+        if health.reachable:
+            return StoreHealth(True, "fleet server reachable", values)
+        return StoreHealth(False, f"fleet server unreachable: {health.problem}; verdicts kept in the local outbox "
+                           f"({health.outbox_pending} to forward), judging with the galleries last read "
+                           f"({health.galleries_cached} SKUs)", values)

@@ -21,15 +21,19 @@ from damage_perception.core.metrics import threshold_for_fpr
 from damage_perception.core.station import SHIPPED_MODEL_FILE
 from damage_perception.data.study import Study
 from damage_perception.data.study_scores import load_scores, score_study
-from damage_perception.store.sqlite_store import InspectionStore
+from damage_perception.store.database import StoreError
+from damage_perception.tools.store_tool import open_store
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("study", type=Path, nargs="?", default=None,
                         help="study with good items of SKUs the model was not trained on")
     parser.add_argument("--scores", type=Path, default=None, help="scores.jsonl from evaluate (instead of a study)")
-    parser.add_argument("--store", type=Path, default=None,
-                        help="station store: recalibrate from inspections people labelled good (instead of a study)")
+    parser.add_argument("--store", default=None,
+                        help="store (SQLite file or a fleet's postgresql:// URL): recalibrate from inspections people "
+                             "labelled good (instead of a study)")
+    parser.add_argument("--station", default=None, help="with --store: only this station's inspections "
+                                                          "(default: every station's)")
     parser.add_argument("--model", type=Path, default=None, help="model file (default: the shipped model)")
     parser.add_argument("--target-fpr", type=float, default=0.001, help="false-positive rate to guarantee")
     parser.add_argument("--confidence", type=float, default=0.95, help="confidence of the upper bound")
@@ -48,11 +52,11 @@ def write_threshold(config: Path, threshold: float, note: str) -> None:
     config.write_text(pattern.sub(lambda m: f"{m.group(1)}{threshold!r}  # {note}", text, count=1))
 
 
-def good_scores_in_store(path: Path, model_version: str) -> list[float]:
-    """Fused scores of the store's inspections by ``model_version`` that a person labelled not damaged."""
-    store = InspectionStore(path)
+def good_scores_in_store(store, model_version: str, station: str | None = None) -> list[float]:
+    """Fused scores of the store's inspections by ``model_version`` (at ``station``, if given) that a person
+    labelled not damaged."""
     try:
-        return [score for score, damaged in store.labelled_scores(model_version) if not damaged]
+        return [score for score, damaged in store.labelled_scores(model_version, station) if not damaged]
     finally:
         store.close()
 
@@ -64,10 +68,15 @@ def run(args: argparse.Namespace) -> int:
         print(f"calibrate: {error}", file=sys.stderr)
         return 2
     if args.store is not None:
-        if not args.store.is_file():
-            print(f"calibrate: store {args.store} does not exist", file=sys.stderr)
+
+        store = open_store(args.store, "calibrate")
+        if store is None:
             return 2
-        good = good_scores_in_store(args.store, model.version)
+        try:
+            good = good_scores_in_store(store, model.version, args.station)
+        except StoreError as error:
+            print(f"calibrate: {error}", file=sys.stderr)
+            return 2
         if not good:
             print(f"calibrate: {args.store} has no inspection by model {model.version} labelled good",
                   file=sys.stderr)

@@ -1,4 +1,5 @@
-"""`damage-perception drift`: how each SKU's scores move week by week, from a station store's inspection log.
+"""`damage-perception drift`: how each SKU's scores move week by week, from a store's inspection log (one
+station's file, or a fleet's server: all stations, or one with ``--station``).
 
 Per SKU and ISO week (UTC): verdicts, the median and 95th percentile of the fused scores and the share
 diverted, to ``drift.csv``, and ``drift.png`` (median and p95 per SKU over the weeks, and the divert share).
@@ -19,7 +20,8 @@ import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 
-from damage_perception.store.sqlite_store import InspectionStore
+from damage_perception.store.database import StoreError
+from damage_perception.tools.store_tool import open_store
 
 DIVERT = 1  # DamageVerdict.DIVERT (no ROS import in the tools' pure parts)
 MAX_PLOTTED_SKUS = 12
@@ -99,21 +101,26 @@ def plot(summaries: list[WeekSummary], path: Path) -> Path:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--store", type=Path, required=True, help="station SQLite store (the node's store_path)")
+    parser.add_argument("--store", required=True,
+                        help="the node's store_path: a station's SQLite file or a fleet's postgresql:// URL")
+    parser.add_argument("--station", default=None, help="only this station's verdicts (default: all of them)")
     parser.add_argument("--out", type=Path, required=True, help="folder for drift.csv and drift.png")
 
 
 def run(args: argparse.Namespace) -> int:
-    if not args.store.is_file():
-        print(f"drift: store {args.store} does not exist", file=sys.stderr)
+    store = open_store(args.store, "drift")
+    if store is None:
         return 2
-    store = InspectionStore(args.store)
     try:
-        summaries = weekly_summary(store.score_log())
+        summaries = weekly_summary(store.score_log(station=args.station))
+    except StoreError as error:
+        print(f"drift: {error}", file=sys.stderr)
+        return 2
     finally:
         store.close()
     if not summaries:
-        print(f"drift: {args.store} has no logged inspections", file=sys.stderr)
+        where = f" from station {args.station}" if args.station else ""
+        print(f"drift: {args.store} has no logged inspections{where}", file=sys.stderr)
         return 1
     args.out.mkdir(parents=True, exist_ok=True)
     table, figure = write_csv(summaries, args.out / "drift.csv"), plot(summaries, args.out / "drift.png")

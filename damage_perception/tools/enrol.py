@@ -15,11 +15,13 @@ from damage_perception.core.damage_model import DamageModel, ModelLoadError
 from damage_perception.core.station import SHIPPED_MODEL_FILE
 from damage_perception.data.study import Study, gallery_episode
 from damage_perception.data.study_scores import enrol_episodes
-from damage_perception.store.sqlite_store import InspectionStore, StoreError
+from damage_perception.store.database import StoreError
+from damage_perception.tools.store_tool import open_store
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--store", type=Path, required=True, help="station SQLite store (the node's store_path)")
+    parser.add_argument("--store", required=True,
+                        help="the node's store_path: a station's SQLite file or a fleet's postgresql:// URL")
     parser.add_argument("--model", type=Path, default=None, help="model file (default: the shipped model)")
     parser.add_argument("--study", type=Path, default=None, help="enrol every gallery episode of this study")
     parser.add_argument("--sim-skus", default="", help="comma-separated SKUs to render and enrol in the sim cell")
@@ -32,7 +34,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    store = InspectionStore(args.store)
+    store = open_store(args.store, "enrol", must_exist=False)
+    if store is None:
+        return 2
     if args.rollback:
         sku, version = args.rollback[0], int(args.rollback[1])
         try:

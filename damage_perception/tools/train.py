@@ -20,6 +20,8 @@ from damage_perception.core.training import TrainingViews, TrainSettings, train_
 from damage_perception.data.study import Study
 from damage_perception.data.study_scores import fusion_data, save_scores, score_study
 from damage_perception.sim.catalogue import sku_kind
+from damage_perception.tools import distributed
+
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -36,7 +38,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="folder for checkpoints and the validation scores (default: out/models/checkpoints)")
     parser.add_argument("--refit-fusion", type=Path, default=None, metavar="MODEL",
                         help="keep this model's trained head and only refit its fusion (after a gallery change)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the head's training from the latest checkpoint in --checkpoints")
     parser.add_argument("--no-progress", action="store_true")
+    distributed.add_arguments(parser)
 
 
 def split_skus(skus: list[str], share: float, seed: int) -> tuple[list[str], list[str]]:
@@ -78,6 +83,16 @@ def model_version(head, fusion, recipe: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    if distributed.wanted(args):   # re-run this very command as N DDP ranks under torchrun
+        parser = argparse.ArgumentParser()
+        add_arguments(parser)
+        return distributed.launch(args, ["train", *distributed.command_line(parser, args)])
+    with distributed.process_group() as shard:
+        return train(args, shard)
+
+
+def train(args: argparse.Namespace, shard) -> int:
+    """The training run of one process (``shard``: its rank of a DDP run, or the whole run)."""
     study = Study(args.study)
     fusion_study = Study(args.fusion_study) if args.fusion_study else study
     if args.fusion_study:
@@ -101,8 +116,11 @@ def run(args: argparse.Namespace) -> int:
         views = collect_training_views(study, train_skus, model, not args.no_progress)
         print(f"train: {len(views)} views, {int(views.shows_damage.sum())} show damage")
         settings = TrainSettings(steps=args.steps, batch=args.batch, seed=args.seed)
-        model.head = train_head(views, settings, checkpoints, progress=not args.no_progress)
+        model.head = train_head(views, settings, checkpoints, progress=not args.no_progress and shard.rank == 0,
+                                shard=shard, resume=args.resume)
         recipe = f"head-s{args.steps}-seed{args.seed}"
+        if shard.rank != 0:   # rank 0 holds the same head: it alone fits the fusion and writes the model
+            return 0
     scores = score_study(fusion_study, model, validation_skus, progress=not args.no_progress)
     save_scores(scores, checkpoints / "validation_scores.jsonl")
     model.fusion = fit_fusion(fusion_data(scores))

@@ -5,8 +5,13 @@ import numpy as np
 
 from damage_perception.core.gallery import ReferenceView, SkuGallery
 from damage_perception.core.shape_check import ReferenceShape
+from damage_perception.store.database import (
+    InspectionRecord,
+    InspectionStore,
+    StoredView,
+)
+from damage_perception.store.fleet import FleetStore
 from damage_perception.store.galleries import save_gallery
-from damage_perception.store.sqlite_store import InspectionRecord, InspectionStore, StoredView
 
 GALLERY_SKUS = ("SKU-A", "SKU-B", "SKU-C")
 
@@ -19,8 +24,9 @@ def seeded_gallery(sku: str, seed: int) -> SkuGallery:
                       nominal_score=1.0 + seed)
 
 
-def main(path: str, mode: str) -> None:
-    store = InspectionStore(path)
+def main(path: str, mode: str, outbox: str = "") -> None:
+    # "fleet": log verdicts through a station's FleetStore (server URL + outbox file), printing outbox ids
+    store = FleetStore(path, "station-k", outbox) if mode == "fleet" else InspectionStore(path)
     rng = np.random.default_rng(0)
     for index in range(1_000_000):
         if mode == "galleries":  # enrol galleries of several SKUs in turn, rolling one back now and then
@@ -30,7 +36,7 @@ def main(path: str, mode: str) -> None:
                 store.activate(sku, 1)
             print(sku, version, seed, flush=True)
             continue
-        if mode == "log":
+        if mode in ("log", "fleet"):
             committed = store.log_inspection(InspectionRecord(f"item-{index}", "sku-a", index % 4, 0.1, 0.5,
                                                               view_scores=(0.1, 0.2)))
         else:  # enrol galleries of many views, so a kill often lands inside one
@@ -41,4 +47,4 @@ def main(path: str, mode: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    main(*sys.argv[1:])

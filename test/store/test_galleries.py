@@ -1,4 +1,4 @@
-"""SKU galleries through the store: what is enrolled is what scoring reads back, version by version."""
+"""SKU galleries through the store (both backends): what is enrolled is what scoring reads back, version by version."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,8 +6,12 @@ import pytest
 
 from damage_perception.core.gallery import ReferenceView, SkuGallery
 from damage_perception.core.shape_check import ReferenceShape
-from damage_perception.store.galleries import active_galleries, load_gallery, save_gallery
-from damage_perception.store.sqlite_store import InspectionStore
+from damage_perception.store.database import InspectionStore
+from damage_perception.store.galleries import (
+    active_galleries,
+    load_gallery,
+    save_gallery,
+)
 
 
 def gallery(seed: int, views: int = 4, patches: int = 30, dim: int = 152) -> SkuGallery:
@@ -18,8 +22,8 @@ def gallery(seed: int, views: int = 4, patches: int = 30, dim: int = 152) -> Sku
 
 
 @pytest.fixture
-def store(tmp_path):
-    opened = InspectionStore(tmp_path / "station.db")
+def store(store_location):
+    opened = InspectionStore(store_location)
     yield opened
     opened.close()
 
