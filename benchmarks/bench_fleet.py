@@ -113,7 +113,8 @@ def main() -> None:
           f"{'fleet (outbox + forward)':>26} | {'fleet lag p50/p99':>17}")
     with tempfile.TemporaryDirectory() as folder, ThrowawayPostgres() as server:
         for n in counts:
-            row = {kind: run_setup(kind, n, args.seconds, Path(folder), server) for kind in ("sqlite", "server", "fleet")}
+            row = {kind: run_setup(kind, n, args.seconds, Path(folder), server)
+                   for kind in ("sqlite", "server", "fleet")}
             cells = [f"{r['p50']:6.2f} / {r['p99']:6.2f}  {r['held']:5.1f}/s" for r in row.values()]
             lag = row["fleet"]
             lag_cell = f"{lag['lag50']:6.1f} / {lag['lag99']:6.1f}" if lag["lag50"] is not None else "n/a"

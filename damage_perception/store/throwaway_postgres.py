@@ -8,6 +8,7 @@ processes (a crash: the next ``start()`` recovers from the WAL); ``stop()`` is a
 from __future__ import annotations
 
 import glob
+import contextlib
 import os
 import pwd
 import shutil
@@ -117,10 +118,8 @@ class ThrowawayPostgres:
             return
         victims = [pid, *_children(pid)]
         for victim in victims:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(victim, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         while any(_alive(victim) for victim in victims):  # they are not our children: poll until they die
             time.sleep(0.05)
         # A dead postmaster may stay a zombie until init reaps it, and PostgreSQL takes a pid that still

@@ -23,7 +23,6 @@ from damage_perception.sim.catalogue import sku_kind
 from damage_perception.tools import distributed
 
 
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("study", type=Path, help="study folder (damage-perception study ... --split train)")
     parser.add_argument("--out", type=Path, default=Path("out/models/damage_model.pt"), help="model file to write")

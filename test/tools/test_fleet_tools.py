@@ -27,7 +27,8 @@ def station_file(path: Path, station: str, goods: list[float], version: str, sku
         store.log_inspection(InspectionRecord(f"{station}-good-{k}", "SKU-A", PASS, score, 0.5, version,
                                               created_at=unix("2026-02-02") + k))
         store.add_label(f"{station}-good-{k}", damaged=False, labeller=f"qa-{station}")
-    store.log_inspection(InspectionRecord(f"{station}-bad", "SKU-A", 1, 0.9, 0.5, version, created_at=unix("2026-02-10")))
+    store.log_inspection(InspectionRecord(f"{station}-bad", "SKU-A", 1, 0.9, 0.5, version,
+                                          created_at=unix("2026-02-10")))
     store.add_label(f"{station}-bad", damaged=True, damage_type="crush")
     rng = np.random.default_rng(len(station))
     for _ in range(sku_versions):
