@@ -7,8 +7,8 @@ processes (a crash: the next ``start()`` recovers from the WAL); ``stop()`` is a
 """
 from __future__ import annotations
 
-import glob
 import contextlib
+import glob
 import os
 import pwd
 import shutil
