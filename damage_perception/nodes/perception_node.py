@@ -63,6 +63,7 @@ from damage_perception.ros.conversions import matrix_to_pose, rgbd_to_arrays, tr
 from damage_perception.ros.debug_publisher import DebugConfig, DebugPublisher
 from damage_perception.ros.gallery_services import GalleryServices
 from damage_perception.ros.params import declare_config
+from damage_perception.ros.review_media import ReviewMedia
 from damage_perception.ros.sync import ApproximateTimeSynchronizer, Subscriber
 from damage_perception.ros.tf import Buffer, TransformException, TransformListener
 from damage_perception.ros.verdict_msgs import DECISION_NAMES, error_verdict_msg, verdict_to_msg
@@ -175,6 +176,7 @@ class DamagePerceptionNode(Node):
         self.gallery_services = GalleryServices(
             self, self.store, self.model, self.model_problem, ViewPipeline(self.gripper, self.pipeline_config),
             self._capture_view, self._busy)
+        self.review_media = ReviewMedia(self, self.store)  # review.*: media kept for the review station
         self.get_logger().info(
             f"ready: listening on {self._param('color_topic')}, {self._param('depth_topic')}, "
             f"{self._param('camera_info_topic')}; gripper frame '{self._param('gripper_frame')}'; "
@@ -373,6 +375,7 @@ class DamagePerceptionNode(Node):
             self._busy.release()  # taken in _on_goal
         self._log_verdict(msg)  # committed before anyone hears of it
         self.debug.finish_item(msg)
+        self.review_media.keep(msg, self.debug.last_report)  # REVIEW/DIVERT/sampled PASS: views for the review page
         if not self.context.ok():  # shutting down (Ctrl-C): nobody is left to tell
             return InspectItem.Result(verdict=msg)
         self.verdict_pub.publish(msg)

@@ -24,6 +24,7 @@ from rclpy.node import Node
 from damage_perception.core.enrolment import EnrolmentError, EnrolmentViews, enrolment_angles
 from damage_perception.core.view_pipeline import ViewInput, ViewPipeline
 from damage_perception.store.galleries import save_gallery
+from damage_perception.store.item_media import keep_reference_crops
 from damage_perception.store.sqlite_store import InspectionStore, StoreError
 
 # capture(angle, deadline): move the wrist to ``angle`` and return the first view that shows it there
@@ -96,7 +97,9 @@ class GalleryServices:
                 raise EnrolmentError(f"no item in the gripper: {result.reason}")
         gallery = views.build(self.model, request.sku, requested)
         note = request.note or f"enrolled at the station, model {self.model.version}"
-        return save_gallery(self.store, gallery, note), len(views)
+        version = save_gallery(self.store, gallery, note)
+        keep_reference_crops(self.store, request.sku, version, views.angles, views.colors)  # for the review page
+        return version, len(views)
 
     # -- rollback and labels ------------------------------------------------------------------------
     def _on_rollback(self, request: RollbackGallery.Request,

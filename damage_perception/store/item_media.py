@@ -1,0 +1,380 @@
+"""What a person needs to judge an inspected item, kept in the store for the review station.
+
+Every REVIEW and DIVERT item (and a sample of PASS items, ``keep_pass_fraction``, so that missed damage can
+be found too) keeps per view its colour crop and heat-map overlay (JPEG), item mask and raw heat map (8-bit
+PNG) and scores, and per item its fused per-type scores. The kept media are bounded by ``retention_days``
+and ``retention_mib``: the oldest items go first (their verdicts and labels stay in the log). Each gallery
+version keeps the enrolment crop of its reference views, shown next to the item's views.
+
+The queue is the kept inspections that nobody labelled (``InspectionStore.add_label``, the function behind
+``~/report_label``) or marked "can't tell" (``skip``). SQL here is portable (no SQLite-only syntax); the
+store's migration 3 (``store/schema.py``) makes the tables. ``inspections.station_id`` is used when the
+store has it (a fleet store) and otherwise every item belongs to station "".
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from damage_perception.core.verdict import Decision
+from damage_perception.store.sqlite_store import InspectionRecord, InspectionStore, StoreError
+
+JPEG_QUALITY = 90
+MIB = 1024 * 1024
+IMAGE_KINDS = ("crop", "overlay", "mask", "heatmap")   # the kept_views columns an image can be read from
+
+
+@dataclass(frozen=True)
+class ReviewConfig:
+    """Parameters ``review.*`` of the node: what is kept for the review station, and for how long."""
+
+    keep_pass_fraction: float = 0.01   # share of PASS items kept too (chosen by a hash of the item id)
+    retention_days: float = 30.0       # kept media older than this go (0: no age bound)
+    retention_mib: float = 2048.0      # at most this much kept media, the oldest go first (0: no size bound)
+
+
+@dataclass
+class ViewMedia:
+    """One view as kept: encoded images (None where the view had none) and its scores."""
+
+    index: int
+    wrist_angle: float
+    found: bool
+    reason: str = ""
+    scores: dict[str, float] = field(default_factory=dict)
+    crop: bytes | None = None       # JPEG, RGB item crop
+    overlay: bytes | None = None    # JPEG, the crop with the damage heat map blended in
+    mask: bytes | None = None       # PNG, item mask (0/255)
+    heatmap: bytes | None = None    # PNG, damage heat in [0, 1] as 0..255
+
+    @property
+    def num_bytes(self) -> int:
+        return sum(len(blob) for blob in (self.crop, self.overlay, self.mask, self.heatmap) if blob)
+
+
+@dataclass
+class KeptItem:
+    """A kept inspection with what the review station shows of it."""
+
+    record: InspectionRecord
+    kept_because: str
+    type_scores: dict[str, float]
+    station: str
+    labelled: bool
+    skipped: bool
+    views: list[ViewMedia]
+
+    @property
+    def decision_name(self) -> str:
+        return decision_name(self.record.decision)
+
+
+@dataclass
+class ReferenceMedia:
+    """One reference view of a gallery version, with its enrolment crop when the store has one."""
+
+    index: int
+    wrist_angle: float | None
+    has_crop: bool
+
+
+def decision_name(decision: int) -> str:
+    """PASS, DIVERT, REVIEW, ERROR (or the number)."""
+    try:
+        return Decision(int(decision)).name
+    except ValueError:
+        return str(decision)
+
+
+def pass_sampled(item_id: str, fraction: float) -> bool:
+    """Whether a PASS item is in the kept sample: a hash of its id below ``fraction`` (reproducible)."""
+    digest = hashlib.sha256(item_id.encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 < fraction
+
+
+def keep_reason(decision: int, item_id: str, config: ReviewConfig) -> str:
+    """Why an item's media are kept ("REVIEW", "DIVERT", "PASS sample"), or "" when they are not."""
+    if decision in (Decision.REVIEW, Decision.DIVERT):
+        return Decision(decision).name
+    if decision == Decision.PASS and pass_sampled(item_id, config.keep_pass_fraction):
+        return "PASS sample"
+    return ""
+
+
+def encode_image(image: np.ndarray | None, ext: str) -> bytes | None:
+    """``image`` (H, W, 3) RGB or (H, W) uint8 as ``.jpg`` or ``.png`` bytes; None for None."""
+    if image is None:
+        return None
+    image = np.asarray(image, np.uint8)
+    params = [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY] if ext == ".jpg" else []
+    ok, encoded = cv2.imencode(ext, image[:, :, ::-1] if image.ndim == 3 else image, params)
+    if not ok:
+        raise ValueError(f"could not encode an image of shape {image.shape} as {ext}")
+    return encoded.tobytes()
+
+
+def view_media(index: int, wrist_angle: float, found: bool, reason: str, scores: dict[str, float],
+               crop: np.ndarray | None = None, overlay: np.ndarray | None = None, mask: np.ndarray | None = None,
+               heatmap: np.ndarray | None = None) -> ViewMedia:
+    """A view's media from arrays: crop and overlay (S, S, 3) RGB, mask (S, S) bool, heat map (h, w) in [0, 1]."""
+    heat = None if heatmap is None else np.round(np.clip(np.nan_to_num(heatmap), 0, 1) * 255).astype(np.uint8)
+    return ViewMedia(int(index), float(wrist_angle), bool(found), reason,
+                     {name: float(value) for name, value in scores.items()},
+                     encode_image(crop, ".jpg"), encode_image(overlay, ".jpg"),
+                     None if mask is None else encode_image(np.asarray(mask, bool).astype(np.uint8) * 255, ".png"),
+                     encode_image(heat, ".png"))
+
+
+def _json_floats(values: dict[str, float]) -> str:
+    """JSON of a score dict, non-finite values as null (JSON has no NaN)."""
+    return json.dumps({k: (float(v) if np.isfinite(v) else None) for k, v in values.items()})
+
+
+# -- writing --------------------------------------------------------------------------------------------
+def latest_inspection_id(store: InspectionStore, item_id: str) -> int | None:
+    """Id of the item's latest logged inspection, or None."""
+    rows = store._read("SELECT MAX(id) FROM inspections WHERE item_id = ?", (item_id,))
+    return rows[0][0] if rows else None
+
+
+def keep_item(store: InspectionStore, inspection_id: int, kept_because: str, type_scores: dict[str, float],
+              views: list[ViewMedia], config: ReviewConfig, now: float | None = None) -> int:
+    """Keep one inspection's media (replacing what was kept of it), then apply the retention bounds;
+    returns the bytes kept for it."""
+    now = time.time() if now is None else now
+    size = sum(view.num_bytes for view in views)
+
+    def statements(cursor) -> None:
+        if not cursor.execute("SELECT 1 FROM inspections WHERE id = ?", (inspection_id,)).fetchone():
+            raise StoreError(f"no logged inspection {inspection_id}")
+        cursor.execute("DELETE FROM kept_views WHERE inspection_id = ?", (inspection_id,))
+        cursor.execute("DELETE FROM kept_items WHERE inspection_id = ?", (inspection_id,))
+        cursor.execute("INSERT INTO kept_items (inspection_id, kept_because, type_scores, num_bytes, created_at) "
+                       "VALUES (?, ?, ?, ?, ?)", (inspection_id, kept_because, _json_floats(type_scores), size, now))
+        cursor.executemany(
+            "INSERT INTO kept_views (inspection_id, view_index, wrist_angle, found, reason, scores, crop, mask, "
+            "heatmap, overlay) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(inspection_id, v.index, v.wrist_angle, int(v.found), v.reason, _json_floats(v.scores), v.crop, v.mask,
+              v.heatmap, v.overlay) for v in views])
+    store._write(statements)
+    prune(store, config, now)
+    return size
+
+
+def prune(store: InspectionStore, config: ReviewConfig, now: float | None = None) -> int:
+    """Drop kept media past ``retention_days`` and, oldest first, beyond ``retention_mib``; how many items went."""
+    now = time.time() if now is None else now
+
+    def statements(cursor) -> int:
+        doomed: list[int] = []
+        if config.retention_days > 0:
+            cutoff = now - config.retention_days * 86400.0
+            doomed += [row[0] for row in cursor.execute(
+                "SELECT inspection_id FROM kept_items WHERE created_at < ?", (cutoff,)).fetchall()]
+        if config.retention_mib > 0:
+            limit = config.retention_mib * MIB
+            rows = cursor.execute("SELECT inspection_id, num_bytes FROM kept_items ORDER BY created_at DESC, "
+                                  "inspection_id DESC").fetchall()
+            total = 0
+            for inspection_id, size in rows:   # newest first: keep while the total fits
+                total += size
+                if total > limit:
+                    doomed.append(inspection_id)
+        for inspection_id in set(doomed):
+            cursor.execute("DELETE FROM kept_views WHERE inspection_id = ?", (inspection_id,))
+            cursor.execute("DELETE FROM kept_items WHERE inspection_id = ?", (inspection_id,))
+        return len(set(doomed))
+    return store._write(statements)
+
+
+def keep_reference_crops(store: InspectionStore, sku: str, version: int, angles: list[float],
+                         crops: list[np.ndarray]) -> None:
+    """Keep the enrolment crop (S, S, 3) RGB of each reference view of a gallery version, in view order."""
+    if len(angles) != len(crops):
+        raise StoreError(f"{len(angles)} angles for {len(crops)} reference crops")
+    blobs = [encode_image(crop, ".jpg") for crop in crops]
+
+    def statements(cursor) -> None:
+        row = cursor.execute("SELECT id FROM gallery_versions WHERE sku = ? AND version = ?", (sku, version)).fetchone()
+        if row is None:
+            raise StoreError(f"SKU {sku!r} has no gallery version {version}")
+        cursor.execute("DELETE FROM reference_media WHERE gallery_id = ?", (row[0],))
+        cursor.executemany("INSERT INTO reference_media (gallery_id, view_index, wrist_angle, crop) "
+                           "VALUES (?, ?, ?, ?)",
+                           [(row[0], k, float(a), blob) for k, (a, blob) in enumerate(zip(angles, blobs))])
+    store._write(statements)
+
+
+def skip(store: InspectionStore, inspection_id: int, labeller: str = "") -> None:
+    """Mark a kept inspection "can't tell": out of the queue, no label (calibration never sees it)."""
+    def statements(cursor) -> None:
+        if not cursor.execute("SELECT 1 FROM kept_items WHERE inspection_id = ?", (inspection_id,)).fetchone():
+            raise StoreError(f"no kept inspection {inspection_id}")
+        cursor.execute("DELETE FROM review_skips WHERE inspection_id = ?", (inspection_id,))
+        cursor.execute("INSERT INTO review_skips (inspection_id, labeller, created_at) VALUES (?, ?, ?)",
+                       (inspection_id, labeller, time.time()))
+    store._write(statements)
+
+
+# -- reading -------------------------------------------------------------------------------------------
+def has_station_column(store: InspectionStore) -> bool:
+    """Whether the inspection log records the station (``inspections.station_id``, a fleet store)."""
+    try:
+        store._read("SELECT station_id FROM inspections WHERE 1 = 0")
+        return True
+    except Exception:  # noqa: BLE001 - each backend raises its own "no such column"
+        return False
+
+
+_RECORD_COLUMNS = ("i.id, i.item_id, i.sku, i.decision, i.fused_score, i.threshold, i.model_version, "
+                   "i.gallery_version, i.reason, i.view_scores, i.created_at")
+_STATE_COLUMNS = ("k.kept_because, k.type_scores, "
+                  "EXISTS (SELECT 1 FROM labels l WHERE l.inspection_id = i.id), "
+                  "EXISTS (SELECT 1 FROM review_skips s WHERE s.inspection_id = i.id)")
+
+
+def _record(row) -> InspectionRecord:
+    row_id, item, sku, decision, score, threshold, model, gallery, reason, views, created = row
+    return InspectionRecord(item, sku, decision, score, threshold, model, gallery, reason,
+                            tuple(json.loads(views)), created, row_id)
+
+
+def _scores(text: str) -> dict[str, float]:
+    return {k: (float("nan") if v is None else float(v)) for k, v in json.loads(text).items()}
+
+
+def _station_column(store: InspectionStore) -> str:
+    return "i.station_id" if has_station_column(store) else "''"
+
+
+def review_queue(store: InspectionStore, sku: str = "", decision: int | None = None, station: str = "",
+                 limit: int = 200) -> list[KeptItem]:
+    """Kept inspections waiting for a label, newest first (without their views), optionally filtered."""
+    station_column = _station_column(store)
+    where, args = ["NOT EXISTS (SELECT 1 FROM labels l WHERE l.inspection_id = i.id)",
+                   "NOT EXISTS (SELECT 1 FROM review_skips s WHERE s.inspection_id = i.id)"], []
+    if sku:
+        where.append("i.sku = ?")
+        args.append(sku)
+    if decision is not None:
+        where.append("i.decision = ?")
+        args.append(int(decision))
+    if station and station_column != "''":
+        where.append(f"{station_column} = ?")
+        args.append(station)
+    elif station:
+        return []   # no station recorded: no item is of a named station
+    rows = store._read(f"SELECT {_RECORD_COLUMNS}, {_STATE_COLUMNS}, {station_column} FROM kept_items k "
+                       f"JOIN inspections i ON i.id = k.inspection_id WHERE {' AND '.join(where)} "
+                       "ORDER BY i.created_at DESC, i.id DESC LIMIT ?", (*args, int(limit)))
+    return [KeptItem(_record(row[:11]), row[11], _scores(row[12]), row[15] or "", bool(row[13]), bool(row[14]), [])
+            for row in rows]
+
+
+def queue_facets(store: InspectionStore) -> dict[str, list[str]]:
+    """The SKUs and stations that kept items have (for the queue's filters)."""
+    station_column = _station_column(store)
+    skus = [s for (s,) in store._read("SELECT DISTINCT i.sku FROM kept_items k JOIN inspections i ON "
+                                      "i.id = k.inspection_id ORDER BY i.sku")]
+    stations = [s for (s,) in store._read(f"SELECT DISTINCT {station_column} FROM kept_items k JOIN inspections i "
+                                          "ON i.id = k.inspection_id ORDER BY 1") if s]
+    return {"skus": skus, "stations": stations}
+
+
+def kept_item(store: InspectionStore, inspection_id: int) -> KeptItem | None:
+    """A kept inspection with its views' media, or None when nothing is kept of it."""
+    rows = store._read(f"SELECT {_RECORD_COLUMNS}, {_STATE_COLUMNS}, {_station_column(store)} FROM kept_items k "
+                       "JOIN inspections i ON i.id = k.inspection_id WHERE i.id = ?", (int(inspection_id),))
+    if not rows:
+        return None
+    row = rows[0]
+    views = [ViewMedia(index, angle, bool(found), reason, _scores(scores), crop, overlay, mask, heat)
+             for index, angle, found, reason, scores, crop, overlay, mask, heat in store._read(
+                 "SELECT view_index, wrist_angle, found, reason, scores, crop, overlay, mask, heatmap FROM kept_views "
+                 "WHERE inspection_id = ? ORDER BY view_index", (int(inspection_id),))]
+    return KeptItem(_record(row[:11]), row[11], _scores(row[12]), row[15] or "", bool(row[13]), bool(row[14]), views)
+
+
+def view_image(store: InspectionStore, inspection_id: int, view_index: int, kind: str) -> bytes | None:
+    """One kept image (``kind`` in IMAGE_KINDS) or None."""
+    if kind not in IMAGE_KINDS:
+        raise StoreError(f"unknown image kind {kind!r}: one of {', '.join(IMAGE_KINDS)}")
+    rows = store._read(f"SELECT {kind} FROM kept_views WHERE inspection_id = ? AND view_index = ?",
+                       (int(inspection_id), int(view_index)))
+    return rows[0][0] if rows and rows[0][0] is not None else None
+
+
+def reference_media(store: InspectionStore, sku: str, version: int) -> list[ReferenceMedia]:
+    """The reference views of a gallery version (angle, whether the enrolment crop is kept), in view order."""
+    angles = [angle for (angle,) in store._read(
+        "SELECT r.wrist_angle FROM reference_views r JOIN gallery_versions g ON g.id = r.gallery_id "
+        "WHERE g.sku = ? AND g.version = ? ORDER BY r.id", (sku, int(version)))]
+    kept = {index for (index,) in store._read(
+        "SELECT m.view_index FROM reference_media m JOIN gallery_versions g ON g.id = m.gallery_id "
+        "WHERE g.sku = ? AND g.version = ?", (sku, int(version)))}
+    return [ReferenceMedia(k, angle, k in kept) for k, angle in enumerate(angles)]
+
+
+def reference_image(store: InspectionStore, sku: str, version: int, view_index: int) -> bytes | None:
+    """The enrolment crop (JPEG) of one reference view, or None."""
+    rows = store._read("SELECT m.crop FROM reference_media m JOIN gallery_versions g ON g.id = m.gallery_id "
+                       "WHERE g.sku = ? AND g.version = ? AND m.view_index = ?", (sku, int(version), int(view_index)))
+    return rows[0][0] if rows else None
+
+
+def nearest_reference(references: list[ReferenceMedia], wrist_angle: float) -> ReferenceMedia | None:
+    """The reference view nearest in wrist angle (the gallery compares a view with those nearest first)."""
+    known = [r for r in references if r.wrist_angle is not None]
+    if not known:
+        return None
+    return min(known, key=lambda r: abs(np.angle(np.exp(1j * (r.wrist_angle - wrist_angle)))))
+
+
+def parse_gallery_version(text: str) -> tuple[str, int] | None:
+    """("SKU", version) of an inspection's ``gallery_version`` ("SKU@v3"), or None."""
+    sku, sep, version = text.rpartition("@v")
+    return (sku, int(version)) if sep and version.isdigit() else None
+
+
+@dataclass
+class LabelRow:
+    """A person's judgement of an inspection, for the labels page and the export."""
+
+    label_id: int | None
+    inspection_id: int | None
+    item_id: str
+    sku: str
+    decision: str
+    fused_score: float | None
+    model_version: str
+    judgement: str          # "damaged", "not damaged" or "can't tell"
+    damage_type: str
+    labeller: str
+    created_at: float
+
+
+def label_rows(store: InspectionStore, limit: int = 10000) -> list[LabelRow]:
+    """Labels (with the inspection they judge) and "can't tell" marks, newest first."""
+    labels = [LabelRow(lid, iid, item, sku or "", decision_name(d) if d is not None else "", score, model or "",
+                       "damaged" if damaged else "not damaged", dtype, who, created)
+              for lid, iid, item, sku, d, score, model, damaged, dtype, who, created in store._read(
+                  "SELECT l.id, l.inspection_id, l.item_id, i.sku, i.decision, i.fused_score, i.model_version, "
+                  "l.damaged, l.damage_type, l.labeller, l.created_at FROM labels l "
+                  "LEFT JOIN inspections i ON i.id = l.inspection_id ORDER BY l.id DESC LIMIT ?", (int(limit),))]
+    skips = [LabelRow(None, iid, item, sku, decision_name(d), score, model, "can't tell", "", who, created)
+             for iid, item, sku, d, score, model, who, created in store._read(
+                 "SELECT s.inspection_id, i.item_id, i.sku, i.decision, i.fused_score, i.model_version, s.labeller, "
+                 "s.created_at FROM review_skips s JOIN inspections i ON i.id = s.inspection_id "
+                 "ORDER BY s.created_at DESC LIMIT ?", (int(limit),))]
+    return sorted(labels + skips, key=lambda row: -row.created_at)[:limit]
+
+
+def kept_bytes(store: InspectionStore) -> tuple[int, int]:
+    """(kept items, bytes of their media)."""
+    count, total = store._read("SELECT COUNT(*), COALESCE(SUM(num_bytes), 0) FROM kept_items")[0]
+    return int(count), int(total)
