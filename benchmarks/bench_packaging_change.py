@@ -30,7 +30,7 @@ from damage_perception.core.damage_model import DamageModel
 from damage_perception.core.enrolment import AutoEnrolConfig
 from damage_perception.data.study import Study, StudySettings, render_study
 from damage_perception.data.study_scores import ItemScores, gallery_of, score_item
-from damage_perception.tools.train import DEFAULT_MODEL
+from damage_perception.core.station import SHIPPED_MODEL_FILE
 
 CONFIG = Path(__file__).resolve().parents[1] / "config" / "damage_perception.yaml"
 ONE_PERCENT_FPR_THRESHOLD = 0.803   # docs/evaluation/evaluation.json, operating point at FPR 1 %
@@ -75,7 +75,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("out/packaging"))
     args = parser.parse_args()
 
-    model = DamageModel.load(DEFAULT_MODEL)
+    model = DamageModel.load(SHIPPED_MODEL_FILE)
     threshold = float(yaml.safe_load(CONFIG.read_text())["damage_perception"]["ros__parameters"]["decision"]
                       ["divert_threshold"])
     old, new = render(args.out / "v0", args, 0), render(args.out / "v1", args, 1)

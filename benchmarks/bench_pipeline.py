@@ -36,9 +36,9 @@ def load_model():
     import torch
 
     from damage_perception.core.damage_model import DamageModel
-    from damage_perception.tools.train import DEFAULT_MODEL
+    from damage_perception.core.station import SHIPPED_MODEL_FILE
     torch.set_num_threads(2)
-    return DamageModel.load(DEFAULT_MODEL)
+    return DamageModel.load(SHIPPED_MODEL_FILE)
 
 
 def enrolled_gallery(model, sku: str):

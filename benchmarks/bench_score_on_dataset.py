@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from damage_perception.core.gripper import GripperGeometry
-from damage_perception.core.replay import score_episode
+from damage_perception.core.policy_simulation import score_episode
 from damage_perception.core.verdict import DecisionConfig, decide
 from damage_perception.core.view_pipeline import ViewPipeline
 from damage_perception.tools.tune import open_dataset

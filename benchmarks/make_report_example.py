@@ -37,8 +37,8 @@ def load_model(path: str):
         return None, "geometric-v1"
     from damage_perception.core.damage_model import DamageModel
     if path == "shipped":
-        from damage_perception.tools.train import DEFAULT_MODEL
-        path = str(DEFAULT_MODEL)
+        from damage_perception.core.station import SHIPPED_MODEL_FILE
+        path = str(SHIPPED_MODEL_FILE)
     model = DamageModel.load(path)
     return model, model.version
 

@@ -15,8 +15,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from damage_perception.core.backbone import FEATURE_CHANNELS, FEATURE_STRIDE
+from damage_perception.core.damage_types import DAMAGE_LABELS
 
-CLASSES = ("none", "crush", "tear", "hole", "deconstruction", "spill", "missing_part")  # = DAMAGE_LABELS
+CLASSES = DAMAGE_LABELS   # class 0: no damage
 DEPTH_CHANNELS = 4
 MIN_CELL_DAMAGE = 0.15   # share of a cell's pixels that must be damaged for the cell to count as damaged
 

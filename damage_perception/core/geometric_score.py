@@ -13,7 +13,7 @@ import numpy as np
 import open3d as o3d
 from scipy.spatial import cKDTree
 
-DAMAGE_TYPES = ("crush", "tear", "hole", "deconstruction", "spill", "missing_part")
+from damage_perception.core.damage_types import DAMAGE_TYPES
 
 
 @dataclass(frozen=True)

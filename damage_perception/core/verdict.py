@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from damage_perception.core.geometric_score import DAMAGE_TYPES
+from damage_perception.core.damage_types import DAMAGE_TYPES
 
 if TYPE_CHECKING:
     from damage_perception.core.identification import ClaimCheck

@@ -12,9 +12,6 @@ import numpy as np
 
 from damage_perception.core.camera import CameraIntrinsics
 
-# Label values of View.damage_mask: 0 is undamaged surface or background.
-DAMAGE_LABELS = ("none", "crush", "tear", "hole", "deconstruction", "spill", "missing_part")
-
 
 @dataclass
 class View:

@@ -1,11 +1,11 @@
 """Replay a recording of the live cell (``damage-perception record``) through the node's pipeline, offline.
 
 Each recorded ``verdict`` (DamageVerdict) names the frames its views were taken from (``view_stamps``, the
-depth image's stamp, at which the node looked TF up). For each verdict the replay runs the view policy as
-the node does (``core.policies.take_views``); view i is the recorded frame stamped ``view_stamps[i]``: the
+depth image's stamp, at which the node looked TF up). Each verdict's item is inspected again by the node's
+``core.inspection.Inspector``; view i is the recorded frame stamped ``view_stamps[i]``: the
 depth image with exactly that stamp, the colour image and camera_info with that stamp (or, for cameras
 that stamp them apart, the nearest within ``slop``, as the synchroniser paired them), and TF at that stamp
-from the recorded ``/tf`` and ``/tf_static``. Then ``core.verdict.decide`` judges the views, as live.
+from the recorded ``/tf`` and ``/tf_static``.
 
 No ROS here: messages are decoded by ``rosbags`` with the bag's own definitions; the frame conversion is
 given by the caller (the node's: ``damage_perception.ros.conversions.rgbd_to_arrays``).
@@ -23,11 +23,13 @@ from rosbags.rosbag2 import Reader
 
 from damage_perception.core.camera import CameraIntrinsics
 from damage_perception.core.gallery import SkuGallery
-from damage_perception.core.policies import ViewPolicy, take_views
-from damage_perception.core.verdict import Decision, DecisionConfig, ViewResult, decide, with_identification
-from damage_perception.core.view_pipeline import ViewInput, ViewPipeline
+from damage_perception.core.identification import GalleryIndex
+from damage_perception.core.inspection import InspectionError, Inspector
+from damage_perception.core.segmentation import ItemSegment
+from damage_perception.core.verdict import Decision, ViewResult
+from damage_perception.core.view_pipeline import ViewInput
 from damage_perception.data.loaders import ros_messages as rm
-from damage_perception.data.loaders.rosbag import _cdr_header, _find_topic, _nearest
+from damage_perception.data.loaders.rosbag import cdr_header, find_topic, nearest_index
 from damage_perception.data.loaders.tf_buffer import TransformHistory
 
 Convert = Callable[[Any, Any, Any], tuple[np.ndarray, np.ndarray, CameraIntrinsics]]
@@ -111,7 +113,7 @@ class RecordedCell:
             self.refs[kind].sort(key=lambda ref: ref.stamp_ns)
 
     def _topics(self, topics: list[str], wanted: dict[str, str]) -> dict[str, str]:
-        found = {kind: _find_topic(topics, name) for kind, name in wanted.items()}
+        found = {kind: find_topic(topics, name) for kind, name in wanted.items()}
         missing = [wanted[kind] for kind, topic in found.items() if topic is None]
         if missing:
             raise ValueError(f"{self.path}: no topic {', '.join(missing)} in the bag; it has {', '.join(topics)}")
@@ -137,7 +139,7 @@ class RecordedCell:
                             rm.transform_to_matrix(t.transform), static=static)
 
     def _stamp(self, raw: bytes | memoryview, msgtype: str) -> int:
-        header = _cdr_header(raw)
+        header = cdr_header(raw)
         if header is None:
             return rm.stamp_to_ns(self.typestore.deserialize_cdr(raw, msgtype).header.stamp)
         return header[0]
@@ -145,7 +147,7 @@ class RecordedCell:
     def _match(self, kind: str, ns: int) -> _Ref:
         """The message of ``kind`` stamped ``ns`` (depth: exactly; colour, camera_info: nearest within slop)."""
         refs = self.refs[kind]
-        index = _nearest([ref.stamp_ns for ref in refs], ns)
+        index = nearest_index([ref.stamp_ns for ref in refs], ns)
         allowed = 0 if kind == "depth" else self.slop_ns
         if index is None or abs(refs[index].stamp_ns - ns) > allowed:
             nearest = "none recorded" if index is None else \
@@ -180,16 +182,13 @@ class RecordedCell:
 
 @dataclass
 class ReplaySetup:
-    """What the node judges with: its pipeline (and model), decision config, policy, frames, conversion."""
+    """What the node judges with (its ``Inspector``), the galleries it judged against, its conversion."""
 
-    pipeline: ViewPipeline
-    decision: DecisionConfig
-    make_policy: Callable[[], ViewPolicy]
+    inspector: Inspector
     convert: Convert                                        # the node's message -> array conversion
     gallery: Callable[[RecordedVerdict], SkuGallery | None] = lambda recorded: None
-    check_claim: Callable[[RecordedVerdict, list[ViewResult]], Any] = lambda recorded, views: None
-    gripper_frame: str = "gripper_link"
-    camera_frame: str = "camera_color_optical_frame"      # when a depth image has no frame_id
+    index: GalleryIndex | None = None                       # product identification over every SKU's gallery
+    policy: str = ""                                        # the goals' view policy ("" = the station's)
 
 
 @dataclass(frozen=True)
@@ -229,37 +228,38 @@ class ReplayedItem:
         return {**row, "error": self.error} if self.error else row
 
 
-def view_input(cell: RecordedCell, frame: CellFrame, ns: int, setup: ReplaySetup) -> ViewInput:
-    """A recorded frame converted as the node converts it, with TF at its stamp."""
-    color, depth, intrinsics = setup.convert(frame.color, frame.depth, frame.info)
-    camera = frame.depth.header.frame_id or setup.camera_frame
-    gripper = setup.gripper_frame
-    fingers = [cell.transform(gripper, finger, ns) for finger in setup.pipeline.gripper.finger_frames]
-    return ViewInput(depth, intrinsics, cell.transform(camera, gripper, ns), fingers, color)
+class RecordedViews:
+    """An item's recorded frames as an inspection's ``ViewSource``: view i is the frame stamped
+    ``view_stamps[i]``, converted as the node converts it, with TF at its stamp."""
+
+    def __init__(self, cell: RecordedCell, stamps: Sequence[int], setup: ReplaySetup) -> None:
+        self.cell, self.stamps, self.setup = cell, stamps, setup
+        self.frames = cell.frames(stamps)
+
+    def take(self, index: int, angle: float) -> ViewInput:
+        if index >= len(self.stamps):
+            raise ReplayError(f"the policy asks for view {index + 1}; the live run took {len(self.stamps)}")
+        ns = self.stamps[index]
+        frame, settings = self.frames[ns], self.setup.inspector.settings
+        color, depth, intrinsics = self.setup.convert(frame.color, frame.depth, frame.info)
+        camera, gripper = frame.depth.header.frame_id or settings.camera_frame, settings.gripper_frame
+        fingers = [self.cell.transform(gripper, finger, ns) for finger in settings.gripper.finger_frames]
+        return ViewInput(depth, intrinsics, self.cell.transform(camera, gripper, ns), fingers, color)
+
+    def taken(self, result: ViewResult, segment: ItemSegment, view: ViewInput) -> None:
+        """Nothing to tell: a replay has no planner and no debug topics."""
 
 
 def replay_item(cell: RecordedCell, recorded: RecordedVerdict, setup: ReplaySetup) -> ReplayedItem:
-    """Run the policy and the pipeline over the item's recorded frames; ReplayError when they are not there."""
+    """Inspect the item again from its recorded frames; ReplayError when they are not there."""
     stamps = recorded.view_stamps_ns
     if not stamps:
         raise ReplayError("the verdict names no view stamps (recorded before DamageVerdict.view_stamps existed?)")
-    frames = cell.frames(stamps)
-    gallery = setup.gallery(recorded) if setup.pipeline.model is not None else None
-
-    def take_view(index: int, angle: float) -> ViewResult:
-        if index >= len(stamps):
-            raise ReplayError(f"the policy asks for view {index + 1}; the live run took {len(stamps)}")
-        inputs = view_input(cell, frames[stamps[index]], stamps[index], setup)
-        return setup.pipeline.process(inputs, index=index, wrist_angle=angle, gallery=gallery)[0]
-
-    policy = setup.make_policy()
-    views = take_views(policy, take_view)
-    if len(views) != len(stamps):
-        raise ReplayError(f"the policy stopped after {len(views)} views; the live run took {len(stamps)}")
-    model = setup.pipeline.model
-    verdict = decide(views, setup.decision, policy.early_decision(views), model.fusion if model else None,
-                     gallery is not None)
-    verdict = with_identification(verdict, setup.check_claim(recorded, views))
+    source = RecordedViews(cell, stamps, setup)
+    gallery = setup.gallery(recorded) if setup.inspector.model is not None else None
+    verdict = setup.inspector.inspect(source, recorded.sku, gallery, setup.index, setup.policy)
+    if len(verdict.views) != len(stamps):
+        raise ReplayError(f"the policy stopped after {len(verdict.views)} views; the live run took {len(stamps)}")
     return ReplayedItem(recorded, verdict.decision, float(verdict.fused_score), float(verdict.threshold),
                         tuple(float(view.score) for view in verdict.views if view.found), reason=verdict.reason)
 
@@ -275,6 +275,6 @@ def replay_verdicts(cell: RecordedCell, setup: ReplaySetup,
             continue
         try:
             replayed.append(replay_item(cell, recorded, setup))
-        except (ReplayError, ValueError) as error:   # ValueError: a message the node's conversion rejects
+        except (ReplayError, InspectionError, ValueError) as error:   # ValueError: the conversion rejects a message
             replayed.append(ReplayedItem(recorded, error=str(error)))
     return replayed

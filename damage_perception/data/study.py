@@ -104,11 +104,11 @@ def plan_study(settings: StudySettings) -> list[StudyEpisode]:
 
 def render_study_arrays(planned: StudyEpisode, settings: StudySettings) -> tuple[dict, dict[str, np.ndarray]]:
     """Render, segment and crop one planned episode in this process: (metadata, per-view arrays)."""
-    from damage_perception.data.synthesize import _worker_state, episode_rng, render_episode, view_angles
+    from damage_perception.data.synthesize import worker_renderer, episode_rng, render_episode, view_angles
     from damage_perception.sim.artwork import sku_rng
     from damage_perception.sim.items import sku_spec
 
-    renderer, gripper = _worker_state()
+    renderer, gripper = worker_renderer()
     pipeline = ViewPipeline(gripper)
     spec = sku_spec(planned.sku, planned.damage, planned.severity, planned.item_seed,
                     f"{planned.sku}-{planned.role}-{planned.index}", packaging_version=settings.packaging_version)
@@ -180,7 +180,7 @@ def render_study(settings: StudySettings, out: Path | str, workers: int = 2, pro
     """Render every planned episode of a study into ``out`` (npz per episode + study.json)."""
     from tqdm import tqdm
 
-    from damage_perception.data.synthesize import _context
+    from damage_perception.data.synthesize import worker_context
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -195,7 +195,7 @@ def render_study(settings: StudySettings, out: Path | str, workers: int = 2, pro
                 entries[entry["index"]] = entry
                 bar.update(1)
         else:
-            with _context().Pool(workers) as pool:
+            with worker_context().Pool(workers) as pool:
                 for entry in pool.imap_unordered(render_study_episode, tasks, chunksize=1):
                     entries[entry["index"]] = entry
                     bar.update(1)

@@ -115,9 +115,9 @@ def load_scores(path: Path | str) -> list[ItemScores]:
 
 
 def scored_episode(item: ItemScores, fusion):
-    """An item's scored views as the policy replay reads them (``core.replay.ScoredEpisode``): each found view
+    """An item's scored views as the policy replay reads them (``core.policy_simulation.ScoredEpisode``): each found view
     with its fused view log-odds and probability, so ``tune`` replays policies over a study scored once."""
-    from damage_perception.core.replay import ScoredEpisode
+    from damage_perception.core.policy_simulation import ScoredEpisode
     from damage_perception.core.verdict import ViewResult
 
     angles = [a for a, found in zip(item.angles, item.found) if found]

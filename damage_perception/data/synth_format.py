@@ -24,7 +24,8 @@ import cv2
 import numpy as np
 
 from damage_perception.core.camera import CameraIntrinsics
-from damage_perception.data.episode import DAMAGE_LABELS, Episode, View
+from damage_perception.core.damage_types import DAMAGE_LABELS
+from damage_perception.data.episode import Episode, View
 
 FORMAT_NAME = "damage_perception.synth"
 FORMAT_VERSION = 1

@@ -19,7 +19,8 @@ import cv2
 import numpy as np
 
 from damage_perception.core.gripper import GripperGeometry
-from damage_perception.data.episode import DAMAGE_LABELS, Episode, View
+from damage_perception.core.damage_types import DAMAGE_LABELS, DAMAGE_TYPES
+from damage_perception.data.episode import Episode, View
 from damage_perception.data.synth_format import to_jsonable, write_dataset_index, write_episode
 from damage_perception.sim.items import ALL_KINDS, build_item, make_catalogue
 from damage_perception.sim.variation import EpisodeVariation, episode_variation
@@ -153,7 +154,7 @@ def render_episode(renderer: CellRenderer, gripper: GripperGeometry, spec: Any, 
 _WORKER: dict[str, Any] = {}
 
 
-def _worker_state() -> tuple[CellRenderer, GripperGeometry]:
+def worker_renderer() -> tuple[CellRenderer, GripperGeometry]:
     """This process's renderer (built on first use)."""
     if "renderer" not in _WORKER:
         gripper = GripperGeometry()
@@ -164,7 +165,7 @@ def _worker_state() -> tuple[CellRenderer, GripperGeometry]:
 def make_episode(task: tuple[int, Any, SynthSettings, str]) -> EpisodeResult:
     """Render and write episode ``index`` of a run (the unit of work of a worker)."""
     index, spec, settings, out = task
-    renderer, gripper = _worker_state()
+    renderer, gripper = worker_renderer()
     start, cpu = time.perf_counter(), time.process_time()
     episode = render_episode(renderer, gripper, spec, view_angles(settings.views),
                              episode_rng(settings.seed, index), settings.view_period, settings.variation)
@@ -175,7 +176,7 @@ def make_episode(task: tuple[int, Any, SynthSettings, str]) -> EpisodeResult:
                          time.perf_counter() - rendered, time.process_time() - cpu)
 
 
-def _context() -> multiprocessing.context.BaseContext:
+def worker_context() -> multiprocessing.context.BaseContext:
     """forkserver (workers fork from a server that has imported this module once: fast start-up, no
     inherited open3d threads), else spawn."""
     if "forkserver" not in multiprocessing.get_all_start_methods():
@@ -190,7 +191,7 @@ def _run_tasks(tasks: list, workers: int) -> Iterable[EpisodeResult]:
     if workers <= 1 or len(tasks) <= 1:
         yield from map(make_episode, tasks)
         return
-    with _context().Pool(min(workers, len(tasks))) as pool:
+    with worker_context().Pool(min(workers, len(tasks))) as pool:
         yield from pool.imap_unordered(make_episode, tasks, chunksize=1)
 
 
@@ -224,10 +225,8 @@ SHEET_BITS = 5          # bits per colour channel kept (sensor noise compresses 
 
 
 def damage_types() -> tuple[str, ...]:
-    """"pristine" and every damage type the simulator's catalogue offers (read at call time)."""
-    from damage_perception.sim import items
-
-    return ("pristine",) + tuple(getattr(items, "DAMAGE_TYPES", ("crush", "hole", "tear")))
+    """"pristine" and every damage type."""
+    return ("pristine", *DAMAGE_TYPES)
 
 
 def pick_examples(types: Sequence[str], seed: int, pool: int = 600, per_type: int = 3) -> list[list[Any]]:

@@ -30,7 +30,7 @@ from std_msgs.msg import Header
 from std_srvs.srv import Trigger
 from visualization_msgs.msg import MarkerArray
 
-from damage_perception.core.geometric_score import DAMAGE_TYPES
+from damage_perception.core.damage_types import DAMAGE_TYPES
 from damage_perception.core.segmentation import ItemSegment
 from damage_perception.core.verdict import ViewResult
 from damage_perception.core.view_pipeline import ViewInput

@@ -1,7 +1,8 @@
 """Declare ROS parameters from dataclass defaults and read them back into the dataclass.
 
 A config dataclass of ``core`` is the single source of a stage's defaults; its fields become parameters
-``<prefix>.<field>`` (tuples become double arrays), so a YAML file can override any of them.
+``<prefix>.<field>`` (tuples become double arrays), so a YAML file can override any of them. Values are
+converted back with ``core.station.coerce``, as offline tools read the same file.
 """
 from __future__ import annotations
 
@@ -10,19 +11,23 @@ from typing import TypeVar
 
 from rclpy.node import Node
 
+from damage_perception.core.station import coerce
+
 ConfigT = TypeVar("ConfigT")
 
 
 def declare_config(node: Node, prefix: str, defaults: ConfigT) -> ConfigT:
-    """Declare one parameter per field of ``defaults`` and return the configured instance."""
+    """Declare one parameter per field of ``defaults`` (``<prefix>.<field>``, or ``<field>`` for an empty
+    prefix) and return the configured instance."""
     values = {}
     for field in dataclasses.fields(defaults):
+        name = f"{prefix}.{field.name}" if prefix else field.name
         default = getattr(defaults, field.name)
         if dataclasses.is_dataclass(default):
-            values[field.name] = declare_config(node, f"{prefix}.{field.name}", default)
+            values[field.name] = declare_config(node, name, default)
             continue
-        value = node.declare_parameter(f"{prefix}.{field.name}", _to_parameter(default)).value
-        values[field.name] = _from_parameter(value, default)
+        value = node.declare_parameter(name, _to_parameter(default)).value
+        values[field.name] = coerce(value, default, name)
     return dataclasses.replace(defaults, **values)
 
 
@@ -30,16 +35,3 @@ def _to_parameter(value):
     if isinstance(value, tuple):
         return [float(item) if isinstance(item, (int, float)) else item for item in value]
     return value
-
-
-def _from_parameter(value, default):
-    if isinstance(default, tuple):
-        return tuple(type(item)(v) for item, v in zip(default, value)) if len(value) == len(default) \
-            else _bad_length(value, default)
-    if isinstance(default, float):
-        return float(value)
-    return value
-
-
-def _bad_length(value, default):
-    raise ValueError(f"parameter has {len(value)} values, expected {len(default)} like {list(default)}")

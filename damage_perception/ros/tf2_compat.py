@@ -6,7 +6,8 @@ same as with tf2_ros: ``Buffer(cache_time=Duration(seconds=30))``, ``TransformLi
 TransformStamped that maps points in ``source`` into ``target`` (header.frame_id = target,
 child_frame_id = source), ``TransformBroadcaster(node).sendTransform(t_or_list)``.
 
-Semantics kept from tf2: one parent per frame, chains composed through the common ancestor, a per-edge time
+The frame tree and its time series are ``core.tf_tree.TransformTree`` (shared with the bag reader); this
+module adds tf2's API, exception types and waiting. Semantics kept from tf2: one parent per frame, chains composed through the common ancestor, a per-edge time
 cache pruned to ``cache_time`` (default 10 s), linear/slerp interpolation between the two nearest stamps,
 static edges valid at all times, ``Time()`` (zero) = the latest time common to the chain, tf2's
 exception types and messages, topics ``/tf`` and ``/tf_static`` with tf2_ros's QoS, and a static
@@ -20,15 +21,15 @@ Deliberate differences:
 - when a frame's parent changes, that frame's history is dropped (tf2 keeps a parent per stamp);
 - data at an already-stored stamp replaces it (tf2 keeps both and answers with the newer);
 - the ``node`` argument of ``Buffer`` is accepted but no ``tf2_frames`` service is offered, and
-  there are no time-jump callbacks, ``transform()``/tf2_geometry_msgs or a BufferClient.
+  there are no time-jump callbacks, ``transform()``/tf2_geometry_msgs or a BufferClient;
+- only what this package calls is offered: no ``*_full`` (time-travel) or ``*_async`` lookups, no
+  ``all_frames_as_*`` and no ``get_latest_common_time``.
 """
 from __future__ import annotations
 
-import bisect
 import math
 import threading
 import time as _time
-from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
 import numpy as np
@@ -40,11 +41,11 @@ from rclpy.duration import Duration
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
-from rclpy.task import Future
 from rclpy.time import Time
 from tf2_msgs.msg import TFMessage
 
-from damage_perception.core.transforms import interpolate_transform, invert
+from damage_perception.core.tf_tree import (DisconnectedFramesError, ExtrapolationError, FrameNotFoundError,
+                                            InvalidFrameError, TransformError, TransformTree)
 from damage_perception.ros.conversions import matrix_to_transform, transform_to_matrix
 
 __all__ = ["Buffer", "TransformListener", "TransformBroadcaster", "StaticTransformBroadcaster",
@@ -54,7 +55,6 @@ __all__ = ["Buffer", "TransformListener", "TransformBroadcaster", "StaticTransfo
 DEFAULT_TF_TOPIC = "/tf"
 DEFAULT_STATIC_TF_TOPIC = "/tf_static"
 DEFAULT_CACHE_TIME = Duration(seconds=10.0)
-MAX_GRAPH_DEPTH = 1000  # as tf2: deeper means a loop
 
 
 class TransformException(Exception):
@@ -81,6 +81,10 @@ class TimeoutException(TransformException):
     """Raised by tf2 for timeouts of some APIs (kept for import compatibility)."""
 
 
+_TF2_ERRORS = {FrameNotFoundError: LookupException, DisconnectedFramesError: ConnectivityException,
+               ExtrapolationError: ExtrapolationException, InvalidFrameError: InvalidArgumentException}
+
+
 # -- time helpers ----------------------------------------------------------------------------------
 def _nanoseconds(stamp: Time | TimeMsg | float | int | None) -> int:
     """Nanoseconds of an rclpy Time, a builtin_interfaces Time, or seconds."""
@@ -103,68 +107,9 @@ def _timeout_seconds(timeout: Duration | float | None) -> float:
     return float(timeout)
 
 
-def _seconds(ns: int) -> str:
-    return f"{ns * 1e-9:.6f}"
-
-
 def _stamp_msg(ns: int) -> TimeMsg:
     sec, nanosec = divmod(ns, 1_000_000_000)
     return TimeMsg(sec=sec, nanosec=nanosec)
-
-
-# -- per-edge cache --------------------------------------------------------------------------------
-@dataclass
-class _Edge:
-    """Transforms parent <- child of one frame, sorted by stamp (one entry, any time, when static)."""
-
-    parent: str
-    static: bool
-    stamps: list[int] = field(default_factory=list)
-    matrices: list[np.ndarray] = field(default_factory=list)
-
-    def insert(self, stamp: int, matrix: np.ndarray, cache_ns: int) -> bool:
-        if self.static:
-            self.stamps, self.matrices = [stamp], [matrix]
-            return True
-        if self.stamps and stamp < self.stamps[-1] - cache_ns:
-            return False  # older than the cache keeps (tf2: TF_OLD_DATA)
-        index = bisect.bisect_left(self.stamps, stamp)
-        if index < len(self.stamps) and self.stamps[index] == stamp:
-            self.matrices[index] = matrix
-        else:
-            self.stamps.insert(index, stamp)
-            self.matrices.insert(index, matrix)
-        first_kept = bisect.bisect_left(self.stamps, self.stamps[-1] - cache_ns)
-        del self.stamps[:first_kept], self.matrices[:first_kept]
-        return True
-
-    @property
-    def latest(self) -> int:
-        return self.stamps[-1]
-
-    def at(self, stamp: int) -> np.ndarray:
-        """The transform at ``stamp`` (0 = latest), interpolated; raises ExtrapolationException."""
-        if self.static or stamp == 0:
-            return self.matrices[-1]
-        index = bisect.bisect_left(self.stamps, stamp)
-        if index < len(self.stamps) and self.stamps[index] == stamp:
-            return self.matrices[index]
-        if len(self.stamps) == 1:
-            raise ExtrapolationException(
-                f"Lookup would require extrapolation at time {_seconds(stamp)}, but only time "
-                f"{_seconds(self.stamps[0])} is in the buffer")
-        if index == len(self.stamps):
-            raise ExtrapolationException(
-                f"Lookup would require extrapolation into the future.  Requested time {_seconds(stamp)} but "
-                f"the latest data is at time {_seconds(self.latest)}, "
-                f"{_seconds(stamp - self.latest)} s after it")
-        if index == 0:
-            raise ExtrapolationException(
-                f"Lookup would require extrapolation into the past.  Requested time {_seconds(stamp)} but "
-                f"the earliest data is at time {_seconds(self.stamps[0])}, "
-                f"{_seconds(self.stamps[0] - stamp)} s before it")
-        t0, t1 = self.stamps[index - 1], self.stamps[index]
-        return interpolate_transform(self.matrices[index - 1], self.matrices[index], (stamp - t0) / (t1 - t0))
 
 
 # -- the buffer ------------------------------------------------------------------------------------
@@ -173,11 +118,8 @@ class Buffer:
 
     def __init__(self, cache_time: Duration | None = None, node: Node | None = None) -> None:
         self.cache_time = cache_time if cache_time is not None else DEFAULT_CACHE_TIME
-        self._cache_ns = self.cache_time.nanoseconds
-        self._edges: dict[str, _Edge] = {}
-        self._frames: set[str] = set()
+        self._tree = TransformTree(cache_ns=self.cache_time.nanoseconds)   # core: the time series and lookups
         self._new_data = threading.Condition(threading.RLock())
-        self._new_data_callbacks: list[Callable[[], None]] = []
         self.node = node  # accepted for API compatibility; no tf2_frames service is offered
 
     # -- filling -----------------------------------------------------------------------------------
@@ -192,8 +134,7 @@ class Buffer:
     def clear(self) -> None:
         """Forget all dynamic data (static transforms are kept, as in tf2)."""
         with self._new_data:
-            for child in [c for c, edge in self._edges.items() if not edge.static]:
-                del self._edges[child]
+            self._tree.clear_dynamic()
 
     def _insert(self, transform: TransformStamped, authority: str, static: bool) -> bool:
         parent = transform.header.frame_id.lstrip("/")
@@ -206,15 +147,8 @@ class Buffer:
         matrix = transform_to_matrix(transform)
         stamp = _nanoseconds(transform.header.stamp)
         with self._new_data:
-            edge = self._edges.get(child)
-            if edge is None or edge.parent != parent or edge.static != static:
-                edge = self._edges[child] = _Edge(parent, static)
-            stored = edge.insert(stamp, matrix, self._cache_ns)
-            self._frames.update((parent, child))
+            stored = self._tree.add(parent, child, stamp, matrix, static)
             self._new_data.notify_all()
-            callbacks = list(self._new_data_callbacks)
-        for callback in callbacks:
-            callback()
         return stored
 
     @staticmethod
@@ -249,8 +183,11 @@ class Buffer:
     def lookup_transform_core(self, target_frame: str, source_frame: str,
                               time: Time | TimeMsg) -> TransformStamped:
         """The lookup without waiting; raises a TransformException subclass."""
-        with self._new_data:
-            matrix, stamp = self._lookup(target_frame, source_frame, _nanoseconds(time))
+        try:
+            with self._new_data:
+                matrix, stamp = self._tree.lookup(target_frame, source_frame, _nanoseconds(time))
+        except TransformError as error:
+            raise _TF2_ERRORS.get(type(error), TransformException)(str(error)) from None
         return self._stamped(matrix, target_frame, source_frame, stamp)
 
     def can_transform_core(self, target_frame: str, source_frame: str, time: Time | TimeMsg) -> tuple[bool, str]:
@@ -260,78 +197,6 @@ class Buffer:
         except TransformException as error:
             return False, str(error)
         return True, ""
-
-    def lookup_transform_full(self, target_frame: str, target_time: Time | TimeMsg, source_frame: str,
-                              source_time: Time | TimeMsg, fixed_frame: str,
-                              timeout: Duration = Duration()) -> TransformStamped:
-        """target_frame at target_time <- source_frame at source_time, through a frame fixed in time."""
-        self.can_transform_full(target_frame, target_time, source_frame, source_time, fixed_frame, timeout)
-        return self.lookup_transform_full_core(target_frame, target_time, source_frame, source_time, fixed_frame)
-
-    def can_transform_full(self, target_frame: str, target_time: Time | TimeMsg, source_frame: str,
-                           source_time: Time | TimeMsg, fixed_frame: str, timeout: Duration = Duration(),
-                           return_debug_tuple: bool = False):
-        """Whether ``lookup_transform_full`` would succeed, waiting up to ``timeout``."""
-        def check() -> tuple[bool, str]:
-            try:
-                self.lookup_transform_full_core(target_frame, target_time, source_frame, source_time,
-                                                fixed_frame)
-            except TransformException as error:
-                return False, str(error)
-            return True, ""
-        result = self._wait_until(check, timeout)
-        return result if return_debug_tuple else result[0]
-
-    def lookup_transform_full_core(self, target_frame: str, target_time: Time | TimeMsg, source_frame: str,
-                                   source_time: Time | TimeMsg, fixed_frame: str) -> TransformStamped:
-        """The time-travelling lookup without waiting."""
-        with self._new_data:
-            fixed_from_source, stamp = self._lookup(fixed_frame, source_frame, _nanoseconds(source_time))
-            target_from_fixed, _ = self._lookup(target_frame, fixed_frame, _nanoseconds(target_time))
-        return self._stamped(target_from_fixed @ fixed_from_source, target_frame, source_frame, stamp)
-
-    def wait_for_transform_async(self, target_frame: str, source_frame: str, time: Time | TimeMsg) -> Future:
-        """A Future that gets the TransformStamped once the lookup succeeds."""
-        future = Future()
-        once = threading.Lock()
-
-        def on_new_data() -> None:
-            with once:
-                if future.done() or not self.can_transform_core(target_frame, source_frame, time)[0]:
-                    return
-                try:
-                    future.set_result(self.lookup_transform_core(target_frame, source_frame, time))
-                except TransformException as error:
-                    future.set_exception(error)
-
-        with self._new_data:
-            self._new_data_callbacks.append(on_new_data)
-        future.add_done_callback(lambda _: self._remove_callback(on_new_data))
-        on_new_data()
-        return future
-
-    async def lookup_transform_async(self, target_frame: str, source_frame: str,
-                                     time: Time | TimeMsg) -> TransformStamped:
-        """Await the transform (for coroutine callbacks)."""
-        return await self.wait_for_transform_async(target_frame, source_frame, time)
-
-    def get_latest_common_time(self, target_frame: str, source_frame: str) -> Time:
-        """The latest time at which the whole chain has data (Time() when it is all static)."""
-        with self._new_data:
-            edges = self._chain(target_frame, source_frame)
-            return Time(nanoseconds=self._common_time(edges[0] + edges[1]))
-
-    def all_frames_as_string(self) -> str:
-        """One line per frame: 'Frame child exists with parent parent.' like tf2."""
-        with self._new_data:
-            return "".join(f"Frame {child} exists with parent {edge.parent}.\n"
-                           for child, edge in sorted(self._edges.items()))
-
-    def all_frames_as_yaml(self) -> str:
-        """The frame tree as YAML (parent and whether it is static, per frame)."""
-        with self._new_data:
-            return "".join(f"{child}: \n  parent: '{edge.parent}'\n  static: {str(edge.static).lower()}\n"
-                           for child, edge in sorted(self._edges.items()))
 
     # -- internals ---------------------------------------------------------------------------------
     def _wait_until(self, check: Callable[[], tuple[bool, str]], timeout: Duration) -> tuple[bool, str]:
@@ -343,65 +208,6 @@ class Buffer:
                 if result[0] or remaining <= 0:
                     return result
                 self._new_data.wait(remaining)
-
-    def _remove_callback(self, callback: Callable[[], None]) -> None:
-        with self._new_data:
-            if callback in self._new_data_callbacks:
-                self._new_data_callbacks.remove(callback)
-
-    def _check_frame(self, frame: str, argument: str) -> None:
-        if not frame:
-            raise InvalidArgumentException(f'Invalid argument "{frame}" passed to lookupTransform argument '
-                                           f"{argument} - frame_id should not be empty")
-        if frame not in self._frames:
-            raise LookupException(f'"{frame}" passed to lookupTransform argument {argument} does not exist. ')
-
-    def _ancestors(self, frame: str) -> list[str]:
-        path = [frame]
-        while path[-1] in self._edges:
-            path.append(self._edges[path[-1]].parent)
-            if len(path) > MAX_GRAPH_DEPTH:
-                raise LookupException(f"The tf tree is invalid because it contains a loop (through '{frame}').")
-        return path
-
-    def _chain(self, target: str, source: str) -> tuple[list[_Edge], list[_Edge]]:
-        """Edges from source up to the common ancestor, and from target up to it."""
-        self._check_frame(target, "target_frame")
-        self._check_frame(source, "source_frame")
-        source_path, target_path = self._ancestors(source), self._ancestors(target)
-        target_index = {frame: i for i, frame in enumerate(target_path)}
-        for i, frame in enumerate(source_path):
-            if frame in target_index:
-                return ([self._edges[f] for f in source_path[:i]],
-                        [self._edges[f] for f in target_path[:target_index[frame]]])
-        raise ConnectivityException(
-            f"Could not find a connection between '{target}' and '{source}' because they are not part of the "
-            f"same tree. Tf has two or more unconnected trees.")
-
-    @staticmethod
-    def _common_time(edges: Iterable[_Edge]) -> int:
-        latest = [edge.latest for edge in edges if not edge.static]
-        return min(latest) if latest else 0
-
-    def _lookup(self, target: str, source: str, stamp: int) -> tuple[np.ndarray, int]:
-        """(target <- source matrix, the stamp used)."""
-        source_edges, target_edges = self._chain(target, source)
-        if stamp == 0:
-            stamp = self._common_time(source_edges + target_edges)
-        try:
-            ancestor_from_source = self._compose(source_edges, stamp)
-            ancestor_from_target = self._compose(target_edges, stamp)
-        except ExtrapolationException as error:
-            raise ExtrapolationException(
-                f"{error}, when looking up transform from frame [{source}] to frame [{target}]") from None
-        return invert(ancestor_from_target) @ ancestor_from_source, stamp
-
-    @staticmethod
-    def _compose(edges: list[_Edge], stamp: int) -> np.ndarray:
-        matrix = np.eye(4)
-        for edge in edges:
-            matrix = edge.at(stamp) @ matrix
-        return matrix
 
     @staticmethod
     def _stamped(matrix: np.ndarray, target: str, source: str, stamp: int) -> TransformStamped:

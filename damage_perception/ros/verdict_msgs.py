@@ -1,14 +1,17 @@
-"""Convert the core's ItemVerdict into damage_perception_interfaces/DamageVerdict."""
+"""Messages of the InspectItem action: the core's ItemVerdict as a DamageVerdict, wrist goals, feedback."""
 from __future__ import annotations
 
 import math
 from typing import Sequence
 
 from builtin_interfaces.msg import Time
+from damage_perception_interfaces.action import InspectItem
 from damage_perception_interfaces.msg import DamageTypeScores, DamageVerdict
-from geometry_msgs.msg import Point
+from geometry_msgs.msg import Point, PoseStamped
 
-from damage_perception.core.verdict import Decision, ItemVerdict
+from damage_perception.core.transforms import make_transform, rotation_about_z
+from damage_perception.core.verdict import Decision, ItemVerdict, ViewResult
+from damage_perception.ros.conversions import matrix_to_pose
 
 DECISION_NAMES = {int(decision): decision.name for decision in Decision}
 
@@ -54,3 +57,25 @@ def error_verdict_msg(reason: str, *, item_id: str, sku: str, stamp: Time, frame
     msg.header.stamp, msg.header.frame_id = stamp, frame_id
     msg.damage_probability = msg.anomaly_score = msg.fused_score = math.nan
     return msg
+
+
+def wrist_pose(angle: float, frame_id: str, stamp: Time) -> PoseStamped:
+    """The wrist goal for ``angle`` (rad about ``frame_id``'s z): what the node asks the planner for."""
+    pose = PoseStamped()
+    pose.header.frame_id, pose.header.stamp = frame_id, stamp
+    pose.pose = matrix_to_pose(make_transform(rotation=rotation_about_z(angle)))
+    return pose
+
+
+def view_request_feedback(index: int, angle: float, pose: PoseStamped) -> InspectItem.Feedback:
+    """InspectItem feedback asking for view ``index`` at ``angle``."""
+    return InspectItem.Feedback(view_index=index, view_score=math.nan, done=False, next_wrist_angle=float(angle),
+                                next_wrist_pose=pose,
+                                status=f"view {index}: move the wrist to {math.degrees(angle):.0f} deg")
+
+
+def view_result_feedback(result: ViewResult) -> InspectItem.Feedback:
+    """InspectItem feedback with what a view showed."""
+    status = f"view {result.index}: score {result.score:.2f}" if result.found else f"view {result.index}: {result.reason}"
+    return InspectItem.Feedback(view_index=result.index, view_score=float(result.score), done=False,
+                                next_wrist_angle=float(result.wrist_angle), status=status)

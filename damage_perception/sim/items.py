@@ -25,7 +25,7 @@ import open3d as o3d
 
 from damage_perception.core.gripper import GripperGeometry
 from damage_perception.core.transforms import make_transform
-from damage_perception.data.episode import DAMAGE_LABELS
+from damage_perception.core.damage_types import DAMAGE_LABELS
 from damage_perception.sim.artwork import (PRINTED_DAMAGE_ARTS, FaceTextures, make_item_textures, sku_rng)
 from damage_perception.sim.damage import (INTERIOR, SHELL_TAGS, Appearance, Damage, Deconstruction, Dent, Hole,
                                           MissingPart, Spill, SurfaceHits, Tear, _ragged_coeffs)
@@ -35,7 +35,6 @@ from damage_perception.sim.shapes import BottleShape, PillowShape
 
 ALL_KINDS = ("carton", "book", "mailer", "bottle", "bag", "blister")
 KIND_PREFIX = {"SKU": "carton", "BK": "book", "ML": "mailer", "BT": "bottle", "BG": "bag", "BL": "blister"}
-DAMAGE_TYPES = ("crush", "hole", "tear", "deconstruction", "spill", "missing_part")
 KIND_DAMAGES = {
     "carton": ("crush", "hole", "tear", "deconstruction", "spill"),
     "book": ("crush", "tear", "spill"),

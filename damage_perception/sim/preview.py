@@ -13,7 +13,8 @@ import cv2
 import numpy as np
 
 from damage_perception.core.gripper import GripperGeometry
-from damage_perception.sim.items import ALL_KINDS, DAMAGE_TYPES, KIND_DAMAGES, KIND_POOLS, ItemSpec, build_item, sku_spec
+from damage_perception.core.damage_types import DAMAGE_TYPES
+from damage_perception.sim.items import ALL_KINDS, KIND_DAMAGES, KIND_POOLS, ItemSpec, build_item, sku_spec
 from damage_perception.sim.renderer import CellRenderer, RenderedView
 from damage_perception.sim.scene import SceneConfig
 

@@ -3,15 +3,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from damage_perception.core.gallery import ReferenceView as GalleryView
-from damage_perception.core.gallery import SkuGallery
+from damage_perception.core.gallery import ReferenceView, SkuGallery
 from damage_perception.core.shape_check import ReferenceShape
-from damage_perception.store.sqlite_store import InspectionStore, ReferenceView
+from damage_perception.store.sqlite_store import InspectionStore, StoredView
 
 
 def save_gallery(store: InspectionStore, gallery: SkuGallery, note: str = "") -> int:
     """Enrol a built gallery as the SKU's next (active) version; returns the version number."""
-    views = [ReferenceView(view.patches, view.angle, "patchcore") for view in gallery.views]
+    views = [StoredView(view.patches, view.angle, "patchcore") for view in gallery.views]
     return store.enrol(gallery.sku, views, note, gallery.nominal_score, gallery.shape.points)
 
 
@@ -20,7 +19,7 @@ def load_gallery(store: InspectionStore, sku: str, version: int | None = None) -
     stored = store.gallery(sku, version)
     if stored is None:
         return None
-    views = [GalleryView(float(v.wrist_angle or 0.0), np.atleast_2d(v.features).astype(np.float32))
+    views = [ReferenceView(float(v.wrist_angle or 0.0), np.atleast_2d(v.features).astype(np.float32))
              for v in stored.views]
     shape = ReferenceShape(stored.shape_points if stored.shape_points is not None else np.zeros((0, 3), np.float32))
     return SkuGallery(sku, views, shape, stored.nominal_score or 1.0, stored.version, {"note": stored.note})
@@ -29,3 +28,4 @@ def load_gallery(store: InspectionStore, sku: str, version: int | None = None) -
 def active_galleries(store: InspectionStore) -> list[SkuGallery]:
     """The active gallery of every SKU that has one (for ``core.identification.GalleryIndex``)."""
     return [gallery for sku in store.skus_with_gallery() if (gallery := load_gallery(store, sku)) is not None]
+

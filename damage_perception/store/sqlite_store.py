@@ -19,7 +19,7 @@ from damage_perception.store.schema import MIGRATIONS
 
 
 @dataclass
-class ReferenceView:
+class StoredView:
     """One pristine view's features: a vector, or rows of patch features (and where it came from)."""
 
     features: np.ndarray
@@ -35,7 +35,7 @@ class GalleryVersion:
     version: int
     active: bool
     note: str
-    views: list[ReferenceView]
+    views: list[StoredView]
     nominal_score: float | None = None
     shape_points: np.ndarray | None = None   # (N, 3) float32
 
@@ -112,7 +112,7 @@ class InspectionStore:
             return self._db.execute(query, args).fetchall()
 
     # -- gallery -------------------------------------------------------------------------------------
-    def enrol(self, sku: str, views: list[ReferenceView], note: str = "", nominal_score: float | None = None,
+    def enrol(self, sku: str, views: list[StoredView], note: str = "", nominal_score: float | None = None,
               shape_points: np.ndarray | None = None) -> int:
         """Store ``views`` (and the gallery's nominal score and reference shape) as the SKU's next gallery
         version and make it the active one; returns the version."""
@@ -155,7 +155,7 @@ class InspectionStore:
         if not rows:
             return None
         gallery_id, number, active, note, nominal, shape = rows[0]
-        views = [ReferenceView(_features(blob, dim), angle, source)
+        views = [StoredView(_features(blob, dim), angle, source)
                  for angle, dim, blob, source in self._read(
                      "SELECT wrist_angle, feature_dim, features, source FROM reference_views WHERE gallery_id = ? "
                      "ORDER BY id", (gallery_id,))]

@@ -59,10 +59,10 @@ def run(args: argparse.Namespace) -> int:
     from damage_perception.core.metrics import threshold_for_fpr
     from damage_perception.data.study import Study
     from damage_perception.data.study_scores import load_scores, score_study
-    from damage_perception.tools.train import DEFAULT_MODEL
+    from damage_perception.core.station import SHIPPED_MODEL_FILE
 
     try:
-        model = DamageModel.load(args.model or DEFAULT_MODEL)
+        model = DamageModel.load(args.model or SHIPPED_MODEL_FILE)
     except ModelLoadError as error:
         print(f"calibrate: {error}", file=sys.stderr)
         return 2

@@ -32,7 +32,7 @@ def enrol_cell_skus(store_path: Path, items: int, damage_rate: float, seed: int)
     from damage_perception.sim.items import make_catalogue
     from damage_perception.store.sqlite_store import InspectionStore
     from damage_perception.tools.enrol import enrol_episodes
-    from damage_perception.tools.train import DEFAULT_MODEL
+    from damage_perception.core.station import SHIPPED_MODEL_FILE
 
     kinds = tuple(yaml.safe_load(config_file("sim_cell.yaml").read_text())["sim_cell"]["ros__parameters"]["kinds"])
     skus = sorted({spec.sku for spec in make_catalogue(items, damage_rate, seed, kinds=kinds)})
@@ -40,7 +40,7 @@ def enrol_cell_skus(store_path: Path, items: int, damage_rate: float, seed: int)
     missing = [sku for sku in skus if store.gallery(sku) is None]
     if missing:
         print(f"demo: enrolling reference galleries of {len(missing)} SKUs in {store_path}", flush=True)
-        enrol_episodes(store, DamageModel.load(DEFAULT_MODEL), (gallery_episode(sku) for sku in missing),
+        enrol_episodes(store, DamageModel.load(SHIPPED_MODEL_FILE), (gallery_episode(sku) for sku in missing),
                        "demo enrolment", len(missing), progress=False)
     store.close()
 

@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     from damage_perception.core.damage_model import DamageModel, ModelLoadError
     from damage_perception.data.study import Study, gallery_episode
     from damage_perception.store.sqlite_store import InspectionStore, StoreError
-    from damage_perception.tools.train import DEFAULT_MODEL
+    from damage_perception.core.station import SHIPPED_MODEL_FILE
 
     store = InspectionStore(args.store)
     if args.rollback:
@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"enrol: {sku} now uses gallery version {version}")
         return 0
     try:
-        model = DamageModel.load(args.model or DEFAULT_MODEL)
+        model = DamageModel.load(args.model or SHIPPED_MODEL_FILE)
     except ModelLoadError as error:
         print(f"enrol: {error}", file=sys.stderr)
         return 2

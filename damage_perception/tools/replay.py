@@ -15,6 +15,17 @@ import json
 import sys
 from pathlib import Path
 
+from damage_perception.core.damage_model import ModelLoadError
+from damage_perception.core.gallery import SkuGallery
+from damage_perception.core.identification import GalleryIndex
+from damage_perception.core.inspection import Inspector
+from damage_perception.core.station import StationSettings, load_station_model, parameter_file_settings
+from damage_perception.data.replay_bag import RecordedCell, RecordedVerdict, ReplayError, ReplaySetup, replay_verdicts
+from damage_perception.ros.conversions import rgbd_to_arrays
+from damage_perception.store.galleries import active_galleries, load_gallery
+from damage_perception.store.sqlite_store import InspectionStore
+from damage_perception.tools.processes import config_file
+
 HELP = "run the pipeline over a recorded cell (record) and compare with the verdicts recorded live"
 
 
@@ -33,86 +44,42 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Replay the bag, write the verdicts, print the comparison."""
-    from damage_perception.core.damage_model import ModelLoadError
-    from damage_perception.data.replay_bag import RecordedCell, replay_verdicts
-    from damage_perception.store.sqlite_store import InspectionStore
-    from damage_perception.tools.node_config import node_parameters
-    from damage_perception.tools.processes import config_file
-
     if args.store is not None and not args.store.is_file():
         print(f"replay: no store {args.store}", file=sys.stderr)
         return 2
-    parameters = node_parameters(args.config or config_file("damage_perception.yaml"))
     store = InspectionStore(args.store) if args.store is not None else None
     try:
-        setup, model_version = make_setup(parameters, args.model, store, args.policy)
-        cell = RecordedCell(args.bag, *(_parameter(parameters, name) for name in
-                                        ("color_topic", "depth_topic", "camera_info_topic")),
-                            slop=_parameter(parameters, "sync_slop"))
+        settings = parameter_file_settings(args.config or config_file("damage_perception.yaml"))
+        setup = make_setup(settings, args.model, store, args.policy)
+        cell = RecordedCell(args.bag, settings.color_topic, settings.depth_topic, settings.camera_info_topic,
+                            slop=settings.sync_slop)
     except (ModelLoadError, ValueError) as error:
         print(f"replay: {error}", file=sys.stderr)
         return 2
     if not cell.verdicts:
         print(f"replay: no verdicts recorded in {args.bag}")
         return 1
-    _warn_on_other_model(cell.verdicts, model_version)
+    _warn_on_other_model(cell.verdicts, setup.inspector.model_version)
     replayed = replay_verdicts(cell, setup)
     write_verdicts(replayed, args.out / "verdicts.jsonl")
     return 0 if print_comparison(replayed, args.tolerance) else 1
 
 
-def _parameter(parameters: dict, name: str):
-    from damage_perception.nodes.perception_node import PARAMETER_DEFAULTS
-    return parameters.get(name, PARAMETER_DEFAULTS[name])
+def make_setup(settings: StationSettings, model_path: str | None, store: InspectionStore | None,
+               policy: str | None) -> ReplaySetup:
+    """The node's inspection as ``settings`` describe it (with ``model_path`` instead of theirs, when given),
+    the gallery versions the live run used and the store's active galleries for identification."""
+    if model_path is not None:
+        settings = dataclasses.replace(settings, model_path=model_path)
+    inspector = Inspector(settings, load_station_model(settings.model_path))   # ModelLoadError: exit 2
+    identifying = store is not None and inspector.model is not None and settings.identification.enabled
+    galleries = active_galleries(store) if identifying else []
+    return ReplaySetup(inspector, rgbd_to_arrays, gallery=lambda recorded: recorded_gallery(store, recorded),
+                       index=GalleryIndex(galleries) if len(galleries) >= 2 else None, policy=policy or "")
 
 
-def make_setup(parameters: dict, model_path: str | None, store, policy: str | None):
-    """The ReplaySetup the node's parameters describe, and the model's version."""
-    from damage_perception.core.gripper import GripperGeometry
-    from damage_perception.core.policies import StoppingRule, make_policy
-    from damage_perception.core.verdict import DecisionConfig
-    from damage_perception.core.view_pipeline import ViewPipeline, ViewPipelineConfig
-    from damage_perception.data.replay_bag import ReplaySetup
-    from damage_perception.nodes.perception_node import GEOMETRIC_VERSION
-    from damage_perception.ros.conversions import rgbd_to_arrays
-    from damage_perception.tools.node_config import config_from_parameters
-
-    model = load_model(_parameter(parameters, "model_path") if model_path is None else model_path)
-    gripper = config_from_parameters(parameters.get("gripper"), GripperGeometry())
-    decision = config_from_parameters(parameters.get("decision"), DecisionConfig())
-    if model is None and decision.fusion == "learned":   # as the node does without a model
-        decision = dataclasses.replace(decision, fusion="max")
-    stopping = config_from_parameters(parameters.get("stopping"), StoppingRule())
-    name, views = policy or _parameter(parameters, "policy"), int(_parameter(parameters, "num_views"))
-    reachable = tuple(_parameter(parameters, "reachable_wrist_angles"))
-    setup = ReplaySetup(
-        ViewPipeline(gripper, config_from_parameters(parameters.get("pipeline"), ViewPipelineConfig()), model),
-        decision, lambda: make_policy(name, views, stopping, reachable), rgbd_to_arrays,
-        gallery=lambda recorded: recorded_gallery(store, recorded),
-        check_claim=claim_checker(store, model, parameters.get("identification")),
-        gripper_frame=_parameter(parameters, "gripper_frame"), camera_frame=_parameter(parameters, "camera_frame"))
-    return setup, model.version if model is not None else GEOMETRIC_VERSION
-
-
-def load_model(path: str):
-    """The damage model as the node loads it ('shipped' = the installed one, '' = none)."""
-    from damage_perception.core.damage_model import DamageModel, ModelLoadError
-    from damage_perception.nodes.perception_node import SHIPPED_MODEL
-    from damage_perception.tools.train import DEFAULT_MODEL
-
-    if not path:
-        return None
-    model = DamageModel.load(Path(DEFAULT_MODEL if path == SHIPPED_MODEL else path).expanduser())
-    if model.fusion is None:
-        raise ModelLoadError(f"{path} has no fitted fusion (train it with damage-perception train)")
-    return model
-
-
-def recorded_gallery(store, recorded):
+def recorded_gallery(store: InspectionStore | None, recorded: RecordedVerdict) -> SkuGallery | None:
     """The gallery version the live run used (``gallery_version``), or None when it used none."""
-    from damage_perception.data.replay_bag import ReplayError
-    from damage_perception.store.galleries import load_gallery
-
     if recorded.gallery_number is None:
         return None
     if store is None:
@@ -121,23 +88,6 @@ def recorded_gallery(store, recorded):
     if gallery is None:
         raise ReplayError(f"gallery {recorded.gallery_version} is not in the store")
     return gallery
-
-
-def claim_checker(store, model, parameters: dict | None):
-    """The node's product identification (``_check_claim``) over the store's active galleries: a function of
-    (recorded verdict, views), None-valued when identification is off or fewer than two SKUs are enrolled."""
-    from damage_perception.core.identification import GalleryIndex, IdentificationConfig, check_item
-    from damage_perception.store.galleries import active_galleries
-    from damage_perception.tools.node_config import config_from_parameters
-
-    config = config_from_parameters(parameters, IdentificationConfig())
-    galleries = active_galleries(store) if store is not None and model is not None and config.enabled else []
-    index = GalleryIndex(galleries) if len(galleries) >= 2 else None
-
-    def check(recorded, views):
-        embeddings = [view.embedding for view in views if view.found and view.embedding is not None]
-        return check_item(index, embeddings, recorded.sku, config) if index is not None and embeddings else None
-    return check
 
 
 def _warn_on_other_model(verdicts, model_version: str) -> None:

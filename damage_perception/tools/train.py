@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 
 HELP = "train the damage classifier on a rendered study and fit view/item fusion on its held-back SKUs"
-DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "models" / "damage_model.pt"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -87,7 +87,7 @@ def open_dataset(path: Path):
 
 def _score_one(job: tuple[Path, int]):
     from damage_perception.core.gripper import GripperGeometry
-    from damage_perception.core.replay import score_episode
+    from damage_perception.core.policy_simulation import score_episode
     from damage_perception.core.view_pipeline import ViewPipeline
     path, index = job
     return score_episode(open_dataset(path)[index], ViewPipeline(GripperGeometry()))
@@ -109,22 +109,22 @@ def load_scored(path: Path, model_path: Path | None, workers: int, progress: boo
         return score_all(path, workers, progress), None
     from damage_perception.core.damage_model import DamageModel
     from damage_perception.data.study_scores import load_scores, scored_episode
-    from damage_perception.tools.train import DEFAULT_MODEL
-    fusion = DamageModel.load(model_path or DEFAULT_MODEL).fusion
+    from damage_perception.core.station import SHIPPED_MODEL_FILE
+    fusion = DamageModel.load(model_path or SHIPPED_MODEL_FILE).fusion
     return [scored_episode(item, fusion) for item in load_scores(path) if item.signals], fusion
 
 
 def evaluate(setting: Setting, episodes, target_fpr: float, timing, fusion=None) -> dict:
     """Replay one setting over all episodes and summarise it (``fusion``: judge with the model's item fusion)."""
     from damage_perception.core.metrics import recall_at_fpr
-    from damage_perception.core.replay import replay
+    from damage_perception.core.policy_simulation import simulate_policy
     from damage_perception.core.verdict import Decision, DecisionConfig
     decision = DecisionConfig()
     if fusion is not None:  # the node's calibrated threshold on the model's item probability
         from damage_perception.tools.evaluate import config_threshold
         from damage_perception.tools.processes import config_file
         decision = DecisionConfig(fusion="learned", divert_threshold=config_threshold(config_file("damage_perception.yaml")))
-    runs = [(episode.damaged, replay(setting.make, episode, decision, timing, fusion)) for episode in episodes]
+    runs = [(episode.damaged, simulate_policy(setting.make, episode, decision, timing, fusion)) for episode in episodes]
     damaged = [run for is_damaged, run in runs if is_damaged]
     pristine = [run for is_damaged, run in runs if not is_damaged]
     recall, threshold = recall_at_fpr([r.fused_score for r in damaged], [r.fused_score for r in pristine],
@@ -206,9 +206,9 @@ def run(args: argparse.Namespace) -> int:
     """Score, replay the grid, write the CSV and the plot, print the recommendation."""
     if args.from_csv:
         return report(read_rows(args.out / "tune.csv"), args)
-    from damage_perception.core.replay import ArmTiming
+    from damage_perception.core.policy_simulation import ArmTiming
     from damage_perception.core.policies import StoppingRule
-    from damage_perception.core.replay import fit_stopping_evidence
+    from damage_perception.core.policy_simulation import fit_stopping_evidence
     scored, fusion = load_scored(args.dataset, args.model, args.workers, not args.no_progress)
     if args.fit_on is not None:  # fit on another dataset, judge on all of this one
         fitting, episodes = load_scored(args.fit_on, args.model, args.workers, not args.no_progress)[0], scored

@@ -47,9 +47,9 @@ def test_rendered_skus_are_identified_from_new_views_under_camera_and_grasp_vari
     from damage_perception.core.damage_model import DamageModel
     from damage_perception.data.study import gallery_episode
     from damage_perception.data.study_scores import gallery_of
-    from damage_perception.tools.train import DEFAULT_MODEL
+    from damage_perception.core.station import SHIPPED_MODEL_FILE
 
-    model = DamageModel.load(DEFAULT_MODEL)
+    model = DamageModel.load(SHIPPED_MODEL_FILE)
     skus = ["SKU-1041", "SKU-1187", "BK-1203", "BT-1150"]  # two cartons: the close call
     index = GalleryIndex([gallery_of(model, gallery_episode(sku, views=4)) for sku in skus])
     for sku in skus:

@@ -9,7 +9,7 @@ import pytest
 import tifffile
 
 from damage_perception.core.camera import CameraIntrinsics, backproject
-from damage_perception.data.episode import DAMAGE_LABELS
+from damage_perception.core.damage_types import DAMAGE_LABELS
 from damage_perception.data.loaders import MVTec3DDataset, MVTecADDataset
 from damage_perception.data.loaders.mvtec import damage_type_of, estimate_intrinsics_from_xyz
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from damage_perception.data.episode import DAMAGE_LABELS
+from damage_perception.core.damage_types import DAMAGE_LABELS
 from damage_perception.core.gripper import GripperGeometry
 from damage_perception.data.synth_format import DATASET_FILE, SynthDataset, load_json, read_episode, write_episode
 from damage_perception.data.synthesize import (SynthSettings, contact_sheet, damage_label_map, episode_rng,

@@ -11,7 +11,7 @@ from damage_perception.data.study_scores import gallery_of
 from damage_perception.sim.items import make_catalogue
 from damage_perception.store.galleries import save_gallery
 from damage_perception.store.sqlite_store import InspectionStore
-from damage_perception.tools.train import DEFAULT_MODEL
+from damage_perception.core.station import SHIPPED_MODEL_FILE
 from test.nodes.conftest import make_client, running
 
 CELL_PARAMS = {"num_items": 3, "damage_rate": 0.0, "seed": 11}
@@ -24,7 +24,7 @@ def enrol_first_sku(store_path) -> str:
     sku = make_catalogue(CELL_PARAMS["num_items"], CELL_PARAMS["damage_rate"], CELL_PARAMS["seed"],
                          kinds=("carton",))[0].sku
     store = InspectionStore(store_path)
-    save_gallery(store, gallery_of(DamageModel.load(DEFAULT_MODEL), gallery_episode(sku, views=6)))
+    save_gallery(store, gallery_of(DamageModel.load(SHIPPED_MODEL_FILE), gallery_episode(sku, views=6)))
     store.close()
     return sku
 
@@ -39,7 +39,7 @@ def test_verdicts_use_the_model_and_the_enrolled_gallery(tmp_path, ros_context):
     verdict = outcome.verdict
     assert verdict.sku == sku and verdict.gallery_version == f"{sku}@v1", verdict.reason
     assert verdict.decision != DamageVerdict.ERROR, verdict.reason
-    assert verdict.model_version == DamageModel.load(DEFAULT_MODEL).version
+    assert verdict.model_version == DamageModel.load(SHIPPED_MODEL_FILE).version
     assert 0.0 <= verdict.damage_probability <= 1.0 and verdict.anomaly_score > 0.0
     assert 0.0 <= verdict.fused_score <= 1.0 and len(verdict.view_scores) == 4
     store = InspectionStore(store_path)
@@ -72,7 +72,7 @@ def test_an_item_sent_under_another_enrolled_sku_goes_to_review_as_a_mismatch(tm
     sku = enrol_first_sku(store_path)
     other = "BK-1203"   # a book: another product the station knows
     store = InspectionStore(store_path)
-    save_gallery(store, gallery_of(DamageModel.load(DEFAULT_MODEL), gallery_episode(other, views=6)))
+    save_gallery(store, gallery_of(DamageModel.load(SHIPPED_MODEL_FILE), gallery_episode(other, views=6)))
     store.close()
     node = ("perception_node", "damage_perception.yaml", {**NODE_PARAMS, "store_path": str(store_path)})
     with running(tmp_path, CELL, node):
@@ -101,7 +101,7 @@ def test_without_a_gallery_the_classifier_alone_never_passes_an_item(tmp_path, r
 
 def test_a_corrupt_or_missing_model_file_gives_error_verdicts_and_the_node_keeps_serving(tmp_path, ros_context):
     corrupt = tmp_path / "corrupt.pt"
-    corrupt.write_bytes(DEFAULT_MODEL.read_bytes()[:1000])
+    corrupt.write_bytes(SHIPPED_MODEL_FILE.read_bytes()[:1000])
     for model_path, words in ((corrupt, "unreadable"), (tmp_path / "absent.pt", "does not exist")):
         node = ("perception_node", "damage_perception.yaml", {**NODE_PARAMS, "model_path": str(model_path)})
         with running(tmp_path, CELL, node):

@@ -5,7 +5,7 @@ import pytest
 
 from damage_perception.core.camera import backproject
 from damage_perception.core.transforms import apply, invert
-from damage_perception.data.episode import DAMAGE_LABELS
+from damage_perception.core.damage_types import DAMAGE_LABELS
 from damage_perception.sim.items import (ALL_KINDS, KIND_DAMAGES, KIND_POOLS, build_item, make_catalogue, sku_kind,
                                          sku_spec)
 from damage_perception.sim.renderer import CellRenderer

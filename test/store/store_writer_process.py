@@ -3,11 +3,11 @@ import sys
 
 import numpy as np
 
-from damage_perception.core.gallery import ReferenceView as GalleryView
+from damage_perception.core.gallery import ReferenceView
 from damage_perception.core.gallery import SkuGallery
 from damage_perception.core.shape_check import ReferenceShape
 from damage_perception.store.galleries import save_gallery
-from damage_perception.store.sqlite_store import InspectionRecord, InspectionStore, ReferenceView
+from damage_perception.store.sqlite_store import InspectionRecord, InspectionStore, StoredView
 
 GALLERY_SKUS = ("SKU-A", "SKU-B", "SKU-C")
 
@@ -15,7 +15,7 @@ GALLERY_SKUS = ("SKU-A", "SKU-B", "SKU-C")
 def seeded_gallery(sku: str, seed: int) -> SkuGallery:
     """A PatchCore-sized gallery whose every number follows from ``seed`` (stored in its note)."""
     rng = np.random.default_rng(seed)
-    views = [GalleryView(0.5 * k, rng.normal(size=(300, 152)).astype(np.float32)) for k in range(6)]
+    views = [ReferenceView(0.5 * k, rng.normal(size=(300, 152)).astype(np.float32)) for k in range(6)]
     return SkuGallery(sku, views, ReferenceShape(rng.normal(size=(2000, 3)).astype(np.float32)),
                       nominal_score=1.0 + seed)
 
@@ -35,7 +35,7 @@ def main(path: str, mode: str) -> None:
             committed = store.log_inspection(InspectionRecord(f"item-{index}", "sku-a", index % 4, 0.1, 0.5,
                                                               view_scores=(0.1, 0.2)))
         else:  # enrol galleries of many views, so a kill often lands inside one
-            views = [ReferenceView(rng.normal(size=256).astype(np.float32), wrist_angle=float(i))
+            views = [StoredView(rng.normal(size=256).astype(np.float32), wrist_angle=float(i))
                      for i in range(200)]
             committed = store.enrol("sku-big", views, note=f"batch {index}")
         print(committed, flush=True)

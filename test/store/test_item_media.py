@@ -6,7 +6,7 @@ import pytest
 from damage_perception.core.verdict import Decision
 from damage_perception.store import item_media
 from damage_perception.store.item_media import ReviewConfig
-from damage_perception.store.sqlite_store import InspectionRecord, InspectionStore, ReferenceView, StoreError
+from damage_perception.store.sqlite_store import InspectionRecord, InspectionStore, StoredView, StoreError
 
 
 @pytest.fixture
@@ -109,7 +109,7 @@ def test_queue_is_unlabelled_kept_items_newest_first_and_filters(store):
 
 
 def test_reference_crops_follow_the_gallery_views(store):
-    views = [ReferenceView(np.ones((3, 4), np.float32), wrist_angle=a) for a in (0.0, 1.5, 3.0)]
+    views = [StoredView(np.ones((3, 4), np.float32), wrist_angle=a) for a in (0.0, 1.5, 3.0)]
     version = store.enrol("SKU-A", views)
     assert [r.has_crop for r in item_media.reference_media(store, "SKU-A", version)] == [False] * 3
     item_media.keep_reference_crops(store, "SKU-A", version, [0.0, 1.5, 3.0], [crop(k) for k in range(3)])

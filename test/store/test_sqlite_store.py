@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from damage_perception.store.schema import MIGRATIONS
-from damage_perception.store.sqlite_store import (InspectionRecord, InspectionStore, ReferenceView,
+from damage_perception.store.sqlite_store import (InspectionRecord, InspectionStore, StoredView,
                                                   StoreError)
 
 WRITER = Path(__file__).with_name("store_writer_process.py")
@@ -24,7 +24,7 @@ def store(tmp_path):
 
 def views(count, dim=8, seed=0):
     rng = np.random.default_rng(seed)
-    return [ReferenceView(rng.normal(size=dim).astype(np.float32), wrist_angle=0.5 * i, source="test")
+    return [StoredView(rng.normal(size=dim).astype(np.float32), wrist_angle=0.5 * i, source="test")
             for i in range(count)]
 
 

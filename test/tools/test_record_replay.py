@@ -19,10 +19,10 @@ from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 from damage_perception.core.camera import CameraIntrinsics
 from damage_perception.core.damage_model import DamageModel
 from damage_perception.core.gripper import GripperGeometry
-from damage_perception.core.policies import make_policy
+from damage_perception.core.inspection import Inspector
+from damage_perception.core.station import StationSettings
 from damage_perception.core.transforms import make_transform
-from damage_perception.core.verdict import Decision, DecisionConfig
-from damage_perception.core.view_pipeline import ViewPipeline
+from damage_perception.core.verdict import Decision
 from damage_perception.data.loaders import ros_messages as rm
 from damage_perception.data.replay_bag import RecordedCell, ReplaySetup, replay_verdicts
 from damage_perception.data.study import gallery_episode
@@ -33,7 +33,7 @@ from damage_perception.store.galleries import save_gallery
 from damage_perception.store.sqlite_store import InspectionStore
 from damage_perception.tools import cli
 from damage_perception.tools.processes import config_file, ros_environment, start, stop
-from damage_perception.tools.train import DEFAULT_MODEL
+from damage_perception.core.station import SHIPPED_MODEL_FILE
 from test.nodes.conftest import make_client, ros_context, running  # noqa: F401 (ros_context: a fixture)
 
 CELL_PARAMS = {"num_items": 3, "damage_rate": 0.5, "seed": 11}   # a crushed, a torn and a pristine carton
@@ -43,7 +43,7 @@ EXPECTED_TOPICS = {"/color/image_raw", "/depth/image_raw", "/color/camera_info",
 
 def enrol(store_path: Path, skus: list[str]) -> None:
     """Galleries for ``skus`` (two or more: product identification runs too)."""
-    model = DamageModel.load(DEFAULT_MODEL)
+    model = DamageModel.load(SHIPPED_MODEL_FILE)
     store = InspectionStore(store_path)
     for sku in skus:
         save_gallery(store, gallery_of(model, gallery_episode(sku, views=6)))
@@ -170,8 +170,7 @@ def test_a_missing_frame_is_that_items_error_and_the_others_replay(tmp_path):
     cell = RecordedCell(bag)
     assert [v.item_id for v in cell.verdicts] == ["item-0", "item-1", "item-2"]
     assert cell.verdicts[1].view_stamps_ns == (T0, T0 + 3 * STEP)
-    setup = ReplaySetup(ViewPipeline(GripperGeometry()), DecisionConfig(), lambda: make_policy("fixed", 1),
-                        rgbd_to_arrays)
+    setup = ReplaySetup(Inspector(StationSettings(num_views=1, model_path=""), None), rgbd_to_arrays)
     first, missing, error = replay_verdicts(cell, setup)
 
     assert not first.error and first.num_views == 1 and first.decision is not None   # colour matched within slop

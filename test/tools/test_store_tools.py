@@ -14,7 +14,7 @@ from damage_perception.core.damage_model import DamageModel
 from damage_perception.core.metrics import threshold_for_fpr
 from damage_perception.store.sqlite_store import InspectionRecord, InspectionStore
 from damage_perception.tools import cli
-from damage_perception.tools.train import DEFAULT_MODEL
+from damage_perception.core.station import SHIPPED_MODEL_FILE
 
 CONFIG = Path(__file__).resolve().parents[2] / "config" / "damage_perception.yaml"
 PASS, DIVERT, ERROR = 0, 1, 3
@@ -28,7 +28,7 @@ def unix(day: str) -> float:
 def labelled_store(tmp_path) -> tuple[Path, list[float]]:
     """Good and damaged items of the shipped model's version, good items of an older model scored high,
     and one item first labelled good then corrected to damaged; returns the path and the good scores."""
-    version = DamageModel.load(DEFAULT_MODEL).version
+    version = DamageModel.load(SHIPPED_MODEL_FILE).version
     store = InspectionStore(tmp_path / "station.db")
     good = [0.01 * k for k in range(1, 41)]
     for k, score in enumerate(good):

@@ -16,7 +16,8 @@ import cv2
 import numpy as np
 
 from damage_perception.core.camera import CameraIntrinsics
-from damage_perception.data.episode import DAMAGE_LABELS, Episode, View
+from damage_perception.core.damage_types import DAMAGE_LABELS
+from damage_perception.data.episode import Episode, View
 
 GOOD = "good"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")

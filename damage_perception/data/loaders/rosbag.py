@@ -70,7 +70,7 @@ class _Marker:
     info: dict
 
 
-def _find_topic(topics: Sequence[str], name: str) -> str | None:
+def find_topic(topics: Sequence[str], name: str) -> str | None:
     """The bag topic called ``name`` (leading '/' ignored), else the unique one ending in '/name'."""
     bare = name.strip("/")
     exact = [t for t in topics if t.strip("/") == bare]
@@ -80,7 +80,7 @@ def _find_topic(topics: Sequence[str], name: str) -> str | None:
     return suffix[0] if len(suffix) == 1 else None
 
 
-def _cdr_header(raw: bytes | memoryview) -> tuple[int, str] | None:
+def cdr_header(raw: bytes | memoryview) -> tuple[int, str] | None:
     """(stamp ns, frame_id) of a little-endian CDR message that starts with a std_msgs/Header, else None."""
     raw = bytes(raw[:4096])
     if len(raw) < 16 or raw[1] != 1:  # encapsulation: 0x00 0x01 = CDR little-endian
@@ -91,7 +91,7 @@ def _cdr_header(raw: bytes | memoryview) -> tuple[int, str] | None:
     return sec * 1_000_000_000 + nanosec, raw[16:16 + length - 1].decode("utf-8", "replace")
 
 
-def _nearest(times: Sequence[int], ns: int) -> int | None:
+def nearest_index(times: Sequence[int], ns: int) -> int | None:
     """Index of the value of sorted ``times`` nearest to ``ns`` (None when empty)."""
     if not times:
         return None
@@ -118,13 +118,13 @@ class RosbagDataset:
         with Reader(self.path) as reader:
             topics = sorted(reader.topics)
             wanted = {"color": color_topic, "depth": depth_topic, "info": camera_info_topic}
-            self.topics = {key: _find_topic(topics, name) for key, name in wanted.items()}
+            self.topics = {key: find_topic(topics, name) for key, name in wanted.items()}
             missing = [wanted[k] for k, t in self.topics.items() if t is None]
             if missing:
                 raise ValueError(f"{self.path}: no topic {', '.join(missing)} in the bag; it has {', '.join(topics)}")
             for key, name in (("marker", marker_topic), ("item_mask", ITEM_MASK_TOPIC),
                               ("damage_mask", DAMAGE_MASK_TOPIC)):
-                self.topics[key] = _find_topic(topics, name)
+                self.topics[key] = find_topic(topics, name)
             frames, markers = self._index(reader, topics)
         self._episodes = self._group(frames, markers)
 
@@ -133,7 +133,7 @@ class RosbagDataset:
         return self.typestore.deserialize_cdr(raw, msgtype)
 
     def _image_ref(self, log_ns: int, raw: bytes | memoryview, msgtype: str) -> _ImageRef:
-        header = _cdr_header(raw)
+        header = cdr_header(raw)
         if header is None:
             msg = self._deserialize(raw, msgtype)
             header = (rm.stamp_to_ns(msg.header.stamp), msg.header.frame_id)
@@ -174,10 +174,10 @@ class RosbagDataset:
         for color in sorted(images["color"], key=lambda r: r.stamp_ns):
             matched = {"color": color}
             for kind, refs in others.items():
-                j = _nearest(times[kind], color.stamp_ns)
+                j = nearest_index(times[kind], color.stamp_ns)
                 if j is not None and abs(times[kind][j] - color.stamp_ns) <= self.slop_ns:
                     matched[kind] = refs[j]
-            i = _nearest(info_times, color.stamp_ns)
+            i = nearest_index(info_times, color.stamp_ns)
             if "depth" in matched and i is not None:
                 frames.append(_Frame(matched, infos[i][1]))
         return frames

@@ -1,4 +1,4 @@
-"""Offline replay of view policies over recorded episodes: the same policy code the node runs live.
+"""Policy simulation: view policies run offline over scored episodes, the same policy code the node runs live.
 
 Each episode's recorded views are scored once; a policy then asks for wrist angles and is given the
 recorded view nearest to each (episodes are recorded densely enough that this is the view the arm would
@@ -70,7 +70,7 @@ def score_episode(episode, pipeline: ViewPipeline, min_damage_px: int = 50) -> S
                          visible if has_truth else None)
 
 
-def replay(make_policy: Callable[[], ViewPolicy], episode: ScoredEpisode, decision: DecisionConfig,
+def simulate_policy(make_policy: Callable[[], ViewPolicy], episode: ScoredEpisode, decision: DecisionConfig,
            timing: ArmTiming = ArmTiming(), fusion=None) -> PolicyRun:
     """Run a fresh policy over one scored episode and judge it as the node would (``fusion``: the damage
     model's, for ``decision.fusion == "learned"``)."""

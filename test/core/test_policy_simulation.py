@@ -5,7 +5,7 @@ import pytest
 
 from damage_perception.core.policies import FixedViewPolicy, SequentialPolicy, StoppingRule
 from damage_perception.core.metrics import recall_at_fpr
-from damage_perception.core.replay import ArmTiming, ScoredEpisode, replay
+from damage_perception.core.policy_simulation import ArmTiming, ScoredEpisode, simulate_policy
 from damage_perception.core.verdict import Decision, DecisionConfig, ViewResult
 
 
@@ -17,14 +17,14 @@ def episode(label, scores):
 
 def test_replay_gives_the_policy_the_nearest_recorded_view_and_times_the_turns():
     scores = [0.0, 0.0, 0.9, 0.0, 0.0, 0.0, 0.0, 0.0]  # damage seen only at 90 degrees
-    run = replay(lambda: FixedViewPolicy([0.0, math.radians(88), math.radians(180)]),
+    run = simulate_policy(lambda: FixedViewPolicy([0.0, math.radians(88), math.radians(180)]),
                  episode("crush", scores), DecisionConfig(), ArmTiming(wrist_speed=math.pi, per_view_s=0.5))
     assert run.decision == Decision.DIVERT and run.num_views == 3 and run.fused_score == pytest.approx(0.9)
     assert run.seconds == pytest.approx(3 * 0.5 + math.radians(180) / math.pi)
 
 
 def test_replay_uses_the_policy_decision_and_its_early_stop():
-    run = replay(lambda: SequentialPolicy(8, StoppingRule()), episode("pristine", [0.0] * 8),
+    run = simulate_policy(lambda: SequentialPolicy(8, StoppingRule()), episode("pristine", [0.0] * 8),
                  DecisionConfig())
     assert run.decision == Decision.PASS and run.num_views == 4
 
@@ -41,7 +41,7 @@ def test_recall_at_fpr_counts_ties_against_the_threshold():
 
 
 def test_stopping_evidence_is_fitted_on_views_that_show_damage():
-    from damage_perception.core.replay import fit_stopping_evidence
+    from damage_perception.core.policy_simulation import fit_stopping_evidence
     rng = np.random.default_rng(1)
     clean = [episode("pristine", list(rng.uniform(0.0, 0.2, 8))) for _ in range(5)]
     damaged = []
