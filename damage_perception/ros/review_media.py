@@ -15,7 +15,7 @@ from damage_perception.ros.debug_msgs import overlay_heatmap
 from damage_perception.ros.params import declare_config
 from damage_perception.store.item_media import (ReviewConfig, ViewMedia, keep_item, keep_reason, latest_inspection_id,
                                                 view_media)
-from damage_perception.store.sqlite_store import InspectionStore
+from damage_perception.store.sqlite_store import InspectionStore, StoreError
 from damage_perception.tools.report import ItemReport, ReportView
 
 
@@ -29,6 +29,20 @@ def media_of(view: ReportView) -> ViewMedia:
                       view.mask, view.heatmap)
 
 
+def keep_report(store: InspectionStore, decision: int, item_id: str, report: ItemReport,
+                config: ReviewConfig) -> str:
+    """Keep ``report``'s views for the item's latest logged inspection if ``decision`` asks for it; why it
+    was kept ("" when it was not). Raises StoreError (no logged inspection) or encoding errors."""
+    reason = keep_reason(decision, item_id, config)
+    if not reason:
+        return ""
+    inspection_id = latest_inspection_id(store, item_id)
+    if inspection_id is None:
+        raise StoreError(f"item '{item_id}' has no logged inspection")
+    keep_item(store, inspection_id, reason, report.damage_types, [media_of(view) for view in report.views], config)
+    return reason
+
+
 class ReviewMedia:
     """Declares ``review.*`` on ``node`` and keeps the media of the items the review station needs."""
 
@@ -37,17 +51,10 @@ class ReviewMedia:
         self.config = declare_config(node, "review", ReviewConfig())
 
     def keep(self, msg: DamageVerdict, report: ItemReport | None) -> None:
-        """Keep ``report``'s views for the item's logged inspection, if its decision asks for it."""
+        """Keep the finished item's views (``report``, the debug publisher's) if its decision asks for it."""
         if self.store is None or report is None or report.item_id != msg.item_id:
             return
-        reason = keep_reason(msg.decision, msg.item_id, self.config)
-        if not reason:
-            return
         try:
-            inspection_id = latest_inspection_id(self.store, msg.item_id)
-            if inspection_id is None:   # the verdict was not logged (store error, already reported)
-                return
-            keep_item(self.store, inspection_id, reason, report.damage_types,
-                      [media_of(view) for view in report.views], self.config)
+            keep_report(self.store, msg.decision, msg.item_id, report, self.config)
         except Exception as error:  # noqa: BLE001 - a store or encoding error must not cost the verdict
             self.node.get_logger().error(f"item '{msg.item_id}': review media not kept: {error!r}")

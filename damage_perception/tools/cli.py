@@ -24,6 +24,7 @@ COMMANDS = {  # sub-command -> module of damage_perception.tools
     "drift": "drift",
     "report": "report",
     "identify": "identify",
+    "review": "review",
 }
 
 
