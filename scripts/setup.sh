@@ -24,9 +24,10 @@ if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$(inputs_hash)" ]; then
   exit 0
 fi
 
-# 1. Debian packages: open3d needs libusb at import time; cmake/g++ build the interfaces.
+# 1. Debian packages: open3d needs libusb at import time; cmake/g++ build the interfaces; chromium runs the
+#    review station's browser tests (playwright drives /usr/bin/chromium, it downloads no browser).
 missing=""
-for pkg in libusb-1.0-0 cmake g++ make; do
+for pkg in libusb-1.0-0 cmake g++ make chromium; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing="$missing $pkg"
 done
 if [ -n "$missing" ]; then
