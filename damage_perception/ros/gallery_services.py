@@ -98,7 +98,11 @@ class GalleryServices:
         gallery = views.build(self.model, request.sku, requested)
         note = request.note or f"enrolled at the station, model {self.model.version}"
         version = save_gallery(self.store, gallery, note)
-        keep_reference_crops(self.store, request.sku, version, views.angles, views.colors)  # for the review page
+        try:   # the enrolment crops the review station shows next to an item's views
+            keep_reference_crops(self.store, request.sku, version, views.angles, views.colors)
+        except Exception as error:  # noqa: BLE001 - the gallery is enrolled; only the review page lacks its crops
+            self.node.get_logger().warning(f"SKU '{request.sku}' version {version}: reference crops not kept: "
+                                           f"{error!r}")
         return version, len(views)
 
     # -- rollback and labels ------------------------------------------------------------------------
