@@ -9,7 +9,7 @@ setup:
 	@bash scripts/setup.sh
 
 demo: setup
-	@$(PY) -m damage_perception.tools.cli demo $(ARGS)
+	@$(PY) -m damage_perception.cli demo $(ARGS)
 
 test: setup
 	@$(PY) -m pytest test -q $(ARGS)

@@ -27,7 +27,7 @@ setup(
     license="Apache-2.0",
     entry_points={
         "console_scripts": [
-            f"damage-perception = {PACKAGE}.tools.cli:main",
+            f"damage-perception = {PACKAGE}.cli:main",
             f"damage_perception_node = {PACKAGE}.nodes.perception_node:main",
             f"sim_cell = {PACKAGE}.nodes.sim_cell_node:main",
             f"planner_client = {PACKAGE}.nodes.planner_client:main",

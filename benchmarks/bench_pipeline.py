@@ -22,7 +22,8 @@ from damage_perception.core.segmentation import mask_iou
 from damage_perception.core.verdict import DecisionConfig, decide
 from damage_perception.core.view_pipeline import ViewInput, ViewPipeline
 from damage_perception.ros.conversions import array_to_image, depth_to_meters
-from damage_perception.sim.items import build_item, make_catalogue
+from damage_perception.sim.catalogue import make_catalogue
+from damage_perception.sim.items import build_item
 from damage_perception.sim.renderer import CellRenderer
 from damage_perception.sim.scene import SceneConfig
 

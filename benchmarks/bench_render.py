@@ -13,7 +13,8 @@ import time
 import numpy as np
 
 from damage_perception.core.gripper import GripperGeometry
-from damage_perception.sim.items import build_item, make_catalogue
+from damage_perception.sim.catalogue import make_catalogue
+from damage_perception.sim.items import build_item
 from damage_perception.sim.renderer import CellRenderer
 from damage_perception.sim.scene import SceneConfig
 

@@ -27,7 +27,9 @@ from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped
 from rclpy.action import ActionClient
 
-from damage_perception.tools.processes import config_file, node_command, ros_environment, start, stop
+from damage_perception.core.station import config_file
+
+from damage_perception.cell.processes import node_command, ros_environment, start, stop
 
 
 class SoakClient:

@@ -25,10 +25,10 @@ from damage_perception.core.view_pipeline import ViewInput, ViewPipeline
 from damage_perception.data.synthesize import episode_rng, render_episode, view_angles
 from damage_perception.ros.debug_publisher import item_report
 from damage_perception.ros.verdict_msgs import verdict_to_msg
-from damage_perception.sim.items import sku_spec
+from damage_perception.sim.catalogue import sku_spec
 from damage_perception.sim.renderer import CellRenderer
 from damage_perception.sim.scene import SceneConfig
-from damage_perception.tools.report import ItemReport, report_view, write_report
+from damage_perception.visualization.item_report import ItemReport, report_view, write_report
 
 
 def load_model(path: str):
@@ -88,7 +88,7 @@ def main() -> None:
     html_path = write_report(report, args.html)
     print(f"{report.item_id}: {report.decision} (score {report.fused_score:.2f}); wrote {html_path}")
 
-    from damage_perception.tools.report_screenshot import ScreenshotError, screenshot
+    from damage_perception.visualization.report_screenshot import ScreenshotError, screenshot
     try:
         print(f"wrote {screenshot(html_path, args.png)}")
     except ScreenshotError as error:

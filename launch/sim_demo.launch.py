@@ -1,5 +1,5 @@
 """The simulated pick cell, the damage_perception node and the demo planner client (`make demo` does the
-same without the launch package, see damage_perception/tools/demo.py)."""
+same without the launch package, see damage_perception/cell/demo.py)."""
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution

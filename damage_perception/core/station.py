@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Mapping, TypeVar
 
 import yaml
+from ament_index_python.packages import get_package_share_directory
 
 from damage_perception.core.damage_model import DamageModel, ModelLoadError
 from damage_perception.core.enrolment import AutoEnrolConfig
@@ -25,7 +26,8 @@ from damage_perception.core.verdict import DecisionConfig
 from damage_perception.core.view_pipeline import ViewPipelineConfig
 
 SHIPPED_MODEL = "shipped"   # model_path value naming the model file installed with the package
-SHIPPED_MODEL_FILE = Path(__file__).resolve().parents[1] / "models" / "damage_model.pt"
+PACKAGE_ROOT = Path(__file__).resolve().parents[2]   # the source tree (or the install's site-packages)
+SHIPPED_MODEL_FILE = PACKAGE_ROOT / "damage_perception" / "models" / "damage_model.pt"
 GEOMETRIC_VERSION = "geometric-v1"   # model_version of verdicts judged by the geometric score alone
 
 ConfigT = TypeVar("ConfigT")
@@ -62,6 +64,14 @@ class StationSettings:
     stopping: StoppingRule = field(default_factory=StoppingRule)
     identification: IdentificationConfig = field(default_factory=IdentificationConfig)
     auto_enrol: AutoEnrolConfig = field(default_factory=AutoEnrolConfig)
+
+
+def config_file(name: str) -> Path:
+    """A file of the package's config/: the source tree's when running from it, else the installed share."""
+    source = PACKAGE_ROOT / "config" / name
+    if source.is_file():
+        return source
+    return Path(get_package_share_directory("damage_perception")) / "config" / name
 
 
 def load_station_model(model_path: str) -> DamageModel | None:

@@ -76,7 +76,7 @@ class StudyEpisode:
 
 def study_skus(settings: StudySettings) -> list[str]:
     """The study's SKUs: ``skus_per_kind`` per kind, named by split."""
-    from damage_perception.sim.items import KIND_PREFIX
+    from damage_perception.sim.catalogue import KIND_PREFIX
 
     prefix = {kind: p for p, kind in KIND_PREFIX.items()}
     tag = SPLIT_TAGS[settings.split]
@@ -85,7 +85,7 @@ def study_skus(settings: StudySettings) -> list[str]:
 
 def plan_study(settings: StudySettings) -> list[StudyEpisode]:
     """Gallery and item episodes of every SKU, drawn from ``settings.seed``."""
-    from damage_perception.sim.items import KIND_DAMAGES, sku_kind
+    from damage_perception.sim.catalogue import KIND_DAMAGES, sku_kind
 
     rng = np.random.default_rng([settings.seed, 7])
     plan: list[StudyEpisode] = []
@@ -106,7 +106,7 @@ def render_study_arrays(planned: StudyEpisode, settings: StudySettings) -> tuple
     """Render, segment and crop one planned episode in this process: (metadata, per-view arrays)."""
     from damage_perception.data.synthesize import worker_renderer, episode_rng, render_episode, view_angles
     from damage_perception.sim.artwork import sku_rng
-    from damage_perception.sim.items import sku_spec
+    from damage_perception.sim.catalogue import sku_spec
 
     renderer, gripper = worker_renderer()
     pipeline = ViewPipeline(gripper)
@@ -135,7 +135,7 @@ def gallery_episode(sku: str, views: int = 8, seed: int = 0, variation: float = 
                     packaging_version: int = 0) -> "StudyEpisodeData":
     """A pristine instance of ``sku`` rendered at ``views`` evenly spaced wrist angles, segmented and cropped:
     the reference views an operator would enrol (default: the fixed cell, no variation)."""
-    from damage_perception.sim.items import sku_kind
+    from damage_perception.sim.catalogue import sku_kind
 
     settings = StudySettings(gallery_views=views, seed=seed, variation=variation, packaging_version=packaging_version)
     planned = StudyEpisode(0, "gallery", sku, sku_kind(sku), "pristine", 0.0, seed, 0.0, views)

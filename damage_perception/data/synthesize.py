@@ -22,7 +22,8 @@ from damage_perception.core.gripper import GripperGeometry
 from damage_perception.core.damage_types import DAMAGE_LABELS, DAMAGE_TYPES
 from damage_perception.data.episode import Episode, View
 from damage_perception.data.synth_format import to_jsonable, write_dataset_index, write_episode
-from damage_perception.sim.items import ALL_KINDS, build_item, make_catalogue
+from damage_perception.sim.catalogue import ALL_KINDS, make_catalogue
+from damage_perception.sim.items import build_item
 from damage_perception.sim.variation import EpisodeVariation, episode_variation
 from damage_perception.sim.renderer import CellRenderer, RenderedView
 from damage_perception.sim.scene import SceneConfig

@@ -33,7 +33,8 @@ from damage_perception.core.transforms import transform_from_xyz_rpy
 from damage_perception.ros.conversions import (array_to_image, intrinsics_to_camera_info,
                                                matrix_to_transform_stamped, pose_to_matrix)
 from damage_perception.ros.tf import StaticTransformBroadcaster, TransformBroadcaster
-from damage_perception.sim.items import build_item, make_catalogue
+from damage_perception.sim.catalogue import make_catalogue
+from damage_perception.sim.items import build_item
 from damage_perception.sim.renderer import CellRenderer
 from damage_perception.sim.scene import SceneConfig
 

@@ -28,7 +28,8 @@ from damage_perception.ros.conversions import (array_to_image, intrinsics_to_cam
                                                matrix_to_transform_stamped, pose_to_matrix)
 from damage_perception.ros.params import declare_config
 from damage_perception.ros.tf import StaticTransformBroadcaster, TransformBroadcaster
-from damage_perception.sim.items import ALL_KINDS, build_item, make_catalogue
+from damage_perception.sim.catalogue import ALL_KINDS, make_catalogue
+from damage_perception.sim.items import build_item
 from damage_perception.sim.renderer import CellRenderer
 from damage_perception.sim.scene import SceneConfig
 

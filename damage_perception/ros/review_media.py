@@ -11,12 +11,12 @@ from __future__ import annotations
 from damage_perception_interfaces.msg import DamageVerdict
 from rclpy.node import Node
 
-from damage_perception.ros.debug_msgs import overlay_heatmap
 from damage_perception.ros.params import declare_config
 from damage_perception.store.item_media import (ReviewConfig, ViewMedia, keep_item, keep_reason, latest_inspection_id,
                                                 view_media)
 from damage_perception.store.sqlite_store import InspectionStore, StoreError
-from damage_perception.tools.report import ItemReport, ReportView
+from damage_perception.visualization.drawing import overlay_heatmap
+from damage_perception.visualization.item_report import ItemReport, ReportView
 
 
 def media_of(view: ReportView) -> ViewMedia:

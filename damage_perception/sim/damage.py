@@ -54,7 +54,7 @@ def _ragged(angle: np.ndarray, coeffs: np.ndarray) -> np.ndarray:
     return 1.0 + np.sum(coeffs[:, 0] * np.sin(np.multiply.outer(angle, k) + coeffs[:, 1]), axis=-1)
 
 
-def _ragged_coeffs(rng: np.random.Generator, amplitude: float, n: int = 6) -> np.ndarray:
+def ragged_coeffs(rng: np.random.Generator, amplitude: float, n: int = 6) -> np.ndarray:
     return np.stack([amplitude * rng.random(n) / np.arange(1, n + 1) ** 0.7, rng.uniform(0, 2 * np.pi, n)], 1)
 
 

@@ -14,7 +14,8 @@ import numpy as np
 
 from damage_perception.core.gripper import GripperGeometry
 from damage_perception.core.damage_types import DAMAGE_TYPES
-from damage_perception.sim.items import ALL_KINDS, KIND_DAMAGES, KIND_POOLS, ItemSpec, build_item, sku_spec
+from damage_perception.sim.catalogue import ALL_KINDS, KIND_DAMAGES, KIND_POOLS, ItemSpec, sku_spec
+from damage_perception.sim.items import build_item
 from damage_perception.sim.renderer import CellRenderer, RenderedView
 from damage_perception.sim.scene import SceneConfig
 

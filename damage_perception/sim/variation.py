@@ -27,7 +27,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from damage_perception.core.gripper import GripperGeometry
-from damage_perception.sim.items import GraspPose, ItemSpec, random_grasp
+from damage_perception.sim.catalogue import ItemSpec
+from damage_perception.sim.grasp import GraspPose, random_grasp
 from damage_perception.sim.scene import SceneConfig, SceneJitter
 from damage_perception.sim.sensor import FLYING_PIXEL_RATE, ColorModel, DepthModel
 

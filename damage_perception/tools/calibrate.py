@@ -16,8 +16,6 @@ import re
 import sys
 from pathlib import Path
 
-HELP = "choose the divert threshold from good items at a target FPR (upper confidence bound) and write it to the config"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("study", type=Path, nargs="?", default=None,

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 
-HELP = "per SKU and ISO week: score median, p95 and divert share from a station store, to CSV and a plot"
 DIVERT = 1  # DamageVerdict.DIVERT (no ROS import in the tools' pure parts)
 MAX_PLOTTED_SKUS = 12
 

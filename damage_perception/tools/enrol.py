@@ -11,8 +11,6 @@ import argparse
 import sys
 from pathlib import Path
 
-HELP = "enrol reference galleries for SKUs (from a study or rendered in the sim cell) into a station store"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--store", type=Path, required=True, help="station SQLite store (the node's store_path)")

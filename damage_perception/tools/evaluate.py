@@ -17,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 
-HELP = "evaluate a damage model on a held-out study: AUROC, recall at 0.1%% and 1%% FPR, per-type recall, plots"
 TARGET_FPRS = (0.001, 0.01)
 
 
@@ -185,7 +184,7 @@ def run(args: argparse.Namespace) -> int:
     summary = {"model_version": model.version, "study": str(args.study),
                **summarise(items, model.fusion, config_threshold(args.config))}
     if args.anomalib:
-        from damage_perception.tools.anomalib_compare import compare_with_anomalib
+        from damage_perception.baselines.anomalib_comparison import compare_with_anomalib
 
         summary["anomalib_comparison"] = compare_with_anomalib(Study(args.study), model, items,
                                                                progress=not args.no_progress)

@@ -35,7 +35,6 @@ from damage_perception.data.episode import Episode, View
 from damage_perception.data.loaders import ros_messages as rm
 from damage_perception.data.loaders.rosbag import DAMAGE_MASK_TOPIC, ITEM_MASK_TOPIC, MARKER_TOPIC
 
-HELP = "write the episodes of a dataset folder as a rosbag2 recording (MCAP or sqlite3)"
 
 COLOR_TOPIC, DEPTH_TOPIC, INFO_TOPIC, TF_TOPIC = "color/image_raw", "depth/image_raw", "color/camera_info", "/tf"
 CAMERA_FRAME, PRESENTATION_FRAME, GRIPPER_FRAME = "camera_color_optical_frame", "inspection_pose", "gripper_link"

@@ -23,7 +23,6 @@ from pathlib import Path
 
 import numpy as np
 
-HELP = "product identification on a study: top-1/top-5 accuracy of the gallery index, mismatch-rule calibration"
 MARGINS = np.round(np.arange(0.0, 1.0001, 0.005), 3)
 
 
@@ -69,7 +68,7 @@ def calibrated_margin(rank: np.ndarray, gap: np.ndarray, k: int, target: float) 
 def mislabel_detection(skus: list[str], rows: list[dict], top_k: int, margin: float, seed: int) -> dict:
     """Each query claimed as another SKU drawn at random (any kind / same kind): share the rule flags."""
     from damage_perception.core.identification import Match, check_claim
-    from damage_perception.sim.items import sku_kind
+    from damage_perception.sim.catalogue import sku_kind
 
     rng = np.random.default_rng(seed)
     kinds = np.array([sku_kind(s) for s in skus])
@@ -125,7 +124,7 @@ def summarise(skus: list[str], rows: list[dict], top_k: int, target: float, seed
 
 
 def skus_kind(sku: str) -> str:
-    from damage_perception.sim.items import sku_kind
+    from damage_perception.sim.catalogue import sku_kind
 
     return sku_kind(sku)
 

@@ -24,9 +24,7 @@ from damage_perception.data.replay_bag import RecordedCell, RecordedVerdict, Rep
 from damage_perception.ros.conversions import rgbd_to_arrays
 from damage_perception.store.galleries import active_galleries, load_gallery
 from damage_perception.store.sqlite_store import InspectionStore
-from damage_perception.tools.processes import config_file
-
-HELP = "run the pipeline over a recorded cell (record) and compare with the verdicts recorded live"
+from damage_perception.core.station import config_file
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -6,8 +6,6 @@ import os
 import sys
 from pathlib import Path
 
-HELP = "render a study for training/evaluating the damage models: per-SKU reference galleries and items, as crops"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, required=True, help="study folder to write (resumes an interrupted run)")

@@ -6,8 +6,6 @@ import os
 import sys
 from pathlib import Path
 
-HELP = "render simulated items into a dataset folder (episode PNGs + JSON), or a contact sheet"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of the synth sub-command."""

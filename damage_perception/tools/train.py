@@ -9,8 +9,6 @@ from pathlib import Path
 
 import numpy as np
 
-HELP = "train the damage classifier on a rendered study and fit view/item fusion on its held-back SKUs"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("study", type=Path, help="study folder (damage-perception study ... --split train)")
@@ -31,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def split_skus(skus: list[str], share: float, seed: int) -> tuple[list[str], list[str]]:
     """(training, validation) SKUs: ``share`` of each kind's SKUs (at least one) to validation."""
-    from damage_perception.sim.items import sku_kind
+    from damage_perception.sim.catalogue import sku_kind
 
     rng = np.random.default_rng(seed)
     train, validation = [], []

@@ -16,8 +16,6 @@ from pathlib import Path
 
 import numpy as np
 
-HELP = "tune view policies offline: replay episodes over a grid, write a CSV and a Pareto plot"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of the tune sub-command."""
@@ -122,7 +120,7 @@ def evaluate(setting: Setting, episodes, target_fpr: float, timing, fusion=None)
     decision = DecisionConfig()
     if fusion is not None:  # the node's calibrated threshold on the model's item probability
         from damage_perception.tools.evaluate import config_threshold
-        from damage_perception.tools.processes import config_file
+        from damage_perception.core.station import config_file
         decision = DecisionConfig(fusion="learned", divert_threshold=config_threshold(config_file("damage_perception.yaml")))
     runs = [(episode.damaged, simulate_policy(setting.make, episode, decision, timing, fusion)) for episode in episodes]
     damaged = [run for is_damaged, run in runs if is_damaged]

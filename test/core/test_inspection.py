@@ -11,7 +11,7 @@ from damage_perception.core.station import StationSettings
 from damage_perception.core.verdict import Decision, DecisionConfig
 from damage_perception.core.view_pipeline import ViewInput
 from damage_perception.data.synthesize import worker_renderer, render_episode
-from damage_perception.sim.items import ItemSpec, make_catalogue
+from damage_perception.sim.catalogue import ItemSpec, make_catalogue
 
 GEOMETRIC = StationSettings(model_path="", num_views=4)
 TORN, PRISTINE = make_catalogue(3, 0.5, 11, kinds=("carton",))[1:]   # a torn and a pristine carton

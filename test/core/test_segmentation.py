@@ -6,7 +6,8 @@ from damage_perception.core.camera import backproject
 from damage_perception.core.gripper import GripperGeometry
 from damage_perception.core.segmentation import mask_iou, segment_item
 from damage_perception.core.transforms import invert
-from damage_perception.sim.items import build_item, make_catalogue
+from damage_perception.sim.catalogue import make_catalogue
+from damage_perception.sim.items import build_item
 from damage_perception.sim.renderer import CellRenderer
 from damage_perception.sim.scene import SceneConfig
 

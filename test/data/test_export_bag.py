@@ -12,7 +12,8 @@ from damage_perception.core.gripper import GripperGeometry
 from damage_perception.core.transforms import transform_from_xyz_rpy
 from damage_perception.data.episode import Episode, View
 from damage_perception.data.loaders import RosbagDataset
-from damage_perception.tools import cli, export_bag
+from damage_perception import cli
+from damage_perception.tools import export_bag
 
 H, W = 10, 14
 

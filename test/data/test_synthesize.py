@@ -11,8 +11,8 @@ from damage_perception.data.synthesize import (SynthSettings, contact_sheet, dam
                                                render_episode, synthesize, view_angles)
 from damage_perception.sim.renderer import CellRenderer
 from damage_perception.sim.scene import SceneConfig
-from damage_perception.sim.items import make_catalogue
-from damage_perception.tools import cli
+from damage_perception.sim.catalogue import make_catalogue
+from damage_perception import cli
 from test.data.test_synth_format import tree_hashes
 
 SETTINGS = SynthSettings(items=4, damage_rate=0.5, seed=5, views=2)

@@ -9,7 +9,8 @@ import pytest
 import rclpy
 
 from damage_perception.nodes.planner_client import PlannerClient
-from damage_perception.tools.processes import config_file, node_command, ros_environment, start, stop
+from damage_perception.core.station import config_file
+from damage_perception.cell.processes import node_command, ros_environment, start, stop
 
 
 @contextlib.contextmanager

@@ -18,14 +18,14 @@ from damage_perception.data.synthesize import episode_rng, render_episode
 from damage_perception.ros.debug_publisher import item_report
 from damage_perception.ros.review_media import keep_report
 from damage_perception.ros.verdict_msgs import verdict_to_msg
-from damage_perception.sim.items import sku_spec
+from damage_perception.sim.catalogue import sku_spec
 from damage_perception.sim.renderer import CellRenderer
 from damage_perception.sim.scene import SceneConfig
 from damage_perception.store.galleries import load_gallery
 from damage_perception.store.item_media import ReviewConfig
 from damage_perception.store.sqlite_store import InspectionRecord, InspectionStore
 from damage_perception.tools.enrol import enrol_episodes
-from damage_perception.tools.report import ReportView, report_view
+from damage_perception.visualization.item_report import ReportView, report_view
 
 CONFIG = Path(__file__).resolve().parents[2] / "config" / "damage_perception.yaml"
 

@@ -12,11 +12,12 @@ import pytest
 import uvicorn
 
 from damage_perception.core.damage_types import DAMAGE_TYPES
+from damage_perception.core.station import SHIPPED_MODEL, load_station_model
 from damage_perception.data.study import gallery_episode
 from damage_perception.review.app import create_app
 from damage_perception.store import item_media
 from damage_perception.store.sqlite_store import InspectionStore
-from damage_perception.tools import cli
+from damage_perception import cli
 from damage_perception.tools.enrol import enrol_episodes
 
 from test.review.sim_store import fill_store
@@ -46,7 +47,6 @@ def filled_store(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("review") / "station.db"
     fill_store(path, SKU, ITEMS)
     store = InspectionStore(path)
-    from damage_perception.core.station import load_station_model, SHIPPED_MODEL
     enrol_episodes(store, load_station_model(SHIPPED_MODEL), [gallery_episode(SKU, seed=1)], progress=False)
     store.close()
     return path

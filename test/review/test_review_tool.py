@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from damage_perception.review.app import load_token
-from damage_perception.tools import cli
+from damage_perception import cli
 
 
 def test_token_from_file_first_line_else_environment(tmp_path: Path):

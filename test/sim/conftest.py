@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from damage_perception.core.gripper import GripperGeometry
-from damage_perception.sim.items import ItemSpec, build_item, sku_size
+from damage_perception.sim.catalogue import ItemSpec, sku_size
+from damage_perception.sim.items import build_item
 from damage_perception.sim.renderer import CellRenderer
 from damage_perception.sim.scene import SceneConfig
 

@@ -6,8 +6,8 @@ import pytest
 from damage_perception.core.camera import backproject
 from damage_perception.core.transforms import apply, invert
 from damage_perception.core.damage_types import DAMAGE_LABELS
-from damage_perception.sim.items import (ALL_KINDS, KIND_DAMAGES, KIND_POOLS, build_item, make_catalogue, sku_kind,
-                                         sku_spec)
+from damage_perception.sim.catalogue import ALL_KINDS, KIND_DAMAGES, KIND_POOLS, make_catalogue, sku_kind, sku_spec
+from damage_perception.sim.items import build_item
 from damage_perception.sim.renderer import CellRenderer
 
 from .conftest import render_item

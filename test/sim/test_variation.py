@@ -10,8 +10,9 @@ from damage_perception.core.camera import backproject
 from damage_perception.core.gripper import points_in_box
 from damage_perception.core.segmentation import mask_iou, segment_item
 from damage_perception.core.transforms import apply, invert, rotation_angle_between
-from damage_perception.sim.items import (ALL_KINDS, GRASP_MAX_OFFSET_Z, GRASP_TILT_DEG, KIND_POOLS, GraspPose,
-                                         build_item, grasp_offset_x_limit, make_catalogue, random_grasp, sku_spec)
+from damage_perception.sim.catalogue import ALL_KINDS, KIND_POOLS, make_catalogue, sku_spec
+from damage_perception.sim.grasp import GRASP_MAX_OFFSET_Z, GRASP_TILT_DEG, GraspPose, grasp_offset_x_limit, random_grasp
+from damage_perception.sim.items import build_item
 from damage_perception.sim.renderer import CellRenderer
 from damage_perception.sim.scene import NO_JITTER, SceneConfig, SceneJitter
 from damage_perception.sim.sensor import ColorModel, DepthModel, apply_depth_model, flying_pixels

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from damage_perception.tools import cli
+from damage_perception import cli
 
 
 @pytest.fixture(scope="module")

@@ -28,11 +28,12 @@ from damage_perception.data.replay_bag import RecordedCell, ReplaySetup, replay_
 from damage_perception.data.study import gallery_episode
 from damage_perception.data.study_scores import gallery_of
 from damage_perception.ros.conversions import rgbd_to_arrays
-from damage_perception.sim.items import make_catalogue
+from damage_perception.sim.catalogue import make_catalogue
 from damage_perception.store.galleries import save_gallery
 from damage_perception.store.sqlite_store import InspectionStore
-from damage_perception.tools import cli
-from damage_perception.tools.processes import config_file, ros_environment, start, stop
+from damage_perception import cli
+from damage_perception.core.station import config_file
+from damage_perception.cell.processes import ros_environment, start, stop
 from damage_perception.core.station import SHIPPED_MODEL_FILE
 from test.nodes.conftest import make_client, ros_context, running  # noqa: F401 (ros_context: a fixture)
 
@@ -71,7 +72,7 @@ def record_items(tmp_path: Path, config: Path, bag: Path, count: int) -> list:
     node = ("perception_node", str(config), {"goal_deadline": 25.0})
     log = tmp_path / "record.log"
     with running(tmp_path, CELL, node):
-        recorder = start([sys.executable, "-m", "damage_perception.tools.cli", "record", "--out", str(bag)],
+        recorder = start([sys.executable, "-m", "damage_perception.cli", "record", "--out", str(bag)],
                          ros_environment(int(os.environ["ROS_DOMAIN_ID"])), log)
         try:
             client = make_client(server_timeout=40.0, item_timeout=40.0)

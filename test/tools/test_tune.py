@@ -2,7 +2,7 @@
 import csv
 
 from damage_perception.data.synthesize import SynthSettings, synthesize
-from damage_perception.tools import cli
+from damage_perception import cli
 
 
 def test_tune_writes_csv_and_plot_and_recommends_one_setting(tmp_path):

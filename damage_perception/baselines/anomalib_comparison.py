@@ -15,7 +15,7 @@ def compare_with_anomalib(study, model, items, max_skus: int = 60, progress: boo
     from tqdm import tqdm
 
     from damage_perception.core.metrics import auroc
-    from damage_perception.tools.anomalib_baseline import AnomalibPatchCore
+    from damage_perception.baselines.anomalib_patchcore import AnomalibPatchCore
 
     skus = study.skus()
     chosen = set(skus[::max(1, len(skus) // max_skus)][:max_skus])

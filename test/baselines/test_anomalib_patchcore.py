@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from damage_perception.core.backbone import BackboneUnavailable
-from damage_perception.tools import anomalib_baseline as baseline
+from damage_perception.baselines import anomalib_patchcore as baseline
 
 SIZE = 160
 

@@ -14,7 +14,6 @@ import os
 import sys
 from pathlib import Path
 
-HELP = "the web review station: label kept REVIEW/DIVERT items, gallery versions, drift"
 TOKEN_ENV = "DAMAGE_PERCEPTION_REVIEW_TOKEN"
 
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import base64
 import re
-import shutil
 
 import cv2
 import numpy as np
@@ -11,9 +10,8 @@ import pytest
 
 from damage_perception.core.crops import CROP_SIZE, crop_box
 from damage_perception.core.verdict import ViewResult
-from damage_perception.tools.report import (ItemReport, render_report, report_filename, report_view,
-                                            write_report)
-from damage_perception.tools.report_screenshot import find_chromium, screenshot, trim_bottom
+from damage_perception.visualization.item_report import (ItemReport, render_report, report_filename, report_view,
+                                                         write_report)
 
 IMAGE = re.compile(r'<img class="(\w+)" src="data:image/png;base64,([A-Za-z0-9+/=]+)"')
 
@@ -105,35 +103,3 @@ def test_write_report_one_file_per_item(tmp_path):
     assert [p.name for p in (tmp_path / "reports").iterdir()] == [path.name]   # no partial file left over
     assert report_filename("../../etc/passwd") == "_.._etc_passwd.html"
     assert report_filename("") == "item.html"
-
-
-def test_trim_bottom_keeps_the_content_and_a_margin():
-    image = np.full((300, 50, 3), 244, np.uint8)
-    image[10:120, 5:40] = 0
-    trimmed, fits = trim_bottom(image, margin=20)
-    assert fits and trimmed.shape[0] == 140
-    image[-1, 0] = 0   # content down to the last row: the page may go on below
-    assert trim_bottom(image)[1] is False
-
-
-@pytest.mark.skipif(find_chromium() is None, reason="no Chromium (apt-get install -y chromium)")
-def test_screenshot_renders_the_report(tmp_path):
-    html_path = write_report(example_report(), tmp_path / "report.html")
-    png = cv2.imread(str(screenshot(html_path, tmp_path / "report.png", width=800, timeout=120.0)))
-    assert png is not None and png.shape[1] == 800 and 200 < png.shape[0] < 3000
-    banner = png[40, 400]   # the DIVERT banner is red (#c62828), BGR
-    assert banner[2] > 150 and banner[1] < 80 and banner[0] < 80, banner
-
-
-def test_find_chromium_honours_the_environment(monkeypatch):
-    monkeypatch.setenv("CHROMIUM", "surely-not-a-browser-binary")
-    assert find_chromium() is None
-    if shutil.which("sh"):
-        monkeypatch.setenv("CHROMIUM", "sh")
-        assert find_chromium() == shutil.which("sh")
-
-
-def test_report_command_without_a_node_fails_with_a_reason(capsys):
-    from damage_perception.tools import cli
-    assert cli.main(["report", "--node", "/nobody_here", "--timeout", "0.5"]) == 1
-    assert "no service /nobody_here/save_report within 0.5 s" in capsys.readouterr().out

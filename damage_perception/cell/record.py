@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 DEFAULT_TOPICS = ("color/image_raw", "depth/image_raw", "color/camera_info", "/tf", "/tf_static", "verdict")
-HELP = "record the cell's camera, TF and verdict topics to an MCAP rosbag2 (until Ctrl-C or --duration)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -9,9 +9,9 @@ import sys
 import time
 from pathlib import Path
 
-from damage_perception.tools.processes import config_file, node_command, ros_environment, start, stop
+from damage_perception.core.station import config_file
 
-HELP = "run the simulated cell, the damage_perception node and the planner client; print verdicts"
+from damage_perception.cell.processes import node_command, ros_environment, start, stop
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -36,7 +36,7 @@ def enrol_cell_skus(store_path: Path, items: int, damage_rate: float, seed: int)
 
     from damage_perception.core.damage_model import DamageModel
     from damage_perception.data.study import gallery_episode
-    from damage_perception.sim.items import make_catalogue
+    from damage_perception.sim.catalogue import make_catalogue
     from damage_perception.store.sqlite_store import InspectionStore
     from damage_perception.tools.enrol import enrol_episodes
     from damage_perception.core.station import SHIPPED_MODEL_FILE
@@ -93,7 +93,7 @@ def start_review(store_path: Path, log_dir: Path, port: int, env: dict[str, str]
     token_file = (log_dir / "review_token").resolve()
     token_file.write_text(secrets.token_urlsafe(24) + "\n")
     os.chmod(token_file, 0o600)
-    command = [sys.executable, "-m", "damage_perception.tools.cli", "review", "--store", str(store_path),
+    command = [sys.executable, "-m", "damage_perception.cli", "review", "--store", str(store_path),
                "--host", "127.0.0.1", "--port", str(port), "--token-file", str(token_file)]
     process = start(command, env, log_dir / "review.log")
     print(f"demo: review station at http://127.0.0.1:{port}/queue (log in with the token in {token_file})",

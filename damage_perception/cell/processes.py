@@ -7,17 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-PACKAGE_ROOT = Path(__file__).resolve().parents[2]
-
-
-def config_file(name: str) -> Path:
-    """A file of the package's config/: the source tree's when running from it, else the installed share."""
-    source = PACKAGE_ROOT / "config" / name
-    if source.is_file():
-        return source
-    from ament_index_python.packages import get_package_share_directory
-    return Path(get_package_share_directory("damage_perception")) / "config" / name
-
+from damage_perception.core.station import config_file
 
 def node_command(module: str, params_file: Path | None = None, params: dict | None = None) -> list[str]:
     """``python -m damage_perception.nodes.<module> --ros-args ...``."""

@@ -25,7 +25,7 @@ then declares the two torchvision operator schemas that torchvision's import reg
 (``nms``, ``qnms``), so that ``import torchvision`` succeeds. Those two ops (and torchvision's other C++
 ops) stay unusable; PatchCore uses none of them.
 
-Run: ``python -m damage_perception.tools.anomalib_baseline STUDY_DIR`` (fits on the gallery episodes,
+Run: ``python -m damage_perception.baselines.anomalib_patchcore STUDY_DIR`` (fits on the gallery episodes,
 scores the item episodes, prints AUROC and the median per-image latency).
 """
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Render an HTML report to a PNG with headless Chromium (Debian: ``apt-get install -y chromium``).
 
-    .venv/bin/python -m damage_perception.tools.report_screenshot REPORT.html OUT.png [--width 1200]
+    .venv/bin/python -m damage_perception.visualization.report_screenshot REPORT.html OUT.png [--width 1200]
 
 Chromium's ``--screenshot`` captures the window only, so the page is rendered in a tall window and the
 uniform background below the content is trimmed off.

@@ -3,8 +3,9 @@ external resources) showing the decision and, per view, the item crop, its mask 
 and the view's scores and model signals.
 
 ``report_view`` turns what the view pipeline produced (a ``ViewResult`` and the item mask) into a
-``ReportView``; the node keeps the last item's and writes its report on request (``~/save_report``).
-Render a report to a PNG with ``damage_perception.tools.report_screenshot``.
+``ReportView``; the node keeps the last item's and writes its report on request (``~/save_report``,
+asked for by ``damage-perception report``: ``cell/report.py``). Render a report to a PNG with
+``damage_perception.visualization.report_screenshot``.
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ import numpy as np
 
 from damage_perception.core.crops import CROP_SIZE, crop_box, cut
 from damage_perception.core.verdict import ViewResult
-from damage_perception.ros.debug_msgs import draw_outline, overlay_heatmap
+from damage_perception.visualization.drawing import draw_outline, overlay_heatmap
 
 DECISION_COLORS = {"PASS": ("#2e7d32", "#ffffff"), "DIVERT": ("#c62828", "#ffffff"),
                    "REVIEW": ("#f9a825", "#1a1a1a"), "ERROR": ("#5e35b1", "#ffffff")}
@@ -196,62 +197,3 @@ def write_report(report: ItemReport, path: Path | str) -> Path:
     partial.write_text(render_report(report), encoding="utf-8")
     partial.replace(path)
     return path
-
-
-# -- `damage-perception report`: ask a running node for its last item's report -----------------------
-HELP = "ask the running damage_perception node to write its last item's HTML report (optionally a PNG of it)"
-
-
-class ReportRequestError(RuntimeError):
-    """The node's ``save_report`` service is unreachable or did not write the report."""
-
-
-def request_report(node: str = "/damage_perception", timeout: float = 10.0) -> Path:
-    """Call ``<node>/save_report`` (std_srvs/Trigger) on a private rclpy context; the written report's path
-    (on the node's machine)."""
-    import rclpy
-    from rclpy.executors import SingleThreadedExecutor
-    from std_srvs.srv import Trigger
-
-    context = rclpy.Context()
-    rclpy.init(context=context)
-    try:
-        client_node = rclpy.create_node("damage_perception_report", context=context)
-        client = client_node.create_client(Trigger, f"{node.rstrip('/')}/save_report")
-        if not client.wait_for_service(timeout_sec=timeout):
-            raise ReportRequestError(f"no service {client.srv_name} within {timeout:g} s: is the node running "
-                                     "(same ROS_DOMAIN_ID)?")
-        future = client.call_async(Trigger.Request())
-        executor = SingleThreadedExecutor(context=context)
-        executor.add_node(client_node)
-        executor.spin_until_future_complete(future, timeout_sec=timeout)
-        if not future.done():
-            raise ReportRequestError(f"{client.srv_name} did not answer within {timeout:g} s")
-        response = future.result()
-        if not response.success:
-            raise ReportRequestError(f"{client.srv_name}: {response.message}")
-        return Path(response.message)
-    finally:
-        rclpy.try_shutdown(context=context)
-
-
-def add_arguments(parser) -> None:
-    """Options of the report sub-command."""
-    parser.add_argument("--node", default="/damage_perception", help="the node's fully qualified name")
-    parser.add_argument("--png", type=Path, default=None,
-                        help="also render the report to this PNG with headless Chromium (same machine as the node)")
-    parser.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the service")
-
-
-def run(args) -> int:
-    """Request the report, print its path (and render the PNG); 1 when it fails."""
-    try:
-        path = request_report(args.node, args.timeout)
-        print(f"report: {path}", flush=True)
-        if args.png is not None:
-            from damage_perception.tools.report_screenshot import screenshot
-            print(f"screenshot: {screenshot(path, args.png)}", flush=True)
-    except (ReportRequestError, RuntimeError, OSError) as error:
-        print(f"report: {error}", flush=True)
-        return 1
-    return 0
