@@ -13,6 +13,7 @@ import uvicorn
 
 from damage_perception.core.damage_types import DAMAGE_TYPES
 from damage_perception.core.station import SHIPPED_MODEL, load_station_model
+from damage_perception.core.verdict import Decision
 from damage_perception.data.study import gallery_episode
 from damage_perception.review.app import create_app
 from damage_perception.store import item_media
@@ -42,21 +43,21 @@ def free_port(first: int = 58000, last: int = 58099) -> int:
 
 
 @pytest.fixture(scope="module")
-def filled_store(tmp_path_factory) -> Path:
-    """Enrolled twice (version 2 active) and three rendered items inspected, their views kept."""
+def filled_store(tmp_path_factory) -> tuple[Path, list[int]]:
+    """Enrolled twice (version 2 active) and three rendered items inspected, their views kept; (path, decisions)."""
     path = tmp_path_factory.mktemp("review") / "station.db"
-    fill_store(path, SKU, ITEMS)
+    decisions = fill_store(path, SKU, ITEMS)
     store = InspectionStore(path)
     enrol_episodes(store, load_station_model(SHIPPED_MODEL), [gallery_episode(SKU, seed=1)], progress=False)
     store.close()
-    return path
+    return path, decisions
 
 
 @pytest.fixture
 def station(filled_store, tmp_path):
     """A fresh copy of the filled store served on a loopback port; yields (base URL, store path)."""
     path = tmp_path / "station.db"
-    shutil.copy(filled_store, path)
+    shutil.copy(filled_store[0], path)
     store = InspectionStore(path)
     server = uvicorn.Server(uvicorn.Config(create_app(store, TOKEN), host="127.0.0.1", port=free_port(),
                                            log_level="warning"))
@@ -160,6 +161,21 @@ def test_cant_tell_and_rollback_from_the_browser(station, browser):
         assert store.active_gallery_versions()[SKU] == 1
     finally:
         store.close()
+
+
+def test_queue_filters_by_decision_and_sku(station, browser, filled_store):
+    base, _ = station
+    page = browser.new_page()
+    page.goto(f"{base}/queue")
+    for name in ("DIVERT", "PASS"):
+        page.select_option("select[name=decision]", name)
+        with page.expect_navigation():
+            page.click("#filters button")
+        shown = [cell.inner_text() for cell in page.locator("tr.queue-item td:nth-child(5)").all()]
+        assert shown == [name] * filled_store[1].count(Decision[name].value), name
+    page.goto(f"{base}/queue?sku=OTHER-SKU")
+    assert page.locator("tr.queue-item").count() == 0 and page.locator("#empty").count() == 1
+    assert page.request.get(f"{base}/queue?decision=MAYBE").status == 400
 
 
 def test_writes_without_the_token_are_refused_and_bad_input_writes_nothing(station, browser):
