@@ -64,8 +64,9 @@ MIGRATIONS: tuple[str, ...] = (
     """,
     # 3: what a person needs to judge an item at the review station (store/item_media.py): per kept
     # inspection its fused per-type scores and why it was kept; per view its colour crop and heat-map overlay
-    # (JPEG), item mask and raw heat map (8-bit PNG) and scores (JSON), bounded by a retention setting; the enrolment crop
-    # of each reference view; and the items a person could not judge ("can't tell": no label, out of the queue).
+    # (JPEG), item mask and raw heat map (8-bit PNG) and scores (JSON), bounded by a retention setting; the
+    # enrolment crop of each reference view; and the items a person could not judge ("can't tell": no label,
+    # out of the queue).
     """
     CREATE TABLE kept_items (
         inspection_id INTEGER PRIMARY KEY REFERENCES inspections(id),
