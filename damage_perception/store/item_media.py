@@ -7,9 +7,10 @@ and ``retention_mib``: the oldest items go first (their verdicts and labels stay
 version keeps the enrolment crop of its reference views, shown next to the item's views.
 
 The queue is the kept inspections that nobody labelled (``InspectionStore.add_label``, the function behind
-``~/report_label``) or marked "can't tell" (``skip``). SQL here is portable (no SQLite-only syntax); the
-store's migration 3 (``store/schema.py``) makes the tables. ``inspections.station_id`` is used when the
-store has it (a fleet store) and otherwise every item belongs to station "".
+``~/report_label``) or marked "can't tell" (``skip``). SQL here is portable (named parameters, no
+SQLite-only syntax) and runs through ``_query`` / ``_transaction`` only; the store's migration 3
+(``store/schema.py``) makes the tables. ``inspections.station_id`` is used when the store has it (a fleet
+store); otherwise every item belongs to station "" and a station filter matches nothing.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import hashlib
 import json
 import time
 from dataclasses import dataclass, field
+from typing import Callable, TypeVar
 
 import cv2
 import numpy as np
@@ -27,6 +29,7 @@ from damage_perception.store.sqlite_store import InspectionRecord, InspectionSto
 JPEG_QUALITY = 90
 MIB = 1024 * 1024
 IMAGE_KINDS = ("crop", "overlay", "mask", "heatmap")   # the kept_views columns an image can be read from
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -135,61 +138,83 @@ def _json_floats(values: dict[str, float]) -> str:
     return json.dumps({k: (float(v) if np.isfinite(v) else None) for k, v in values.items()})
 
 
+# -- the store's connection ------------------------------------------------------------------------
+# Every query here uses named parameters (``:name``) and portable SQL; these two functions are the only
+# ones that know how the store runs a statement (sqlite3 here; a SQLAlchemy store needs only these ported).
+Execute = Callable[..., list]
+
+
+def _query(store: InspectionStore, sql: str, **params) -> list[tuple]:
+    """Rows of one read-only statement."""
+    return store._read(sql, params)
+
+
+def _transaction(store: InspectionStore, work: Callable[[Execute], T]) -> T:
+    """Run ``work(execute)`` in one write transaction (all or nothing); ``execute(sql, **params)`` returns
+    the statement's rows."""
+    return store._write(lambda cursor: work(lambda sql, **params: cursor.execute(sql, params).fetchall()))
+
+
 # -- writing --------------------------------------------------------------------------------------------
 def latest_inspection_id(store: InspectionStore, item_id: str) -> int | None:
     """Id of the item's latest logged inspection, or None."""
-    rows = store._read("SELECT MAX(id) FROM inspections WHERE item_id = ?", (item_id,))
+    rows = _query(store, "SELECT MAX(id) FROM inspections WHERE item_id = :item", item=item_id)
     return rows[0][0] if rows else None
 
 
 def keep_item(store: InspectionStore, inspection_id: int, kept_because: str, type_scores: dict[str, float],
               views: list[ViewMedia], config: ReviewConfig, now: float | None = None) -> int:
     """Keep one inspection's media (replacing what was kept of it), then apply the retention bounds;
-    returns the bytes kept for it."""
+    returns the bytes kept. StoreError when the inspection is not in the log."""
     now = time.time() if now is None else now
+    inspection_id = int(inspection_id)
     size = sum(view.num_bytes for view in views)
 
-    def statements(cursor) -> None:
-        if not cursor.execute("SELECT 1 FROM inspections WHERE id = ?", (inspection_id,)).fetchone():
+    def work(execute: Execute) -> None:
+        if not execute("SELECT 1 FROM inspections WHERE id = :i", i=inspection_id):
             raise StoreError(f"no logged inspection {inspection_id}")
-        cursor.execute("DELETE FROM kept_views WHERE inspection_id = ?", (inspection_id,))
-        cursor.execute("DELETE FROM kept_items WHERE inspection_id = ?", (inspection_id,))
-        cursor.execute("INSERT INTO kept_items (inspection_id, kept_because, type_scores, num_bytes, created_at) "
-                       "VALUES (?, ?, ?, ?, ?)", (inspection_id, kept_because, _json_floats(type_scores), size, now))
-        cursor.executemany(
-            "INSERT INTO kept_views (inspection_id, view_index, wrist_angle, found, reason, scores, crop, mask, "
-            "heatmap, overlay) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [(inspection_id, v.index, v.wrist_angle, int(v.found), v.reason, _json_floats(v.scores), v.crop, v.mask,
-              v.heatmap, v.overlay) for v in views])
-    store._write(statements)
+        _forget(execute, inspection_id)
+        execute("INSERT INTO kept_items (inspection_id, kept_because, type_scores, num_bytes, created_at) "
+                "VALUES (:i, :because, :types, :size, :now)", i=inspection_id, because=kept_because,
+                types=_json_floats(type_scores), size=size, now=now)
+        for v in views:
+            execute("INSERT INTO kept_views (inspection_id, view_index, wrist_angle, found, reason, scores, crop, "
+                    "mask, heatmap, overlay) VALUES (:i, :k, :angle, :found, :reason, :scores, :crop, :mask, "
+                    ":heat, :overlay)", i=inspection_id, k=v.index, angle=v.wrist_angle, found=int(v.found),
+                    reason=v.reason, scores=_json_floats(v.scores), crop=v.crop, mask=v.mask, heat=v.heatmap,
+                    overlay=v.overlay)
+    _transaction(store, work)
     prune(store, config, now)
     return size
+
+
+def _forget(execute: Execute, inspection_id: int) -> None:
+    """Drop what is kept of one inspection (its verdict and labels stay)."""
+    execute("DELETE FROM kept_views WHERE inspection_id = :i", i=inspection_id)
+    execute("DELETE FROM kept_items WHERE inspection_id = :i", i=inspection_id)
 
 
 def prune(store: InspectionStore, config: ReviewConfig, now: float | None = None) -> int:
     """Drop kept media past ``retention_days`` and, oldest first, beyond ``retention_mib``; how many items went."""
     now = time.time() if now is None else now
 
-    def statements(cursor) -> int:
-        doomed: list[int] = []
+    def work(execute: Execute) -> int:
+        doomed: set[int] = set()
         if config.retention_days > 0:
             cutoff = now - config.retention_days * 86400.0
-            doomed += [row[0] for row in cursor.execute(
-                "SELECT inspection_id FROM kept_items WHERE created_at < ?", (cutoff,)).fetchall()]
+            doomed |= {row[0] for row in execute("SELECT inspection_id FROM kept_items WHERE created_at < :t",
+                                                 t=cutoff)}
         if config.retention_mib > 0:
-            limit = config.retention_mib * MIB
-            rows = cursor.execute("SELECT inspection_id, num_bytes FROM kept_items ORDER BY created_at DESC, "
-                                  "inspection_id DESC").fetchall()
-            total = 0
-            for inspection_id, size in rows:   # newest first: keep while the total fits
-                total += size
+            limit, total = config.retention_mib * MIB, 0
+            for inspection_id, size in execute("SELECT inspection_id, num_bytes FROM kept_items "
+                                               "ORDER BY created_at DESC, inspection_id DESC"):
+                total += size   # newest first: keep while the total fits
                 if total > limit:
-                    doomed.append(inspection_id)
-        for inspection_id in set(doomed):
-            cursor.execute("DELETE FROM kept_views WHERE inspection_id = ?", (inspection_id,))
-            cursor.execute("DELETE FROM kept_items WHERE inspection_id = ?", (inspection_id,))
-        return len(set(doomed))
-    return store._write(statements)
+                    doomed.add(inspection_id)
+        for inspection_id in doomed:
+            _forget(execute, inspection_id)
+        return len(doomed)
+    return _transaction(store, work)
 
 
 def keep_reference_crops(store: InspectionStore, sku: str, version: int, angles: list[float],
@@ -199,33 +224,36 @@ def keep_reference_crops(store: InspectionStore, sku: str, version: int, angles:
         raise StoreError(f"{len(angles)} angles for {len(crops)} reference crops")
     blobs = [encode_image(crop, ".jpg") for crop in crops]
 
-    def statements(cursor) -> None:
-        row = cursor.execute("SELECT id FROM gallery_versions WHERE sku = ? AND version = ?", (sku, version)).fetchone()
-        if row is None:
+    def work(execute: Execute) -> None:
+        rows = execute("SELECT id FROM gallery_versions WHERE sku = :sku AND version = :v", sku=sku, v=int(version))
+        if not rows:
             raise StoreError(f"SKU {sku!r} has no gallery version {version}")
-        cursor.execute("DELETE FROM reference_media WHERE gallery_id = ?", (row[0],))
-        cursor.executemany("INSERT INTO reference_media (gallery_id, view_index, wrist_angle, crop) "
-                           "VALUES (?, ?, ?, ?)",
-                           [(row[0], k, float(a), blob) for k, (a, blob) in enumerate(zip(angles, blobs))])
-    store._write(statements)
+        gallery_id = rows[0][0]
+        execute("DELETE FROM reference_media WHERE gallery_id = :g", g=gallery_id)
+        for k, (angle, blob) in enumerate(zip(angles, blobs)):
+            execute("INSERT INTO reference_media (gallery_id, view_index, wrist_angle, crop) "
+                    "VALUES (:g, :k, :angle, :crop)", g=gallery_id, k=k, angle=float(angle), crop=blob)
+    _transaction(store, work)
 
 
 def skip(store: InspectionStore, inspection_id: int, labeller: str = "") -> None:
     """Mark a kept inspection "can't tell": out of the queue, no label (calibration never sees it)."""
-    def statements(cursor) -> None:
-        if not cursor.execute("SELECT 1 FROM kept_items WHERE inspection_id = ?", (inspection_id,)).fetchone():
+    inspection_id = int(inspection_id)
+
+    def work(execute: Execute) -> None:
+        if not execute("SELECT 1 FROM kept_items WHERE inspection_id = :i", i=inspection_id):
             raise StoreError(f"no kept inspection {inspection_id}")
-        cursor.execute("DELETE FROM review_skips WHERE inspection_id = ?", (inspection_id,))
-        cursor.execute("INSERT INTO review_skips (inspection_id, labeller, created_at) VALUES (?, ?, ?)",
-                       (inspection_id, labeller, time.time()))
-    store._write(statements)
+        execute("DELETE FROM review_skips WHERE inspection_id = :i", i=inspection_id)
+        execute("INSERT INTO review_skips (inspection_id, labeller, created_at) VALUES (:i, :who, :now)",
+                i=inspection_id, who=labeller, now=time.time())
+    _transaction(store, work)
 
 
 # -- reading -------------------------------------------------------------------------------------------
 def has_station_column(store: InspectionStore) -> bool:
     """Whether the inspection log records the station (``inspections.station_id``, a fleet store)."""
     try:
-        store._read("SELECT station_id FROM inspections WHERE 1 = 0")
+        _query(store, "SELECT station_id FROM inspections WHERE 1 = 0")
         return True
     except Exception:  # noqa: BLE001 - each backend raises its own "no such column"
         return False
@@ -256,22 +284,23 @@ def review_queue(store: InspectionStore, sku: str = "", decision: int | None = N
                  limit: int = 200) -> list[KeptItem]:
     """Kept inspections waiting for a label, newest first (without their views), optionally filtered."""
     station_column = _station_column(store)
-    where, args = ["NOT EXISTS (SELECT 1 FROM labels l WHERE l.inspection_id = i.id)",
-                   "NOT EXISTS (SELECT 1 FROM review_skips s WHERE s.inspection_id = i.id)"], []
+    where = ["NOT EXISTS (SELECT 1 FROM labels l WHERE l.inspection_id = i.id)",
+             "NOT EXISTS (SELECT 1 FROM review_skips s WHERE s.inspection_id = i.id)"]
+    params: dict = {"limit": int(limit)}
     if sku:
-        where.append("i.sku = ?")
-        args.append(sku)
+        where.append("i.sku = :sku")
+        params["sku"] = sku
     if decision is not None:
-        where.append("i.decision = ?")
-        args.append(int(decision))
+        where.append("i.decision = :decision")
+        params["decision"] = int(decision)
     if station and station_column != "''":
-        where.append(f"{station_column} = ?")
-        args.append(station)
+        where.append(f"{station_column} = :station")
+        params["station"] = station
     elif station:
         return []   # no station recorded: no item is of a named station
-    rows = store._read(f"SELECT {_RECORD_COLUMNS}, {_STATE_COLUMNS}, {station_column} FROM kept_items k "
-                       f"JOIN inspections i ON i.id = k.inspection_id WHERE {' AND '.join(where)} "
-                       "ORDER BY i.created_at DESC, i.id DESC LIMIT ?", (*args, int(limit)))
+    rows = _query(store, f"SELECT {_RECORD_COLUMNS}, {_STATE_COLUMNS}, {station_column} FROM kept_items k "
+                  f"JOIN inspections i ON i.id = k.inspection_id WHERE {' AND '.join(where)} "
+                  "ORDER BY i.created_at DESC, i.id DESC LIMIT :limit", **params)
     return [KeptItem(_record(row[:11]), row[11], _scores(row[12]), row[15] or "", bool(row[13]), bool(row[14]), [])
             for row in rows]
 
@@ -279,24 +308,24 @@ def review_queue(store: InspectionStore, sku: str = "", decision: int | None = N
 def queue_facets(store: InspectionStore) -> dict[str, list[str]]:
     """The SKUs and stations that kept items have (for the queue's filters)."""
     station_column = _station_column(store)
-    skus = [s for (s,) in store._read("SELECT DISTINCT i.sku FROM kept_items k JOIN inspections i ON "
+    skus = [s for (s,) in _query(store, "SELECT DISTINCT i.sku FROM kept_items k JOIN inspections i ON "
                                       "i.id = k.inspection_id ORDER BY i.sku")]
-    stations = [s for (s,) in store._read(f"SELECT DISTINCT {station_column} FROM kept_items k JOIN inspections i "
+    stations = [s for (s,) in _query(store, f"SELECT DISTINCT {station_column} FROM kept_items k JOIN inspections i "
                                           "ON i.id = k.inspection_id ORDER BY 1") if s]
     return {"skus": skus, "stations": stations}
 
 
 def kept_item(store: InspectionStore, inspection_id: int) -> KeptItem | None:
     """A kept inspection with its views' media, or None when nothing is kept of it."""
-    rows = store._read(f"SELECT {_RECORD_COLUMNS}, {_STATE_COLUMNS}, {_station_column(store)} FROM kept_items k "
-                       "JOIN inspections i ON i.id = k.inspection_id WHERE i.id = ?", (int(inspection_id),))
+    rows = _query(store, f"SELECT {_RECORD_COLUMNS}, {_STATE_COLUMNS}, {_station_column(store)} FROM kept_items k "
+                  "JOIN inspections i ON i.id = k.inspection_id WHERE i.id = :i", i=int(inspection_id))
     if not rows:
         return None
     row = rows[0]
     views = [ViewMedia(index, angle, bool(found), reason, _scores(scores), crop, overlay, mask, heat)
-             for index, angle, found, reason, scores, crop, overlay, mask, heat in store._read(
+             for index, angle, found, reason, scores, crop, overlay, mask, heat in _query(store,
                  "SELECT view_index, wrist_angle, found, reason, scores, crop, overlay, mask, heatmap FROM kept_views "
-                 "WHERE inspection_id = ? ORDER BY view_index", (int(inspection_id),))]
+                 "WHERE inspection_id = :i ORDER BY view_index", i=int(inspection_id))]
     return KeptItem(_record(row[:11]), row[11], _scores(row[12]), row[15] or "", bool(row[13]), bool(row[14]), views)
 
 
@@ -304,26 +333,27 @@ def view_image(store: InspectionStore, inspection_id: int, view_index: int, kind
     """One kept image (``kind`` in IMAGE_KINDS) or None."""
     if kind not in IMAGE_KINDS:
         raise StoreError(f"unknown image kind {kind!r}: one of {', '.join(IMAGE_KINDS)}")
-    rows = store._read(f"SELECT {kind} FROM kept_views WHERE inspection_id = ? AND view_index = ?",
-                       (int(inspection_id), int(view_index)))
+    rows = _query(store, f"SELECT {kind} FROM kept_views WHERE inspection_id = :i AND view_index = :k",
+                  i=int(inspection_id), k=int(view_index))
     return rows[0][0] if rows and rows[0][0] is not None else None
 
 
 def reference_media(store: InspectionStore, sku: str, version: int) -> list[ReferenceMedia]:
     """The reference views of a gallery version (angle, whether the enrolment crop is kept), in view order."""
-    angles = [angle for (angle,) in store._read(
+    angles = [angle for (angle,) in _query(store,
         "SELECT r.wrist_angle FROM reference_views r JOIN gallery_versions g ON g.id = r.gallery_id "
-        "WHERE g.sku = ? AND g.version = ? ORDER BY r.id", (sku, int(version)))]
-    kept = {index for (index,) in store._read(
+        "WHERE g.sku = :sku AND g.version = :v ORDER BY r.id", sku=sku, v=int(version))]
+    kept = {index for (index,) in _query(store,
         "SELECT m.view_index FROM reference_media m JOIN gallery_versions g ON g.id = m.gallery_id "
-        "WHERE g.sku = ? AND g.version = ?", (sku, int(version)))}
+        "WHERE g.sku = :sku AND g.version = :v", sku=sku, v=int(version))}
     return [ReferenceMedia(k, angle, k in kept) for k, angle in enumerate(angles)]
 
 
 def reference_image(store: InspectionStore, sku: str, version: int, view_index: int) -> bytes | None:
     """The enrolment crop (JPEG) of one reference view, or None."""
-    rows = store._read("SELECT m.crop FROM reference_media m JOIN gallery_versions g ON g.id = m.gallery_id "
-                       "WHERE g.sku = ? AND g.version = ? AND m.view_index = ?", (sku, int(version), int(view_index)))
+    rows = _query(store, "SELECT m.crop FROM reference_media m JOIN gallery_versions g ON g.id = m.gallery_id "
+                  "WHERE g.sku = :sku AND g.version = :v AND m.view_index = :k", sku=sku, v=int(version),
+                  k=int(view_index))
     return rows[0][0] if rows else None
 
 
@@ -362,19 +392,20 @@ def label_rows(store: InspectionStore, limit: int = 10000) -> list[LabelRow]:
     """Labels (with the inspection they judge) and "can't tell" marks, newest first."""
     labels = [LabelRow(lid, iid, item, sku or "", decision_name(d) if d is not None else "", score, model or "",
                        "damaged" if damaged else "not damaged", dtype, who, created)
-              for lid, iid, item, sku, d, score, model, damaged, dtype, who, created in store._read(
+              for lid, iid, item, sku, d, score, model, damaged, dtype, who, created in _query(store,
                   "SELECT l.id, l.inspection_id, l.item_id, i.sku, i.decision, i.fused_score, i.model_version, "
                   "l.damaged, l.damage_type, l.labeller, l.created_at FROM labels l "
-                  "LEFT JOIN inspections i ON i.id = l.inspection_id ORDER BY l.id DESC LIMIT ?", (int(limit),))]
+                  "LEFT JOIN inspections i ON i.id = l.inspection_id ORDER BY l.id DESC LIMIT :limit",
+                  limit=int(limit))]
     skips = [LabelRow(None, iid, item, sku, decision_name(d), score, model, "can't tell", "", who, created)
-             for iid, item, sku, d, score, model, who, created in store._read(
+             for iid, item, sku, d, score, model, who, created in _query(store,
                  "SELECT s.inspection_id, i.item_id, i.sku, i.decision, i.fused_score, i.model_version, s.labeller, "
                  "s.created_at FROM review_skips s JOIN inspections i ON i.id = s.inspection_id "
-                 "ORDER BY s.created_at DESC LIMIT ?", (int(limit),))]
+                 "ORDER BY s.created_at DESC LIMIT :limit", limit=int(limit))]
     return sorted(labels + skips, key=lambda row: -row.created_at)[:limit]
 
 
 def kept_bytes(store: InspectionStore) -> tuple[int, int]:
     """(kept items, bytes of their media)."""
-    count, total = store._read("SELECT COUNT(*), COALESCE(SUM(num_bytes), 0) FROM kept_items")[0]
+    count, total = _query(store, "SELECT COUNT(*), COALESCE(SUM(num_bytes), 0) FROM kept_items")[0]
     return int(count), int(total)
