@@ -13,6 +13,7 @@ import hmac
 import io
 import re
 from dataclasses import asdict
+from datetime import datetime
 from pathlib import Path
 
 from fastapi import FastAPI, Form, HTTPException, Request
@@ -31,6 +32,7 @@ SKU_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 LABELLER_PATTERN = re.compile(r"^[\w .@-]{0,64}$")
 IMAGE_TYPES = {"crop": "image/jpeg", "overlay": "image/jpeg", "mask": "image/png", "heatmap": "image/png"}
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
+TEMPLATES.env.filters["when"] = lambda t: datetime.fromtimestamp(float(t)).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _decision_names() -> list[str]:
