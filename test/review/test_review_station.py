@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import uvicorn
 
+from damage_perception import cli
 from damage_perception.core.damage_types import DAMAGE_TYPES
 from damage_perception.core.station import SHIPPED_MODEL, load_station_model
 from damage_perception.core.verdict import Decision
@@ -18,9 +19,7 @@ from damage_perception.data.study import gallery_episode
 from damage_perception.review.app import create_app
 from damage_perception.store import item_media
 from damage_perception.store.sqlite_store import InspectionStore
-from damage_perception import cli
 from damage_perception.tools.enrol import enrol_episodes
-
 from test.review.sim_store import fill_store
 
 playwright_api = pytest.importorskip("playwright.sync_api")

@@ -3,8 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from damage_perception.review.app import load_token
 from damage_perception import cli
+from damage_perception.review.app import load_token
 
 
 def test_token_from_file_first_line_else_environment(tmp_path: Path):
