@@ -9,7 +9,7 @@ setup(
     name=PACKAGE,
     version="0.1.0",
     packages=find_packages(include=[PACKAGE, f"{PACKAGE}.*"]),
-    package_data={PACKAGE: ["models/*.pt"]},   # the shipped damage model (damage-perception train)
+    package_data={PACKAGE: ["models/*.pt", "review/templates/*.html"]},   # the shipped model; the review pages
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),

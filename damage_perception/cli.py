@@ -43,6 +43,8 @@ COMMANDS = {  # sub-command -> (module, help)
         "ask the running damage_perception node to write its last item's HTML report (optionally a PNG of it)"),
     "identify": ("damage_perception.tools.identify",
         "product identification on a study: top-1/top-5 accuracy of the gallery index, mismatch-rule calibration"),
+    "review": ("damage_perception.review.command",
+        "the web review station over a station store: label kept REVIEW/DIVERT items, galleries, drift"),
 }
 
 

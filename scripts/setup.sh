@@ -25,9 +25,10 @@ if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$(inputs_hash)" ]; then
 fi
 
 # 1. Debian packages: open3d needs libusb at import time; cmake/g++ build the interfaces; PostgreSQL 15 is a
-#    fleet's shared store (tests start throw-away servers of it; the embedded SQLite default needs none).
+#    fleet's shared store (tests start throw-away servers of it; the embedded SQLite default needs none);
+#    chromium runs the review station's browser tests (playwright drives /usr/bin/chromium, downloads no browser).
 missing=""
-for pkg in libusb-1.0-0 cmake g++ make postgresql-15; do
+for pkg in libusb-1.0-0 cmake g++ make postgresql-15 chromium; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing="$missing $pkg"
 done
 if [ -n "$missing" ]; then

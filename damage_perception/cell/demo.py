@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import argparse
+import os
+import secrets
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -26,6 +29,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--depth-encoding", choices=("16UC1", "32FC1"), default="16UC1")
     parser.add_argument("--domain-id", type=int, default=None, help="ROS_DOMAIN_ID (default: inherited)")
     parser.add_argument("--log-dir", type=Path, default=Path("out/demo"), help="where node logs go")
+    parser.add_argument("--review", action="store_true",
+                        help="also serve the review station over the demo's store, and leave it running "
+                             "after the items are done (Ctrl-C stops it)")
+    parser.add_argument("--review-port", type=int, default=8080, help="review station port (default 8080)")
 
 
 def enrol_cell_skus(store_path: Path, items: int, damage_rate: float, seed: int) -> None:
@@ -58,13 +65,46 @@ def run(args: argparse.Namespace) -> int:
               args.log_dir / "damage_perception.log"),
     ]
     print(f"demo: simulated cell and damage_perception started (logs in {args.log_dir}/)", flush=True)
+    review = start_review(store_path, args.log_dir, args.review_port, env) if args.review else None
     started = time.monotonic()
     try:
         client_params = {"num_items": args.items, **({"policy": args.policy} if args.policy else {})}
         client = subprocess.run(node_command("planner_client", config_file("sim_cell.yaml"), client_params),
                                 env=env, check=False)
+    except BaseException:   # Ctrl-C or a failure during the demo: the review station goes too
+        if review is not None:
+            stop(review)
+        raise
     finally:
         for process in background:
             stop(process)
     print(f"demo: finished in {time.monotonic() - started:.0f} s", flush=True)
+    if review is not None:
+        wait_for_review(review, args.review_port)
     return client.returncode
+
+
+def start_review(store_path: Path, log_dir: Path, port: int, env: dict[str, str]) -> subprocess.Popen:
+    """``damage-perception review`` over the demo's store on loopback, with a fresh station token in
+    ``log_dir/review_token`` (readable by this user only)."""
+    token_file = (log_dir / "review_token").resolve()
+    token_file.write_text(secrets.token_urlsafe(24) + "\n")
+    os.chmod(token_file, 0o600)
+    command = [sys.executable, "-m", "damage_perception.cli", "review", "--store", str(store_path),
+               "--host", "127.0.0.1", "--port", str(port), "--token-file", str(token_file)]
+    process = start(command, env, log_dir / "review.log")
+    print(f"demo: review station at http://127.0.0.1:{port}/queue (log in with the token in {token_file})",
+          flush=True)
+    return process
+
+
+def wait_for_review(review: subprocess.Popen, port: int) -> None:
+    """Leave the review station running until it exits or Ctrl-C."""
+    print(f"demo: cell stopped; the review station stays at http://127.0.0.1:{port}/queue (Ctrl-C stops it)",
+          flush=True)
+    try:
+        review.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stop(review)

@@ -21,6 +21,7 @@ from damage_perception.core.policy_simulation import ScoredEpisode
 from damage_perception.core.verdict import ViewResult
 from damage_perception.data.study import Study, StudyEpisodeData
 from damage_perception.store.galleries import save_gallery
+from damage_perception.store.item_media import keep_reference_crops
 
 
 @dataclass
@@ -73,6 +74,8 @@ def enrol_episodes(store, model, episodes, note: str = "", total: int | None = N
             versions[sku] = None
             continue
         versions[sku] = save_gallery(store, gallery, note or f"model {model.version}")
+        found = episode.found   # the views gallery_of built the gallery from, in its order
+        keep_reference_crops(store, sku, versions[sku], list(episode.angle[found]), list(episode.color[found]))
         print(f"enrol: {sku} gallery version {versions[sku]} ({len(gallery.views)} views, "
               f"{sum(len(v.patches) for v in gallery.views)} patches, {len(gallery.shape.points)} shape points)")
     return versions

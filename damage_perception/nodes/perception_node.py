@@ -47,6 +47,7 @@ from damage_perception.ros.camera_input import CameraInput, GoalViews
 from damage_perception.ros.debug_publisher import DebugConfig, DebugPublisher
 from damage_perception.ros.gallery_services import GalleryServices
 from damage_perception.ros.params import declare_config
+from damage_perception.ros.review_media import ReviewMedia
 from damage_perception.ros.verdict_msgs import (
     DECISION_NAMES,
     error_verdict_msg,
@@ -87,6 +88,7 @@ class DamagePerceptionNode(Node):
         self.gallery_services = GalleryServices(
             self, self.store.store, self.inspector.model, self.inspector.model_problem,
             ViewPipeline(self.settings.gripper, self.settings.pipeline), self._capture_view, self._busy)
+        self.review_media = ReviewMedia(self, self.store.store)  # review.*: media kept for the review station
         s = self.settings
         self.get_logger().info(
             f"ready: listening on {s.color_topic}, {s.depth_topic}, {s.camera_info_topic}; gripper frame "
@@ -179,6 +181,7 @@ class DamagePerceptionNode(Node):
             self._busy.release()  # taken in _on_goal
         self._log_verdict(msg)  # committed before anyone hears of it
         self.debug.finish_item(msg)
+        self.review_media.keep(msg, self.debug.last_report)  # REVIEW/DIVERT/sampled PASS: views for the review page
         if not self.context.ok():  # shutting down (Ctrl-C): nobody is left to tell
             return InspectItem.Result(verdict=msg)
         self.verdict_pub.publish(msg)

@@ -154,6 +154,12 @@ class DebugPublisher:
         with self._lock:
             self._last = report
 
+    @property
+    def last_report(self) -> ItemReport | None:
+        """The last finished item's report (its views with crops and heat maps), or None."""
+        with self._lock:
+            return self._last
+
     def _save_report(self, _request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         with self._lock:
             report = self._last

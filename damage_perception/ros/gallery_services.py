@@ -23,6 +23,7 @@ from rclpy.node import Node
 from damage_perception.core.enrolment import EnrolmentError, EnrolmentViews, enrolment_angles
 from damage_perception.core.view_pipeline import ViewInput, ViewPipeline
 from damage_perception.store.galleries import save_gallery
+from damage_perception.store.item_media import keep_reference_crops
 from damage_perception.store.sqlite_store import InspectionStore, StoreError
 
 # capture(angle, deadline): move the wrist to ``angle`` and return the first view that shows it there
@@ -95,7 +96,13 @@ class GalleryServices:
                 raise EnrolmentError(f"no item in the gripper: {result.reason}")
         gallery = views.build(self.model, request.sku, requested)
         note = request.note or f"enrolled at the station, model {self.model.version}"
-        return save_gallery(self.store, gallery, note), len(views)
+        version = save_gallery(self.store, gallery, note)
+        try:   # the enrolment crops the review station shows next to an item's views
+            keep_reference_crops(self.store, request.sku, version, views.angles, views.colors)
+        except Exception as error:  # noqa: BLE001 - the gallery is enrolled; only the review page lacks its crops
+            self.node.get_logger().warning(f"SKU '{request.sku}' version {version}: reference crops not kept: "
+                                           f"{error!r}")
+        return version, len(views)
 
     # -- rollback and labels ------------------------------------------------------------------------
     def _on_rollback(self, request: RollbackGallery.Request,

@@ -100,6 +100,46 @@ MIGRATIONS: tuple[str, ...] = (
         created_at {real} NOT NULL
     );
     """,
+    # 4: what a person needs to judge an item at the review station (store/item_media.py): per kept
+    # inspection its fused per-type scores and why it was kept; per view its colour crop and heat-map overlay
+    # (JPEG), item mask and raw heat map (8-bit PNG) and scores (JSON), bounded by a retention setting; the
+    # enrolment crop of each reference view; and the items a person could not judge ("can't tell": no label,
+    # out of the queue).
+    """
+    CREATE TABLE kept_items (
+        inspection_id BIGINT PRIMARY KEY REFERENCES inspections(id),
+        kept_because TEXT NOT NULL,
+        type_scores TEXT NOT NULL DEFAULT '{{}}',
+        num_bytes BIGINT NOT NULL,
+        created_at {real} NOT NULL
+    );
+    CREATE INDEX kept_items_time ON kept_items (created_at);
+    CREATE TABLE kept_views (
+        inspection_id BIGINT NOT NULL REFERENCES kept_items(inspection_id),
+        view_index INTEGER NOT NULL,
+        wrist_angle {real},
+        found INTEGER NOT NULL,
+        reason TEXT NOT NULL DEFAULT '',
+        scores TEXT NOT NULL DEFAULT '{{}}',
+        crop {blob},
+        mask {blob},
+        heatmap {blob},
+        overlay {blob},
+        PRIMARY KEY (inspection_id, view_index)
+    );
+    CREATE TABLE reference_media (
+        gallery_id BIGINT NOT NULL REFERENCES gallery_versions(id),
+        view_index INTEGER NOT NULL,
+        wrist_angle {real},
+        crop {blob} NOT NULL,
+        PRIMARY KEY (gallery_id, view_index)
+    );
+    CREATE TABLE review_skips (
+        inspection_id BIGINT PRIMARY KEY REFERENCES inspections(id),
+        labeller TEXT NOT NULL DEFAULT '',
+        created_at {real} NOT NULL
+    );
+    """,
 )
 
 

@@ -25,7 +25,9 @@ def call(node, client, request, timeout: float = TIMEOUT):
 
 def test_enrol_rollback_and_label_through_the_node(tmp_path, ros_context):
     store_path = tmp_path / "station.db"
-    node = ("perception_node", "damage_perception.yaml", {**NODE_PARAMS, "store_path": str(store_path)})
+    # review.keep_pass_fraction 1: every item's views are kept for the review station, PASS ones too
+    node = ("perception_node", "damage_perception.yaml", {**NODE_PARAMS, "store_path": str(store_path),
+                                                          "review.keep_pass_fraction": 1.0})
     with running(tmp_path, CELL, node):
         planner = make_client(server_timeout=40.0, item_timeout=TIMEOUT)
         enrol = planner.create_client(EnrolSku, "/damage_perception/enrol_sku")
@@ -80,8 +82,21 @@ def test_enrol_rollback_and_label_through_the_node(tmp_path, ros_context):
                               "ORDER BY version", (sku,)).fetchall()
         labels = db.execute("SELECT l.item_id, l.damaged, l.damage_type, l.labeller, i.gallery_version "
                             "FROM labels l JOIN inspections i ON i.id = l.inspection_id").fetchall()
+        kept = db.execute("SELECT i.item_id, COUNT(v.view_index), SUM(v.crop IS NOT NULL) FROM inspections i "
+                          "JOIN kept_items k ON k.inspection_id = i.id JOIN kept_views v ON v.inspection_id = i.id "
+                          "GROUP BY i.id ORDER BY i.id").fetchall()
+        inspected = db.execute("SELECT item_id FROM inspections ORDER BY id").fetchall()
+        references = db.execute("SELECT g.version, COUNT(m.view_index) FROM reference_media m JOIN gallery_versions g "
+                                "ON g.id = m.gallery_id WHERE g.sku = ? GROUP BY g.version ORDER BY g.version",
+                                (sku,)).fetchall()
+        crop = db.execute("SELECT crop FROM kept_views WHERE crop IS NOT NULL LIMIT 1").fetchone()[0]
     assert versions == [(1, 1, "first packaging", first.views_used), (2, 0, "new packaging", second.views_used)]
     assert labels == [(after_rollback.item_id, 1, "crush", "qa-anna", f"{sku}@v1")]
+    # the review station's media: every inspected item's views (2 each, the item found in both) ...
+    assert [(item_id, views, crops) for item_id, views, crops in kept] == [(i, 2, 2) for (i,) in inspected]
+    assert crop[:2] == b"\xff\xd8"   # a JPEG
+    # ... and each gallery version's enrolment crops, one per reference view
+    assert references == [(1, first.views_used), (2, second.views_used)]
 
 
 def test_without_a_store_or_a_model_every_service_says_why(tmp_path, ros_context):
