@@ -16,7 +16,7 @@ from damage_perception.store.database import (
     StoredView,
 )
 from damage_perception.store.schema import MIGRATIONS
-from damage_perception.tools import cli
+from damage_perception import cli
 from test.tools.test_store_tools import CONFIG, PASS, unix, written_threshold
 
 

@@ -17,7 +17,7 @@ from damage_perception.core.training import (
     latest_checkpoint,
     train_head,
 )
-from damage_perception.tools import cli, distributed, train
+from damage_perception import cli, distributed, train
 
 # Same seed, 2 processes vs 1: not bit-equal, because BatchNorm normalises each rank's half of the batch (it is
 # synchronised on GPUs only) and each rank averages its loss over its own cells. The stated tolerance: every
