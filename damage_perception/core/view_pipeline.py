@@ -13,6 +13,7 @@ from damage_perception.core.gallery import CORESET_RATIO
 from damage_perception.core.geometric_score import GeometricScoreConfig, score_geometry
 from damage_perception.core.gripper import GripperGeometry
 from damage_perception.core.identification import view_embedding
+from damage_perception.core.image_codec import valid_depth
 from damage_perception.core.segmentation import ItemSegment, SegmentationConfig, segment_item
 from damage_perception.core.shape_check import thin_points
 from damage_perception.core.transforms import invert
@@ -138,7 +139,7 @@ def depth_edges(depth_m: np.ndarray, jump: float, jump_per_m: float, grow_px: in
     """Pixels next to a depth discontinuity (a 4-neighbour differing by more than ``jump + jump_per_m * z``,
     or without a reading, or the image border), grown by ``grow_px``: where stereo and ToF cameras put
     flying pixels."""
-    depth = np.where(np.isfinite(depth_m) & (depth_m > 0), depth_m, np.inf).astype(np.float32)
+    depth = np.where(valid_depth(depth_m), depth_m, np.inf).astype(np.float32)
     padded = np.pad(depth, 1, constant_values=np.inf)
     neighbours = np.stack([padded[:-2, 1:-1], padded[2:, 1:-1], padded[1:-1, :-2], padded[1:-1, 2:]])
     with np.errstate(invalid="ignore"):
