@@ -58,7 +58,7 @@ class Backbone(nn.Module):
         self.requires_grad_(False)
         self.eval()
 
-    def train(self, mode: bool = True) -> "Backbone":
+    def train(self, mode: bool = True) -> Backbone:
         return super().train(False)  # always frozen: batch-norm statistics stay ImageNet's
 
     @torch.no_grad()

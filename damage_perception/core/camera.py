@@ -31,12 +31,12 @@ class CameraIntrinsics:
         return np.array([[self.fx, 0.0, self.cx], [0.0, self.fy, self.cy], [0.0, 0.0, 1.0]])
 
     @classmethod
-    def from_matrix(cls, k: np.ndarray, width: int, height: int) -> "CameraIntrinsics":
+    def from_matrix(cls, k: np.ndarray, width: int, height: int) -> CameraIntrinsics:
         """Build from a 3x3 K matrix."""
         k = np.asarray(k, dtype=float).reshape(3, 3)
         return cls(width=int(width), height=int(height), fx=k[0, 0], fy=k[1, 1], cx=k[0, 2], cy=k[1, 2])
 
-    def scaled(self, factor: float) -> "CameraIntrinsics":
+    def scaled(self, factor: float) -> CameraIntrinsics:
         """Intrinsics of the same camera with the image resized by ``factor``."""
         return CameraIntrinsics(
             width=int(round(self.width * factor)), height=int(round(self.height * factor)),

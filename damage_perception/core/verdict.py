@@ -31,7 +31,8 @@ class DecisionConfig:
     review_band: float = 0.1        # fused score in [threshold - band, threshold): REVIEW
     fusion: str = "max"             # "max" or "noisy_or" over the views' scores, or "learned" (the damage
     #                                 model's fitted item fusion over its view log-odds; needs a model)
-    min_views: int = 1              # fewer views with an item than this: ERROR
+    min_views: int = 1              # fewer views with an item than this: ERROR (the policy's coverage rule,
+    #                                 core.coverage, decides whether the usable views allow a PASS)
 
 
 @dataclass
@@ -71,6 +72,7 @@ class ItemVerdict:
     anomaly_score: float = float("nan")        # gallery anomaly, largest over views (NaN without a gallery)
     closest_sku: str = ""                      # product identification: the enrolled SKU the item looks most like
     sku_mismatch: bool = False                 # the item does not look like its claimed SKU
+    unusable_views: list = field(default_factory=list)  # core.coverage.UnusableView: every failed attempt
 
 
 def fuse_scores(scores: list[float], method: str) -> float:
@@ -125,7 +127,7 @@ def decide(views: list[ViewResult], config: DecisionConfig, policy_decision: Dec
                        _largest(seen, "anomaly") if has_gallery else float("nan"))  # 1.0 stands in without one
 
 
-def with_identification(verdict: ItemVerdict, check: "ClaimCheck | None") -> ItemVerdict:
+def with_identification(verdict: ItemVerdict, check: ClaimCheck | None) -> ItemVerdict:
     """The verdict with the claimed-SKU check (``core.identification.check_item``) applied: a mismatch sends a
     judged item to REVIEW (its anomaly score compared it with another product's gallery, so neither PASS nor
     DIVERT can be trusted); an ERROR stays an ERROR."""
