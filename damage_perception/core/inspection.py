@@ -5,8 +5,8 @@ product identification and the auto-enrolment rule) and ``Inspector.inspect`` ru
 for wrist angles, a ``ViewSource`` supplies the view at each angle (the live camera in
 ``ros/camera_input.py``, a recording in ``data/replay_bag.py``), the pipeline scores each view, and the
 verdict is decided, held to the policy's coverage rule (``core.coverage``: unusable views are retried, and
-a PASS needs every view the policy requires to be usable) and checked against the claimed SKU. The node and ``replay`` both inspect through it, so
-they cannot judge an item differently.
+a PASS needs every view the policy requires to be usable) and checked against the claimed SKU. The node and
+``replay`` both inspect through it, so they cannot judge an item differently.
 """
 from __future__ import annotations
 

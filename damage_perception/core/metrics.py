@@ -7,8 +7,8 @@ false-positive rate (so a threshold is only claimed to meet 0.1 % when enough go
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 
