@@ -57,6 +57,11 @@ def stamp_ns(msg) -> int:
     return msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
 
 
+def missing_frame_id(*msgs) -> bool:
+    """Does any of the messages lack a ``header.frame_id`` (empty or blank)?"""
+    return any(not msg.header.frame_id.strip() for msg in msgs)
+
+
 @dataclass
 class InputMonitor:
     """Arrival time and stamp of the last message on each input, to say why no synchronised frame came."""
@@ -127,7 +132,7 @@ class CameraInput:
         self.sync.registerCallback(self._on_frame)
 
     def _on_frame(self, color: Image, depth: Image, info: CameraInfo) -> None:
-        if not (depth.header.frame_id and color.header.frame_id) and not self.settings.allow_empty_frame_id:
+        if missing_frame_id(color, depth) and not self.settings.allow_empty_frame_id:
             # Which camera took it is unknown: looking its pose up under camera_frame could judge it from the
             # wrong viewpoint (a replayed or foreign frame). Drivers that need the fallback turn it on.
             self.counters["frames_without_frame_id"] += 1
