@@ -92,7 +92,7 @@ def decode_pixels(encoding: str, height: int, width: int, step: int, data, is_bi
 def decode_color(encoding: str, height: int, width: int, step: int, data, is_bigendian: bool = False
                  ) -> np.ndarray:
     """(H, W, 3) uint8 RGB of an rgb8, bgr8, rgba8, bgra8 or mono8 image."""
-    if encoding not in COLOR_ENCODINGS:
+    if pixel_format(encoding) and encoding not in COLOR_ENCODINGS:   # an unknown encoding is named as such
         raise ImageDecodeError(f"encoding '{encoding}' is not a colour image; expected rgb8, bgr8, rgba8, bgra8 "
                                "or mono8")
     pixels = decode_pixels(encoding, height, width, step, data, is_bigendian)

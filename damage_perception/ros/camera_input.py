@@ -197,8 +197,10 @@ class CameraInput:
         elif silence > 1.0:  # frames stopped during the wait (the camera died?)
             last_problem = (f"no synchronised color/depth/camera_info frame for the last {silence:.1f} s "
                             f"({self.monitor.diagnose()}); before that: {last_problem}")
-        raise ViewUnavailable(f"view at {math.degrees(angle):.0f} deg not taken within "
-                              f"{view_deadline - asked:.1f} s: {last_problem}")
+        problem = f"view at {math.degrees(angle):.0f} deg not taken within {view_deadline - asked:.1f} s: {last_problem}"
+        if view_deadline >= deadline:   # the goal's time is up: no retry can help
+            raise InspectionError(problem)
+        raise ViewUnavailable(problem)
 
     def _next_frame(self, after: float, until: float) -> Frame | None:
         """The latest frame received after ``after``, waiting until ``until``; None when time is up."""
@@ -241,12 +243,21 @@ class GoalViews:
         self.camera, self.deadline, self.not_before_ns = camera, deadline, not_before_ns
         self.ask, self.on_view, self.cancelled = ask, on_view, cancelled
         self.frames: list[Frame] = []   # the frame of each view taken: its stamps go into the verdict
+        self.last_problem = ""          # why the last view that could not be had was not had
 
     def take(self, index: int, angle: float) -> ViewInput:
         if self.cancelled():
             raise InspectionError("inspection cancelled by the client")
         self.ask(index, angle)
-        view, frame = self.camera.wait_for_view(angle, self.deadline, self.not_before_ns)
+        try:
+            view, frame = self.camera.wait_for_view(angle, self.deadline, self.not_before_ns)
+        except ViewUnavailable as problem:
+            self.last_problem = str(problem)
+            raise
+        except InspectionError as error:
+            if self.last_problem and str(error).startswith("goal deadline"):   # say what used the time up
+                raise InspectionError(f"{error}; before that: {self.last_problem}") from error
+            raise
         self.frames.append(frame)
         return view
 
