@@ -176,12 +176,14 @@ class CameraInput:
         last_problem = "no synchronised color/depth/camera_info frame received"
         tolerance = math.radians(self.settings.settle_tolerance_deg)
         newer_than = asked
+        nameless, early = self.counters["frames_without_frame_id"], self.counters["frames_before_goal"]
+        current = False   # a frame stamped after the goal came
         while (frame := self._next_frame(after=newer_than, until=view_deadline)) is not None:
             newer_than = frame.received
             if stamp_ns(frame.depth) < not_before_ns:   # rendered before the goal: the item may not be held yet
                 self.counters["frames_before_goal"] += 1
-                last_problem = "frames stamped before the goal was accepted"
                 continue
+            current = True
             try:
                 view_input, error = self._frame_to_view(frame, angle)
             except (TransformException, ValueError) as problem:
@@ -192,12 +194,18 @@ class CameraInput:
                 return view_input, frame
             last_problem = f"gripper still {math.degrees(error):.1f} deg from the requested angle"
         silence = time.monotonic() - newer_than
-        if newer_than == asked:  # not one synchronised frame: say which input is missing or off
-            last_problem = f"{last_problem} ({self.monitor.diagnose()})"
+        if not current and self.counters["frames_without_frame_id"] > nameless:
+            last_problem = ("every frame had an empty header.frame_id (dropped; set allow_empty_frame_id to look "
+                            "them up as camera_frame)")
+        elif not current:  # not one synchronised frame of this goal: say which input is missing or off
+            before = self.counters["frames_before_goal"] - early
+            last_problem = (f"{last_problem} ({self.monitor.diagnose()})"
+                            + (f"; {before} frames stamped before the goal was accepted" if before else ""))
         elif silence > 1.0:  # frames stopped during the wait (the camera died?)
             last_problem = (f"no synchronised color/depth/camera_info frame for the last {silence:.1f} s "
                             f"({self.monitor.diagnose()}); before that: {last_problem}")
-        problem = f"view at {math.degrees(angle):.0f} deg not taken within {view_deadline - asked:.1f} s: {last_problem}"
+        problem = (f"view at {math.degrees(angle):.0f} deg not taken within {view_deadline - asked:.1f} s: "
+                   f"{last_problem}")
         if view_deadline >= deadline:   # the goal's time is up: no retry can help
             raise InspectionError(problem)
         raise ViewUnavailable(problem)
