@@ -29,6 +29,9 @@ class ViewPipelineConfig:
     max_outline_on_edge: float = 0.1   # more of the item's outline on the image edge: cut off, view unusable
     edge_jump: float = 0.008           # m; a neighbour this much (+ edge_jump_per_m * z) nearer or farther is a
     edge_jump_per_m: float = 0.01      # depth jump: points there are left out of the damage score
+    min_reliable_depth: float = 0.5    # fewer of the item's points with a reliable reading: invalid depth, view
+    #                                    unusable (clean renders >= 0.72, the real D4xx frames 0.93; 2 % of
+    #                                    scattered no-reading pixels bring it to ~0.59, 5 % to ~0.31)
 
 
 @dataclass
@@ -83,6 +86,13 @@ class ViewPipeline:
         # Points at depth jumps are unreliable (flying pixels between foreground and background): the
         # mask keeps them, the damage score does not.
         reliable = ~depth_edges(view.depth_m, self.config.edge_jump, self.config.edge_jump_per_m).reshape(-1)
+        reliable_fraction = float(reliable[segment.pixels].mean())
+        if reliable_fraction < self.config.min_reliable_depth:
+            # Scattered no-reading pixels (NaN, inf, negative, zero) hide the surface the score looks at: judged
+            # anyway, a damaged item would look intact. The view is unusable instead (and retried).
+            reason = (f"invalid depth: {100 * reliable_fraction:.0f} % of the item's points have a reliable "
+                      f"reading (need {100 * self.config.min_reliable_depth:.0f} %)")
+            return ViewResult(index, wrist_angle, False, reason=reason, timings=timings), segment
         geometry = score_geometry(segment.points[reliable[segment.pixels]], camera_position, self.config.scoring)
         timings["score"] = time.perf_counter() - start
         result = ViewResult(index, wrist_angle, True, geometry.score, geometry.type_scores,
