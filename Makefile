@@ -3,7 +3,7 @@ VENV ?= $(CURDIR)/.venv
 PY := $(VENV)/bin/python
 export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test lint bench clean
 
 setup:
 	@bash scripts/setup.sh
@@ -12,7 +12,13 @@ demo: setup
 	@$(PY) -m damage_perception.cli demo $(ARGS)
 
 test: setup
+	@$(VENV)/bin/ruff check .
+	@$(VENV)/bin/lint-imports
 	@$(PY) -m pytest test -q $(ARGS)
+
+lint: setup
+	@$(VENV)/bin/ruff check .
+	@$(VENV)/bin/lint-imports
 
 bench: setup
 	@$(PY) benchmarks/bench_pipeline.py

@@ -28,9 +28,9 @@ import yaml
 
 from damage_perception.core.damage_model import DamageModel
 from damage_perception.core.enrolment import AutoEnrolConfig
+from damage_perception.core.station import SHIPPED_MODEL_FILE
 from damage_perception.data.study import Study, StudySettings, render_study
 from damage_perception.data.study_scores import ItemScores, gallery_of, score_item
-from damage_perception.core.station import SHIPPED_MODEL_FILE
 
 CONFIG = Path(__file__).resolve().parents[1] / "config" / "damage_perception.yaml"
 ONE_PERCENT_FPR_THRESHOLD = 0.803   # docs/evaluation/evaluation.json, operating point at FPR 1 %

@@ -27,9 +27,8 @@ from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped
 from rclpy.action import ActionClient
 
-from damage_perception.core.station import config_file
-
 from damage_perception.cell.processes import node_command, ros_environment, start, stop
+from damage_perception.core.station import config_file
 
 
 class SoakClient:

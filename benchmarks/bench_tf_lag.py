@@ -23,8 +23,8 @@ def main() -> None:
     os.environ["ROS_DOMAIN_ID"] = str(random.randint(150, 230))
     if args.without_profile:
         os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] = ""
-    from damage_perception.core.station import config_file
     from damage_perception.cell.processes import node_command, ros_environment, start, stop
+    from damage_perception.core.station import config_file
     env = ros_environment(int(os.environ["ROS_DOMAIN_ID"]))
     if not args.without_profile:
         os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] = env["FASTDDS_DEFAULT_PROFILES_FILE"]

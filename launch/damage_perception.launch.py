@@ -7,12 +7,13 @@ camera:=NAME lays config/cameras/NAME.yaml over params_file: the topic names of 
 depth_registration:=true). See docs/real_cameras.md. Without it the node listens on color/image_raw,
 depth/image_raw and color/camera_info, or on what params_file names.
 """
-from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument
 from launch.conditions import IfCondition, UnlessCondition
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution, PythonExpression
 from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
+
+from launch import LaunchDescription
 
 
 def generate_launch_description():

@@ -11,13 +11,14 @@ Gazebo's depth image is 32FC1 in metres (+-inf outside the clip range) and its c
 with camera_color_optical_frame. The arm is not simulated: the wrist and finger TF (gripper_link, fingers)
 must come from the cell's joint states, e.g. a joint_state_publisher or the arm's controller.
 """
-from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription
 from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.substitutions import Command, LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
 from launch_ros.substitutions import FindPackageShare
+
+from launch import LaunchDescription
 
 
 def generate_launch_description():

@@ -1,10 +1,11 @@
 """The simulated pick cell, the damage_perception node and the demo planner client (`make demo` does the
 same without the launch package, see damage_perception/cell/demo.py)."""
-from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
+
+from launch import LaunchDescription
 
 
 def generate_launch_description():

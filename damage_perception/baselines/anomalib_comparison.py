@@ -14,8 +14,8 @@ def compare_with_anomalib(study, model, items, max_skus: int = 60, progress: boo
     """Compare on the items of up to ``max_skus`` SKUs (every k-th SKU of the study, all kinds)."""
     from tqdm import tqdm
 
-    from damage_perception.core.metrics import auroc
     from damage_perception.baselines.anomalib_patchcore import AnomalibPatchCore
+    from damage_perception.core.metrics import auroc
 
     skus = study.skus()
     chosen = set(skus[::max(1, len(skus) // max_skus)][:max_skus])

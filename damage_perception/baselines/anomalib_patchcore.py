@@ -227,7 +227,7 @@ class AnomalibPatchCore:
         self.banks: dict[str, torch.Tensor] = {}
         self.latencies_ms: list[float] = []
 
-    def fit(self, gallery_crops_by_sku: dict[str, tuple[np.ndarray, np.ndarray]]) -> "AnomalibPatchCore":
+    def fit(self, gallery_crops_by_sku: dict[str, tuple[np.ndarray, np.ndarray]]) -> AnomalibPatchCore:
         """Build one memory bank per SKU from ``{sku: (colors (N,S,S,3) uint8, masks (N,S,S) bool)}``."""
         from tqdm import tqdm
 

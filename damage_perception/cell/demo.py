@@ -6,9 +6,15 @@ import subprocess
 import time
 from pathlib import Path
 
-from damage_perception.core.station import config_file
+import yaml
 
 from damage_perception.cell.processes import node_command, ros_environment, start, stop
+from damage_perception.core.damage_model import DamageModel
+from damage_perception.core.station import SHIPPED_MODEL_FILE, config_file
+from damage_perception.data.study import gallery_episode
+from damage_perception.data.study_scores import enrol_episodes
+from damage_perception.sim.catalogue import make_catalogue
+from damage_perception.store.sqlite_store import InspectionStore
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -25,15 +31,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def enrol_cell_skus(store_path: Path, items: int, damage_rate: float, seed: int) -> None:
     """Enrol a gallery for each SKU the simulated cell will present that has none yet (the operator's
     step before a new product runs: a pristine instance turned in front of the camera)."""
-    import yaml
-
-    from damage_perception.core.damage_model import DamageModel
-    from damage_perception.data.study import gallery_episode
-    from damage_perception.sim.catalogue import make_catalogue
-    from damage_perception.store.sqlite_store import InspectionStore
-    from damage_perception.tools.enrol import enrol_episodes
-    from damage_perception.core.station import SHIPPED_MODEL_FILE
-
     kinds = tuple(yaml.safe_load(config_file("sim_cell.yaml").read_text())["sim_cell"]["ros__parameters"]["kinds"])
     skus = sorted({spec.sku for spec in make_catalogue(items, damage_rate, seed, kinds=kinds)})
     store = InspectionStore(store_path)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from damage_perception.core.station import config_file
 
+
 def node_command(module: str, params_file: Path | None = None, params: dict | None = None) -> list[str]:
     """``python -m damage_perception.nodes.<module> --ros-args ...``."""
     command = [sys.executable, "-m", f"damage_perception.nodes.{module}", "--ros-args"]
@@ -33,7 +34,7 @@ def ros_environment(domain_id: int | None = None) -> dict[str, str]:
 
 def start(command: list[str], env: dict[str, str], log_path: Path | None = None) -> subprocess.Popen:
     """Start a process in its own process group, its output to ``log_path`` (or inherited)."""
-    output = open(log_path, "w") if log_path is not None else None
+    output = open(log_path, "w") if log_path is not None else None  # noqa: SIM115 - the child keeps it
     return subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT if output else None,
                             start_new_session=True)
 

@@ -11,6 +11,12 @@ import threading
 import time
 from pathlib import Path
 
+import rclpy
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.signals import SignalHandlerOptions
+
+from damage_perception.ros.bag_recorder import BagRecorder
+
 DEFAULT_TOPICS = ("color/image_raw", "depth/image_raw", "color/camera_info", "/tf", "/tf_static", "verdict")
 
 
@@ -24,12 +30,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Record until SIGINT / SIGTERM or ``--duration`` is over."""
-    import rclpy
-    from rclpy.executors import SingleThreadedExecutor
-    from rclpy.signals import SignalHandlerOptions
-
-    from damage_perception.ros.bag_recorder import BagRecorder
-
     if args.out.exists():
         print(f"record: {args.out} exists; give a new folder")
         return 1

@@ -59,7 +59,8 @@ def cut(image: np.ndarray, box: tuple[int, int, int, int], size: int, nearest: b
 
 def crop_item(color: np.ndarray, depth_m: np.ndarray, mask: np.ndarray, size: int = CROP_SIZE,
               margin: float = CROP_MARGIN) -> ItemCrop:
-    """The item window of one view; every ``depth_m`` pixel that is not a reading (``core.image_codec.valid_depth``) is stored as 0."""
+    """The item window of one view; every ``depth_m`` pixel that is not a reading
+    (``core.image_codec.valid_depth``) is stored as 0."""
     box = crop_box(mask, margin)
     depth = clean_depth(depth_m, fill=0.0)  # negative and +-inf too: the codec's one rule
     return ItemCrop(cut(np.asarray(color, np.uint8), box, size, nearest=False),

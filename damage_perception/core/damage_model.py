@@ -124,7 +124,7 @@ class DamageModel:
         return path
 
     @classmethod
-    def load(cls, path: Path | str) -> "DamageModel":
+    def load(cls, path: Path | str) -> DamageModel:
         """Load a model file; ``ModelLoadError`` says why when it cannot."""
         path = Path(path)
         if not path.is_file():

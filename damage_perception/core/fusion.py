@@ -36,7 +36,7 @@ class LogisticModel:
                 "coef": self.coef.tolist(), "intercept": float(self.intercept)}
 
     @classmethod
-    def from_dict(cls, data: dict) -> "LogisticModel":
+    def from_dict(cls, data: dict) -> LogisticModel:
         return cls(tuple(data["names"]), np.asarray(data["mean"], float), np.asarray(data["scale"], float),
                    np.asarray(data["coef"], float), float(data["intercept"]))
 
@@ -106,7 +106,7 @@ class FusionModel:
                 "fitted_prior": self.fitted_prior}
 
     @classmethod
-    def from_dict(cls, data: dict) -> "FusionModel":
+    def from_dict(cls, data: dict) -> FusionModel:
         return cls(LogisticModel.from_dict(data["view"]), LogisticModel.from_dict(data["view_classifier_only"]),
                    LogisticModel.from_dict(data["item"]), LogisticModel.from_dict(data["item_classifier_only"]),
                    float(data["fitted_prior"]))

@@ -7,8 +7,8 @@ false-positive rate (so a threshold is only claimed to meet 0.1 % when enough go
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -112,7 +112,8 @@ def threshold_for_fpr(good_scores: Sequence[float], target_fpr: float, confidenc
     return FprThreshold(threshold, n, exceedances, bound, confidence, target_fpr)
 
 
-def reliability(probabilities: Sequence[float], outcomes: Sequence[bool], bins: int = 10) -> list[tuple[float, float, int]]:
+def reliability(probabilities: Sequence[float], outcomes: Sequence[bool],
+                bins: int = 10) -> list[tuple[float, float, int]]:
     """(mean predicted, observed frequency, count) per equal-width probability bin with items."""
     p = np.asarray(probabilities, float)
     y = np.asarray(outcomes, float)

@@ -8,8 +8,8 @@ Outside an edge's samples its nearest one is used when within ``tolerance_ns`` (
 as tf2). ``ros/tf2_compat.Buffer`` adds tf2's API, messages and waiting; ``data/loaders/tf_buffer
 .TransformHistory`` the offline reader's None-for-missing answers.
 
-When a frame's parent changes, that frame's history is dropped (tf2 keeps a parent per stamp); a sample at
-an already-stored stamp replaces it.
+When a frame's parent changes, the live buffer drops that frame's history (tf2 keeps a parent per stamp);
+the bag reader keeps each parent's (``keep_reparented``). A sample at an already-stored stamp replaces it.
 """
 from __future__ import annotations
 
@@ -109,11 +109,13 @@ class EdgeHistory:
 
 class TransformTree:
     """Frames, their parents and their edges' histories (``cache_ns``: how much of each dynamic edge's
-    history is kept behind its latest sample, None = all)."""
+    history is kept behind its latest sample, None = all). With ``keep_reparented`` a frame keeps the history
+    under each parent it had (a recording in which a frame was re-parented is followed as it was at each
+    time); without, a new parent replaces the old one's history, as the live buffer does."""
 
-    def __init__(self, cache_ns: int | None = None, tolerance_ns: int = 0) -> None:
-        self.cache_ns, self.tolerance_ns = cache_ns, int(tolerance_ns)
-        self.edges: dict[str, EdgeHistory] = {}   # child -> its edge to its parent
+    def __init__(self, cache_ns: int | None = None, tolerance_ns: int = 0, keep_reparented: bool = False) -> None:
+        self.cache_ns, self.tolerance_ns, self.keep_reparented = cache_ns, int(tolerance_ns), keep_reparented
+        self.edges: dict[str, dict[str, EdgeHistory]] = {}   # child -> parent -> that edge's history
         self.frames: set[str] = set()
 
     def __contains__(self, frame: str) -> bool:
@@ -122,22 +124,28 @@ class TransformTree:
     def add(self, parent: str, child: str, stamp: int, matrix: np.ndarray, static: bool = False) -> bool:
         """Record parent <- child at ``stamp`` (ns; static: valid at all times); False when too old to keep."""
         parent, child = parent.lstrip("/"), child.lstrip("/")
-        edge = self.edges.get(child)
-        if edge is None or edge.parent != parent or edge.static != static:
-            edge = self.edges[child] = EdgeHistory(parent, static)
+        parents = self.edges.setdefault(child, {})
+        if not self.keep_reparented and parent not in parents:
+            parents.clear()
+        edge = parents.get(parent)
+        if edge is None or edge.static != static:
+            edge = parents[parent] = EdgeHistory(parent, static)
         stored = edge.insert(int(stamp), np.asarray(matrix, float), self.cache_ns)
         self.frames.update((parent, child))
         return stored
 
     def clear_dynamic(self) -> None:
         """Forget every dynamic edge (static ones are kept, as in tf2)."""
-        for child in [c for c, edge in self.edges.items() if not edge.static]:
-            del self.edges[child]
+        for child, parents in list(self.edges.items()):
+            for parent in [p for p, edge in parents.items() if not edge.static]:
+                del parents[parent]
+            if not parents:
+                del self.edges[child]
 
     def lookup(self, target: str, source: str, stamp: int) -> tuple[np.ndarray, int]:
         """(target <- source at ``stamp``, the stamp used: the latest common one for 0); TransformError."""
         target, source = target.lstrip("/"), source.lstrip("/")
-        source_edges, target_edges = self._chain(target, source)
+        source_edges, target_edges = self._chain(target, source, stamp)
         if stamp == 0:
             latest = [edge.latest for edge in source_edges + target_edges if not edge.static]
             stamp = min(latest) if latest else 0
@@ -149,6 +157,20 @@ class TransformTree:
                 f"{error}, when looking up transform from frame [{source}] to frame [{target}]") from None
         return invert(ancestor_from_target) @ ancestor_from_source, stamp
 
+    def parent_edge(self, frame: str, stamp: int) -> EdgeHistory | None:
+        """The edge to ``frame``'s parent at ``stamp`` (0: the latest), None for a root. Of several parents
+        (``keep_reparented``), the one whose history answers at ``stamp``, else the most recent."""
+        parents = list(self.edges.get(frame, {}).values())
+        if len(parents) <= 1 or stamp == 0:
+            return max(parents, key=lambda edge: edge.latest, default=None)
+        for edge in parents:
+            try:
+                edge.at(stamp, self.tolerance_ns)
+                return edge
+            except ExtrapolationError:
+                continue
+        return max(parents, key=lambda edge: edge.latest)
+
     def _check_frame(self, frame: str, argument: str) -> None:
         if not frame:
             raise InvalidFrameError(f'Invalid argument "{frame}" passed to lookupTransform argument '
@@ -156,24 +178,26 @@ class TransformTree:
         if frame not in self.frames:
             raise FrameNotFoundError(f'"{frame}" passed to lookupTransform argument {argument} does not exist. ')
 
-    def _ancestors(self, frame: str) -> list[str]:
-        path = [frame]
-        while path[-1] in self.edges:
-            path.append(self.edges[path[-1]].parent)
+    def _ancestors(self, frame: str, stamp: int) -> tuple[list[str], list[EdgeHistory]]:
+        """The frames from ``frame`` up to its root at ``stamp``, and the edges between them."""
+        path, edges = [frame], []
+        while (edge := self.parent_edge(path[-1], stamp)) is not None:
+            path.append(edge.parent)
+            edges.append(edge)
             if len(path) > MAX_GRAPH_DEPTH:
                 raise FrameNotFoundError(f"The tf tree is invalid because it contains a loop (through '{frame}').")
-        return path
+        return path, edges
 
-    def _chain(self, target: str, source: str) -> tuple[list[EdgeHistory], list[EdgeHistory]]:
+    def _chain(self, target: str, source: str, stamp: int) -> tuple[list[EdgeHistory], list[EdgeHistory]]:
         """Edges from source up to the common ancestor, and from target up to it."""
         self._check_frame(target, "target_frame")
         self._check_frame(source, "source_frame")
-        source_path, target_path = self._ancestors(source), self._ancestors(target)
+        (source_path, source_edges), (target_path, target_edges) = (self._ancestors(source, stamp),
+                                                                    self._ancestors(target, stamp))
         target_index = {frame: i for i, frame in enumerate(target_path)}
         for i, frame in enumerate(source_path):
             if frame in target_index:
-                return ([self.edges[f] for f in source_path[:i]],
-                        [self.edges[f] for f in target_path[:target_index[frame]]])
+                return source_edges[:i], target_edges[:target_index[frame]]
         raise DisconnectedFramesError(
             f"Could not find a connection between '{target}' and '{source}' because they are not part of the "
             f"same tree. Tf has two or more unconnected trees.")

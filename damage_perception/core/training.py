@@ -2,9 +2,9 @@
 features are computed once per view and the head trains in minutes on a CPU)."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch

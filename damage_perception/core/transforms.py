@@ -6,8 +6,8 @@ package uses the ROS order, and converts at the one place it calls transforms3d.
 from __future__ import annotations
 
 import numpy as np
-import transforms3d.quaternions as tq
 import transforms3d.euler as te
+import transforms3d.quaternions as tq
 
 
 def quaternion_to_matrix(q_xyzw: np.ndarray) -> np.ndarray:

@@ -5,8 +5,9 @@ missing parts are None. Tools (train, evaluate, tune, replay) read episodes only
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Iterator, Protocol
+from typing import Protocol
 
 import numpy as np
 

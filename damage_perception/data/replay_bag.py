@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 from rosbags.rosbag2 import Reader
@@ -58,7 +59,7 @@ class RecordedVerdict:
     reason: str
 
     @classmethod
-    def from_msg(cls, msg: Any) -> "RecordedVerdict":
+    def from_msg(cls, msg: Any) -> RecordedVerdict:
         """From a deserialised DamageVerdict (``view_stamps`` empty when recorded before it existed)."""
         return cls(msg.item_id, msg.sku, Decision(int(msg.decision)), float(msg.fused_score), float(msg.threshold),
                    int(msg.num_views), tuple(float(s) for s in msg.view_scores),

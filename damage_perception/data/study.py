@@ -15,11 +15,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 
 from damage_perception.core.crops import CROP_SIZE, crop_item, cut
 from damage_perception.core.image_codec import clean_depth
@@ -27,6 +29,20 @@ from damage_perception.core.shape_check import thin_points
 from damage_perception.core.transforms import invert
 from damage_perception.core.view_pipeline import ViewInput, ViewPipeline
 from damage_perception.data.synth_format import to_jsonable
+from damage_perception.data.synthesize import (
+    episode_rng,
+    render_episode,
+    view_angles,
+    worker_context,
+    worker_renderer,
+)
+from damage_perception.sim.artwork import sku_rng
+from damage_perception.sim.catalogue import (
+    KIND_DAMAGES,
+    KIND_PREFIX,
+    sku_kind,
+    sku_spec,
+)
 
 STUDY_FILE = "study.json"
 SPLIT_TAGS = {"train": "T", "validation": "V", "heldout": "H", "demo": "D",
@@ -77,8 +93,6 @@ class StudyEpisode:
 
 def study_skus(settings: StudySettings) -> list[str]:
     """The study's SKUs: ``skus_per_kind`` per kind, named by split."""
-    from damage_perception.sim.catalogue import KIND_PREFIX
-
     prefix = {kind: p for p, kind in KIND_PREFIX.items()}
     tag = SPLIT_TAGS[settings.split]
     return [f"{prefix[kind]}-{tag}{n:04d}" for kind in settings.kinds for n in range(1, settings.skus_per_kind + 1)]
@@ -86,8 +100,6 @@ def study_skus(settings: StudySettings) -> list[str]:
 
 def plan_study(settings: StudySettings) -> list[StudyEpisode]:
     """Gallery and item episodes of every SKU, drawn from ``settings.seed``."""
-    from damage_perception.sim.catalogue import KIND_DAMAGES, sku_kind
-
     rng = np.random.default_rng([settings.seed, 7])
     plan: list[StudyEpisode] = []
     for sku in study_skus(settings):
@@ -105,10 +117,6 @@ def plan_study(settings: StudySettings) -> list[StudyEpisode]:
 
 def render_study_arrays(planned: StudyEpisode, settings: StudySettings) -> tuple[dict, dict[str, np.ndarray]]:
     """Render, segment and crop one planned episode in this process: (metadata, per-view arrays)."""
-    from damage_perception.data.synthesize import episode_rng, render_episode, view_angles, worker_renderer
-    from damage_perception.sim.artwork import sku_rng
-    from damage_perception.sim.catalogue import sku_spec
-
     renderer, gripper = worker_renderer()
     pipeline = ViewPipeline(gripper)
     spec = sku_spec(planned.sku, planned.damage, planned.severity, planned.item_seed,
@@ -133,11 +141,9 @@ def render_study_episode(task: tuple[StudyEpisode, StudySettings, str]) -> dict:
 
 
 def gallery_episode(sku: str, views: int = 8, seed: int = 0, variation: float = 0.0,
-                    packaging_version: int = 0) -> "StudyEpisodeData":
+                    packaging_version: int = 0) -> StudyEpisodeData:
     """A pristine instance of ``sku`` rendered at ``views`` evenly spaced wrist angles, segmented and cropped:
     the reference views an operator would enrol (default: the fixed cell, no variation)."""
-    from damage_perception.sim.catalogue import sku_kind
-
     settings = StudySettings(gallery_views=views, seed=seed, variation=variation, packaging_version=packaging_version)
     planned = StudyEpisode(0, "gallery", sku, sku_kind(sku), "pristine", 0.0, seed, 0.0, views)
     meta, arrays = render_study_arrays(planned, settings)
@@ -179,10 +185,6 @@ def _episode_arrays(episode: Any, pipeline: ViewPipeline) -> dict[str, np.ndarra
 
 def render_study(settings: StudySettings, out: Path | str, workers: int = 2, progress: bool = True) -> Path:
     """Render every planned episode of a study into ``out`` (npz per episode + study.json)."""
-    from tqdm import tqdm
-
-    from damage_perception.data.synthesize import worker_context
-
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     plan = plan_study(settings)

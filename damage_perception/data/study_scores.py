@@ -7,15 +7,20 @@ view against it. Saved as JSON lines, one item per line.
 from __future__ import annotations
 
 import json
+import sys
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
+from tqdm import tqdm
 
 from damage_perception.core.damage_model import DamageModel
 from damage_perception.core.fusion import FusionData
+from damage_perception.core.policy_simulation import ScoredEpisode
+from damage_perception.core.verdict import ViewResult
 from damage_perception.data.study import Study, StudyEpisodeData
+from damage_perception.store.galleries import save_gallery
 
 
 @dataclass
@@ -55,6 +60,24 @@ def gallery_of(model: DamageModel, episode: StudyEpisodeData):
                                episode.angle[found], [c for c, f in zip(episode.clouds, found) if f])
 
 
+def enrol_episodes(store, model, episodes, note: str = "", total: int | None = None,
+                   progress: bool = True) -> dict[str, int | None]:
+    """Build each gallery episode's SKU gallery and enrol it; SKU -> new version (None when it failed)."""
+    versions: dict[str, int | None] = {}
+    for episode in tqdm(episodes, total=total, unit="SKU", disable=not progress, desc="enrolling"):
+        sku = episode.meta["sku"]
+        try:
+            gallery = gallery_of(model, episode)
+        except ValueError as error:
+            print(f"enrol: {sku} not enrolled: {error}", file=sys.stderr)
+            versions[sku] = None
+            continue
+        versions[sku] = save_gallery(store, gallery, note or f"model {model.version}")
+        print(f"enrol: {sku} gallery version {versions[sku]} ({len(gallery.views)} views, "
+              f"{sum(len(v.patches) for v in gallery.views)} patches, {len(gallery.shape.points)} shape points)")
+    return versions
+
+
 def score_item(model: DamageModel, episode: StudyEpisodeData, gallery) -> ItemScores:
     """All view signals of one item episode."""
     found = episode.found
@@ -75,8 +98,6 @@ def score_item(model: DamageModel, episode: StudyEpisodeData, gallery) -> ItemSc
 def score_study(study: Study, model: DamageModel, skus: Iterable[str] | None = None,
                 progress: bool = True) -> list[ItemScores]:
     """Score every item episode of ``skus`` (default: all) against its SKU's gallery."""
-    from tqdm import tqdm
-
     wanted = set(skus) if skus is not None else set(study.skus())
     entries = [e for e in study.entries if e["sku"] in wanted]
     galleries = {}
@@ -115,11 +136,9 @@ def load_scores(path: Path | str) -> list[ItemScores]:
 
 
 def scored_episode(item: ItemScores, fusion):
-    """An item's scored views as the policy replay reads them (``core.policy_simulation.ScoredEpisode``): each found view
-    with its fused view log-odds and probability, so ``tune`` replays policies over a study scored once."""
-    from damage_perception.core.policy_simulation import ScoredEpisode
-    from damage_perception.core.verdict import ViewResult
-
+    """An item's scored views as the policy simulation reads them (``core.policy_simulation.ScoredEpisode``):
+    each found view with its fused view log-odds and probability, so ``tune`` simulates policies over a study
+    scored once."""
     angles = [a for a, found in zip(item.angles, item.found) if found]
     views = []
     for index, (angle, signals, types) in enumerate(zip(angles, item.signals, item.type_probabilities)):

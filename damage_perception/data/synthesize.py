@@ -11,22 +11,28 @@ import math
 import multiprocessing
 import os
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import cv2
 import numpy as np
+from tqdm import tqdm
 
-from damage_perception.core.gripper import GripperGeometry
 from damage_perception.core.damage_types import DAMAGE_LABELS, DAMAGE_TYPES
+from damage_perception.core.gripper import GripperGeometry
 from damage_perception.data.episode import Episode, View
-from damage_perception.data.synth_format import to_jsonable, write_dataset_index, write_episode
+from damage_perception.data.synth_format import (
+    to_jsonable,
+    write_dataset_index,
+    write_episode,
+)
 from damage_perception.sim.catalogue import ALL_KINDS, make_catalogue
 from damage_perception.sim.items import build_item
-from damage_perception.sim.variation import EpisodeVariation, episode_variation
 from damage_perception.sim.renderer import CellRenderer, RenderedView
 from damage_perception.sim.scene import SceneConfig
+from damage_perception.sim.variation import EpisodeVariation, episode_variation
 
 GENERATOR = "damage_perception.data.synthesize"
 VIEW_PERIOD = 0.5   # s between the stamps of consecutive views of an episode (a wrist turn and settle)
@@ -199,8 +205,6 @@ def _run_tasks(tasks: list, workers: int) -> Iterable[EpisodeResult]:
 def synthesize(settings: SynthSettings, out: Path | str, workers: int | None = None,
                progress: bool = True) -> SynthReport:
     """Render ``settings.items`` catalogue episodes into ``out`` with ``workers`` processes (default: CPUs)."""
-    from tqdm import tqdm
-
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     workers = max(1, workers or os.cpu_count() or 1)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import math
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 import cv2
 import numpy as np
@@ -30,8 +30,12 @@ from sensor_msgs.msg import CameraInfo, Image
 from damage_perception.core.camera import CameraIntrinsics
 from damage_perception.core.gripper import GripperGeometry
 from damage_perception.core.transforms import transform_from_xyz_rpy
-from damage_perception.ros.conversions import (array_to_image, intrinsics_to_camera_info,
-                                               matrix_to_transform_stamped, pose_to_matrix)
+from damage_perception.ros.conversions import (
+    array_to_image,
+    intrinsics_to_camera_info,
+    matrix_to_transform_stamped,
+    pose_to_matrix,
+)
 from damage_perception.ros.tf import StaticTransformBroadcaster, TransformBroadcaster
 from damage_perception.sim.catalogue import make_catalogue
 from damage_perception.sim.items import build_item

@@ -48,8 +48,14 @@ from damage_perception.ros.camera_input import CameraInput, GoalViews
 from damage_perception.ros.debug_publisher import DebugConfig, DebugPublisher
 from damage_perception.ros.gallery_services import GalleryServices
 from damage_perception.ros.params import declare_config
-from damage_perception.ros.verdict_msgs import (DECISION_NAMES, error_verdict_msg, verdict_to_msg, view_request_feedback,
-                                                 view_result_feedback, wrist_pose)
+from damage_perception.ros.verdict_msgs import (
+    DECISION_NAMES,
+    error_verdict_msg,
+    verdict_to_msg,
+    view_request_feedback,
+    view_result_feedback,
+    wrist_pose,
+)
 from damage_perception.store.sqlite_store import InspectionRecord
 from damage_perception.store.station_store import StationStore
 

@@ -24,8 +24,12 @@ from sensor_msgs.msg import CameraInfo, Image
 
 from damage_perception.core.gripper import GripperGeometry
 from damage_perception.core.transforms import transform_from_xyz_rpy
-from damage_perception.ros.conversions import (array_to_image, intrinsics_to_camera_info,
-                                               matrix_to_transform_stamped, pose_to_matrix)
+from damage_perception.ros.conversions import (
+    array_to_image,
+    intrinsics_to_camera_info,
+    matrix_to_transform_stamped,
+    pose_to_matrix,
+)
 from damage_perception.ros.params import declare_config
 from damage_perception.ros.tf import StaticTransformBroadcaster, TransformBroadcaster
 from damage_perception.sim.catalogue import ALL_KINDS, make_catalogue

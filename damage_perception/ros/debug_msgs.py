@@ -10,7 +10,8 @@ The annotated image is drawn by ``visualization/drawing.py`` (shared with the HT
 """
 from __future__ import annotations
 
-from typing import NamedTuple, Sequence
+from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 from builtin_interfaces.msg import Duration as DurationMsg

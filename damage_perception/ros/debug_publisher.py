@@ -36,9 +36,15 @@ from damage_perception.core.verdict import ViewResult
 from damage_perception.core.view_pipeline import ViewInput
 from damage_perception.ros.conversions import array_to_image
 from damage_perception.ros.debug_msgs import damage_markers, points_to_pointcloud2
-from damage_perception.visualization.drawing import annotated_image
 from damage_perception.ros.verdict_msgs import DECISION_NAMES
-from damage_perception.visualization.item_report import ItemReport, ReportView, report_filename, report_view, write_report
+from damage_perception.visualization.drawing import annotated_image
+from damage_perception.visualization.item_report import (
+    ItemReport,
+    ReportView,
+    report_filename,
+    report_view,
+    write_report,
+)
 
 # Large messages: the newest only, reliable (RViz's default; best-effort subscribers hear it too).
 FRAME_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE)

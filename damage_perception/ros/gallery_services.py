@@ -16,7 +16,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from damage_perception_interfaces.srv import EnrolSku, ReportLabel, RollbackGallery
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup

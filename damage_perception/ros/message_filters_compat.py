@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import itertools
 import threading
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import rclpy.logging
 from rclpy.clock import Clock, ClockType

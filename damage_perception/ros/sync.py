@@ -10,8 +10,12 @@ try:
     from message_filters import ApproximateTimeSynchronizer, SimpleFilter, Subscriber, TimeSynchronizer
     USING_MESSAGE_FILTERS = True
 except ImportError:
-    from damage_perception.ros.message_filters_compat import (ApproximateTimeSynchronizer, SimpleFilter,
-                                                              Subscriber, TimeSynchronizer)
+    from damage_perception.ros.message_filters_compat import (
+        ApproximateTimeSynchronizer,
+        SimpleFilter,
+        Subscriber,
+        TimeSynchronizer,
+    )
     USING_MESSAGE_FILTERS = False
 
 __all__ = ["SimpleFilter", "Subscriber", "TimeSynchronizer", "ApproximateTimeSynchronizer", "USING_MESSAGE_FILTERS"]

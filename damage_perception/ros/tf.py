@@ -6,13 +6,28 @@ so the same code runs on a full ROS install (real tf2_ros) and in a pip-only env
 from __future__ import annotations
 
 try:
-    from tf2_ros import (Buffer, ConnectivityException, ExtrapolationException, LookupException,
-                         StaticTransformBroadcaster, TransformBroadcaster, TransformException, TransformListener)
+    from tf2_ros import (
+        Buffer,
+        ConnectivityException,
+        ExtrapolationException,
+        LookupException,
+        StaticTransformBroadcaster,
+        TransformBroadcaster,
+        TransformException,
+        TransformListener,
+    )
     USING_TF2_ROS = True
 except ImportError:
-    from damage_perception.ros.tf2_compat import (Buffer, ConnectivityException, ExtrapolationException,
-                                                  LookupException, StaticTransformBroadcaster,
-                                                  TransformBroadcaster, TransformException, TransformListener)
+    from damage_perception.ros.tf2_compat import (
+        Buffer,
+        ConnectivityException,
+        ExtrapolationException,
+        LookupException,
+        StaticTransformBroadcaster,
+        TransformBroadcaster,
+        TransformException,
+        TransformListener,
+    )
     USING_TF2_ROS = False
 
 __all__ = ["Buffer", "TransformListener", "TransformBroadcaster", "StaticTransformBroadcaster",

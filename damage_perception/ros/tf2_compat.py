@@ -7,11 +7,12 @@ TransformStamped that maps points in ``source`` into ``target`` (header.frame_id
 child_frame_id = source), ``TransformBroadcaster(node).sendTransform(t_or_list)``.
 
 The frame tree and its time series are ``core.tf_tree.TransformTree`` (shared with the bag reader); this
-module adds tf2's API, exception types and waiting. Semantics kept from tf2: one parent per frame, chains composed through the common ancestor, a per-edge time
-cache pruned to ``cache_time`` (default 10 s), linear/slerp interpolation between the two nearest stamps,
-static edges valid at all times, ``Time()`` (zero) = the latest time common to the chain, tf2's
-exception types and messages, topics ``/tf`` and ``/tf_static`` with tf2_ros's QoS, and a static
-broadcaster that republishes every static transform it was given (latest per child frame).
+module adds tf2's API, exception types and waiting. Semantics kept from tf2: one parent per frame, chains
+composed through the common ancestor, a per-edge time cache pruned to ``cache_time`` (default 10 s),
+linear/slerp interpolation between the two nearest stamps, static edges valid at all times, ``Time()`` (zero)
+= the latest time common to the chain, tf2's exception types and messages, topics ``/tf`` and ``/tf_static``
+with tf2_ros's QoS, and a static broadcaster that republishes every static transform it was given (latest per
+child frame).
 
 Deliberate differences:
 - waiting (``timeout > 0``) blocks on a condition variable notified by ``set_transform`` instead of
@@ -30,7 +31,7 @@ from __future__ import annotations
 import math
 import threading
 import time as _time
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 import numpy as np
 import rclpy.logging
@@ -44,8 +45,14 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from rclpy.time import Time
 from tf2_msgs.msg import TFMessage
 
-from damage_perception.core.tf_tree import (DisconnectedFramesError, ExtrapolationError, FrameNotFoundError,
-                                            InvalidFrameError, TransformError, TransformTree)
+from damage_perception.core.tf_tree import (
+    DisconnectedFramesError,
+    ExtrapolationError,
+    FrameNotFoundError,
+    InvalidFrameError,
+    TransformError,
+    TransformTree,
+)
 from damage_perception.ros.conversions import matrix_to_transform, transform_to_matrix
 
 __all__ = ["Buffer", "TransformListener", "TransformBroadcaster", "StaticTransformBroadcaster",

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 from builtin_interfaces.msg import Time
 from damage_perception_interfaces.action import InspectItem
@@ -80,6 +80,6 @@ def view_request_feedback(index: int, angle: float, pose: PoseStamped) -> Inspec
 
 def view_result_feedback(result: ViewResult) -> InspectItem.Feedback:
     """InspectItem feedback with what a view showed."""
-    status = f"view {result.index}: score {result.score:.2f}" if result.found else f"view {result.index}: {result.reason}"
+    status = f"view {result.index}: " + (f"score {result.score:.2f}" if result.found else result.reason)
     return InspectItem.Feedback(view_index=result.index, view_score=float(result.score), done=False,
                                 next_wrist_angle=float(result.wrist_angle), status=status)

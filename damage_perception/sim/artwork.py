@@ -38,7 +38,7 @@ class ProductStyle:
     kraft: bool
 
     @classmethod
-    def from_sku(cls, sku: str) -> "ProductStyle":
+    def from_sku(cls, sku: str) -> ProductStyle:
         """Deterministic style of a SKU."""
         rng = sku_rng(sku, "style")
         name = "".join(rng.choice(SYLLABLES, size=int(rng.integers(2, 4)))).upper()

@@ -125,7 +125,7 @@ def make_catalogue(n_items: int, damage_rate: float, seed: int, sku_pool: tuple[
     rng = np.random.default_rng(seed)
     pools = [sku_pool] if sku_pool is not None else [KIND_POOLS[k] for k in kinds]
     drawn = []
-    for index in range(n_items):
+    for _index in range(n_items):
         pool = pools[int(rng.integers(len(pools)))]
         sku = str(pool[int(rng.integers(len(pool)))])
         kind = sku_kind(sku)

@@ -15,9 +15,23 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from damage_perception.sim.geometry import (TAG_CONTENT, TAG_CUTOUT, TAG_DENT, TAG_OPEN_FLAP, TAG_PART,
-                                            TAG_PLAIN, TAG_SHELL, TAG_SHELL_EMPTY, TAG_STAIN, TAG_TEAR_BASE,
-                                            TAG_TEAR_FLAP, BoxFace, SurfaceMesh, box_faces, grid_box_surface)
+from damage_perception.sim.geometry import (
+    TAG_CONTENT,
+    TAG_CUTOUT,
+    TAG_DENT,
+    TAG_OPEN_FLAP,
+    TAG_PART,
+    TAG_PLAIN,
+    TAG_SHELL,
+    TAG_SHELL_EMPTY,
+    TAG_STAIN,
+    TAG_TEAR_BASE,
+    TAG_TEAR_FLAP,
+    BoxFace,
+    SurfaceMesh,
+    box_faces,
+    grid_box_surface,
+)
 
 INTERIOR = np.array([0.24, 0.16, 0.09], np.float32)      # inside of a carton, in shadow
 CORRUGATED = np.array([0.78, 0.62, 0.42], np.float32)    # exposed torn board

@@ -56,7 +56,7 @@ GRASP_MAX_OFFSET_Z = 0.02
 GRASP_MAX_OFFSET_X = 0.03
 
 
-def grasp_offset_x_limit(spec: "ItemSpec", gripper: GripperGeometry) -> float:
+def grasp_offset_x_limit(spec: ItemSpec, gripper: GripperGeometry) -> float:
     """Largest |offset_x| of ``random_grasp`` for ``spec``: the pad stays on the gripped face (1 cm margin);
     bottles (round: the contact line is the bottle's axis) keep it within the pad, soft pillows within their
     thick middle."""
@@ -69,7 +69,7 @@ def grasp_offset_x_limit(spec: "ItemSpec", gripper: GripperGeometry) -> float:
     return min(room, GRASP_MAX_OFFSET_X)
 
 
-def random_grasp(rng: np.random.Generator, spec: "ItemSpec", gripper: GripperGeometry = GripperGeometry(),
+def random_grasp(rng: np.random.Generator, spec: ItemSpec, gripper: GripperGeometry = GripperGeometry(),
                  scale: float = 1.0) -> GraspPose:
     """A grasp of ``spec`` drawn uniformly within its kind's ranges (times ``scale``, 0 = the default grasp):
     offset_x within +-grasp_offset_x_limit, offset_z in [0, GRASP_MAX_OFFSET_Z], tilt within

@@ -12,10 +12,9 @@ gap + size_z / 2), fingers closed on its +-y sides. A ``GraspPose`` (``build_ite
 drawn per episode by ``random_grasp``) holds it differently: shifted along x, further from the palm and tilted
 about the closing axis, so its gripped faces stay flat on the finger pads. The item's own frame (rest
 positions, ``faces``, the ``damage`` objects) is then the default grasp's placement; ``surface.vertices``,
-``center``, ``damage_center`` and ``T_gripper_item`` are in the gripper frame. ``ItemSpec.size`` is the base box (bounding box). Damage is
-placed where the camera sees it during a wrist rotation. Same SKU, same geometry and artwork; soft kinds
-(mailer, bag) get instance wrinkles from the item seed (manufacturing jitter).
-"""
+``center``, ``damage_center`` and ``T_gripper_item`` are in the gripper frame. ``ItemSpec.size`` is the base
+box (bounding box). Damage is placed where the camera sees it during a wrist rotation. Same SKU, same geometry
+and artwork; soft kinds (mailer, bag) get instance wrinkles from the item seed (manufacturing jitter)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -28,10 +27,20 @@ from damage_perception.sim.artwork import FaceTextures, make_item_textures, sku_
 from damage_perception.sim.catalogue import BLISTER_CARD, ItemSpec
 from damage_perception.sim.damage import INTERIOR, SHELL_TAGS, Appearance, Damage, Spill, SurfaceHits
 from damage_perception.sim.damage_placement import DAMAGE_BUILDERS, DAMAGE_SIDES, MESH_SPACING, DamageContext
-from damage_perception.sim.geometry import (TAG_PART, TAG_PLAIN, TAG_SHELL, TAG_SHELL_EMPTY, BoxFace, SurfaceMesh,
-                                            box_faces, dome_surface, grid_box_surface)
+from damage_perception.sim.geometry import (
+    TAG_PART,
+    TAG_PLAIN,
+    TAG_SHELL,
+    TAG_SHELL_EMPTY,
+    BoxFace,
+    SurfaceMesh,
+    box_faces,
+    dome_surface,
+    grid_box_surface,
+)
 from damage_perception.sim.grasp import GRIP_GAP, GraspPose
 from damage_perception.sim.shapes import BottleShape, PillowShape
+
 
 @dataclass
 class ItemModel:

@@ -12,8 +12,8 @@ import argparse
 import cv2
 import numpy as np
 
-from damage_perception.core.gripper import GripperGeometry
 from damage_perception.core.damage_types import DAMAGE_TYPES
+from damage_perception.core.gripper import GripperGeometry
 from damage_perception.sim.catalogue import ALL_KINDS, KIND_DAMAGES, KIND_POOLS, ItemSpec, sku_spec
 from damage_perception.sim.items import build_item
 from damage_perception.sim.renderer import CellRenderer, RenderedView

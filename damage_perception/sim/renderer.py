@@ -18,9 +18,9 @@ import numpy as np
 import open3d as o3d
 
 from damage_perception.core.camera import CameraIntrinsics
+from damage_perception.core.damage_types import DAMAGE_LABELS
 from damage_perception.core.gripper import GripperGeometry
 from damage_perception.core.transforms import invert
-from damage_perception.core.damage_types import DAMAGE_LABELS
 from damage_perception.sim.geometry import box_mesh, cylinder_mesh, tensor_mesh
 from damage_perception.sim.items import ItemModel
 from damage_perception.sim.scene import SceneConfig

@@ -131,7 +131,7 @@ class SceneConfig:
         d = np.asarray(self.light_direction, dtype=float)
         return d / np.linalg.norm(d)
 
-    def jittered(self, rng: np.random.Generator, jitter: SceneJitter = SceneJitter()) -> "SceneConfig":
+    def jittered(self, rng: np.random.Generator, jitter: SceneJitter = SceneJitter()) -> SceneConfig:
         """A copy with camera intrinsics, camera pose and lighting drawn within ``jitter`` (deterministic in the
         generator's state; always draws the same number of values). ``NO_JITTER`` returns an equal config."""
         k = self.intrinsics

@@ -50,7 +50,7 @@ class ColorModel:
     white_balance: tuple[float, float, float] = (1.0, 1.0, 1.0)  # per-episode RGB gains (white-balance setting)
 
     def jittered(self, rng: np.random.Generator, exposure_stops: float = 0.35, temperature: float = 0.08,
-                 tint: float = 0.03) -> "ColorModel":
+                 tint: float = 0.03) -> ColorModel:
         """A copy with an episode's exposure (2 ** U(-stops, +stops)) and white balance: red and blue gains
         move oppositely by up to +-``temperature`` (colour temperature), green by up to +-``tint``. Always draws
         three values from ``rng``."""

@@ -43,7 +43,7 @@ class EpisodeVariation:
     color_model: ColorModel = ColorModel()
 
     @classmethod
-    def none(cls) -> "EpisodeVariation":
+    def none(cls) -> EpisodeVariation:
         """The fixed cell: default scene, grasp and sensor models (renders the same bytes as before)."""
         return cls()
 

@@ -16,6 +16,13 @@ import re
 import sys
 from pathlib import Path
 
+from damage_perception.core.damage_model import DamageModel, ModelLoadError
+from damage_perception.core.metrics import threshold_for_fpr
+from damage_perception.core.station import SHIPPED_MODEL_FILE
+from damage_perception.data.study import Study
+from damage_perception.data.study_scores import load_scores, score_study
+from damage_perception.store.sqlite_store import InspectionStore
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("study", type=Path, nargs="?", default=None,
@@ -43,8 +50,6 @@ def write_threshold(config: Path, threshold: float, note: str) -> None:
 
 def good_scores_in_store(path: Path, model_version: str) -> list[float]:
     """Fused scores of the store's inspections by ``model_version`` that a person labelled not damaged."""
-    from damage_perception.store.sqlite_store import InspectionStore
-
     store = InspectionStore(path)
     try:
         return [score for score, damaged in store.labelled_scores(model_version) if not damaged]
@@ -53,12 +58,6 @@ def good_scores_in_store(path: Path, model_version: str) -> list[float]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from damage_perception.core.damage_model import DamageModel, ModelLoadError
-    from damage_perception.core.metrics import threshold_for_fpr
-    from damage_perception.data.study import Study
-    from damage_perception.data.study_scores import load_scores, score_study
-    from damage_perception.core.station import SHIPPED_MODEL_FILE
-
     try:
         model = DamageModel.load(args.model or SHIPPED_MODEL_FILE)
     except ModelLoadError as error:

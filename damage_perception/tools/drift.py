@@ -12,10 +12,14 @@ import csv
 import sys
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
+import matplotlib
+import matplotlib.pyplot as plt
 import numpy as np
+
+from damage_perception.store.sqlite_store import InspectionStore
 
 DIVERT = 1  # DamageVerdict.DIVERT (no ROS import in the tools' pure parts)
 MAX_PLOTTED_SKUS = 12
@@ -36,7 +40,7 @@ class WeekSummary:
 
 def iso_week(timestamp: float) -> str:
     """The ISO week (UTC) of a Unix time, as "YYYY-Www"."""
-    year, week, _ = datetime.fromtimestamp(timestamp, timezone.utc).isocalendar()
+    year, week, _ = datetime.fromtimestamp(timestamp, UTC).isocalendar()
     return f"{year}-W{week:02d}"
 
 
@@ -66,10 +70,7 @@ def write_csv(summaries: list[WeekSummary], path: Path) -> Path:
 
 def plot(summaries: list[WeekSummary], path: Path) -> Path:
     """Median (solid) and p95 (dashed) score per SKU over the weeks, and the divert share below."""
-    import matplotlib
-
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     weeks = sorted({s.week for s in summaries})
     by_sku: dict[str, list[WeekSummary]] = defaultdict(list)
@@ -103,8 +104,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from damage_perception.store.sqlite_store import InspectionStore
-
     if not args.store.is_file():
         print(f"drift: store {args.store} does not exist", file=sys.stderr)
         return 2

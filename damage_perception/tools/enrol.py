@@ -11,6 +11,12 @@ import argparse
 import sys
 from pathlib import Path
 
+from damage_perception.core.damage_model import DamageModel, ModelLoadError
+from damage_perception.core.station import SHIPPED_MODEL_FILE
+from damage_perception.data.study import Study, gallery_episode
+from damage_perception.data.study_scores import enrol_episodes
+from damage_perception.store.sqlite_store import InspectionStore, StoreError
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--store", type=Path, required=True, help="station SQLite store (the node's store_path)")
@@ -25,35 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true")
 
 
-def enrol_episodes(store, model, episodes, note: str = "", total: int | None = None,
-                   progress: bool = True) -> dict[str, int | None]:
-    """Build each gallery episode's SKU gallery and enrol it; SKU -> new version (None when it failed)."""
-    from tqdm import tqdm
-
-    from damage_perception.data.study_scores import gallery_of
-    from damage_perception.store.galleries import save_gallery
-
-    versions: dict[str, int | None] = {}
-    for episode in tqdm(episodes, total=total, unit="SKU", disable=not progress, desc="enrolling"):
-        sku = episode.meta["sku"]
-        try:
-            gallery = gallery_of(model, episode)
-        except ValueError as error:
-            print(f"enrol: {sku} not enrolled: {error}", file=sys.stderr)
-            versions[sku] = None
-            continue
-        versions[sku] = save_gallery(store, gallery, note or f"model {model.version}")
-        print(f"enrol: {sku} gallery version {versions[sku]} ({len(gallery.views)} views, "
-              f"{sum(len(v.patches) for v in gallery.views)} patches, {len(gallery.shape.points)} shape points)")
-    return versions
-
-
 def run(args: argparse.Namespace) -> int:
-    from damage_perception.core.damage_model import DamageModel, ModelLoadError
-    from damage_perception.data.study import Study, gallery_episode
-    from damage_perception.store.sqlite_store import InspectionStore, StoreError
-    from damage_perception.core.station import SHIPPED_MODEL_FILE
-
     store = InspectionStore(args.store)
     if args.rollback:
         sku, version = args.rollback[0], int(args.rollback[1])

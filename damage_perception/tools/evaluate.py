@@ -15,7 +15,17 @@ import math
 import sys
 from pathlib import Path
 
+import matplotlib
+import matplotlib.pyplot as plt
 import numpy as np
+import yaml
+
+from damage_perception.baselines.anomalib_comparison import compare_with_anomalib
+from damage_perception.core.damage_model import DamageModel, ModelLoadError
+from damage_perception.core.metrics import auroc, recall_at_fpr, reliability, roc_curve
+from damage_perception.core.station import SHIPPED_MODEL_FILE
+from damage_perception.data.study import Study
+from damage_perception.data.study_scores import load_scores, save_scores, score_study
 
 TARGET_FPRS = (0.001, 0.01)
 
@@ -41,8 +51,6 @@ def item_scores_by_signal(items, fusion) -> dict[str, np.ndarray]:
 
 
 def operating_point(scores: np.ndarray, damaged: np.ndarray, target_fpr: float) -> dict:
-    from damage_perception.core.metrics import recall_at_fpr
-
     recall, threshold = recall_at_fpr(scores[damaged], scores[~damaged], target_fpr)
     return {"target_fpr": target_fpr, "recall": recall, "threshold": threshold,
             "measured_fpr": float(np.mean(scores[~damaged] >= threshold)),
@@ -51,8 +59,6 @@ def operating_point(scores: np.ndarray, damaged: np.ndarray, target_fpr: float) 
 
 def summarise(items, fusion, config_threshold: float | None = None) -> dict:
     """Every figure of the evaluation (JSON-ready)."""
-    from damage_perception.core.metrics import auroc
-
     damaged = np.array([i.damaged for i in items])
     scores = item_scores_by_signal(items, fusion)
     fused = scores["fused"]
@@ -95,12 +101,8 @@ def _rate(flags: np.ndarray, among: np.ndarray) -> float:
 
 def plot_roc(items, fusion, path: Path) -> Path:
     """ROC curves (log false-positive axis) of the fused score and of each signal alone."""
-    import matplotlib
-
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    from damage_perception.core.metrics import roc_curve
 
     damaged = np.array([i.damaged for i in items])
     figure, axis = plt.subplots(figsize=(7, 5))
@@ -125,12 +127,8 @@ def plot_roc(items, fusion, path: Path) -> Path:
 
 def plot_reliability(items, fusion, path: Path) -> Path:
     """Predicted damage probability (moved to the study's damage prior) against the observed frequency."""
-    import matplotlib
-
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    from damage_perception.core.metrics import reliability
 
     damaged = np.array([i.damaged for i in items])
     prior = float(damaged.mean())
@@ -155,18 +153,12 @@ def plot_reliability(items, fusion, path: Path) -> Path:
 def config_threshold(path: Path | None) -> float | None:
     if path is None:
         return None
-    import yaml
 
     params = yaml.safe_load(path.read_text())["damage_perception"]["ros__parameters"]
     return float(params["decision"]["divert_threshold"])
 
 
 def run(args: argparse.Namespace) -> int:
-    from damage_perception.core.damage_model import DamageModel, ModelLoadError
-    from damage_perception.data.study import Study
-    from damage_perception.data.study_scores import load_scores, save_scores, score_study
-    from damage_perception.core.station import SHIPPED_MODEL_FILE
-
     try:
         model = DamageModel.load(args.model or SHIPPED_MODEL_FILE)
     except ModelLoadError as error:
@@ -184,8 +176,6 @@ def run(args: argparse.Namespace) -> int:
     summary = {"model_version": model.version, "study": str(args.study),
                **summarise(items, model.fusion, config_threshold(args.config))}
     if args.anomalib:
-        from damage_perception.baselines.anomalib_comparison import compare_with_anomalib
-
         summary["anomalib_comparison"] = compare_with_anomalib(Study(args.study), model, items,
                                                                progress=not args.no_progress)
     plot_roc(items, model.fusion, args.out / "roc.png")
@@ -209,7 +199,8 @@ def print_summary(summary: dict) -> None:
           f"false diverts: {100 * summary['printed_art_false_divert_rate_at_fpr_0.001']:.2f}% "
           f"of {summary['printed_art_good_items']}")
     for name, figures in summary["signals_alone"].items():
-        print(f"  {name:>13}: AUROC {figures['auroc']:.3f}, recall at 0.1% {100 * figures['recall_at_fpr_0.001']:.1f}%, "
+        print(f"  {name:>13}: AUROC {figures['auroc']:.3f}, "
+              f"recall at 0.1% {100 * figures['recall_at_fpr_0.001']:.1f}%, "
               f"at 1% {100 * figures['recall_at_fpr_0.01']:.1f}%")
     print("  per-view latency (median ms): " + ", ".join(f"{k} {v:.1f}"
                                                          for k, v in summary["per_view_latency_ms_median"].items()))

@@ -22,8 +22,9 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 from rosbags.rosbag2 import StoragePlugin, Writer
@@ -33,8 +34,12 @@ from damage_perception.core.gripper import GripperGeometry
 from damage_perception.core.transforms import invert, make_transform, rotation_about_z
 from damage_perception.data.episode import Episode, View
 from damage_perception.data.loaders import ros_messages as rm
-from damage_perception.data.loaders.rosbag import DAMAGE_MASK_TOPIC, ITEM_MASK_TOPIC, MARKER_TOPIC
-
+from damage_perception.data.loaders.rosbag import (
+    DAMAGE_MASK_TOPIC,
+    ITEM_MASK_TOPIC,
+    MARKER_TOPIC,
+)
+from damage_perception.data.synth_format import SynthDataset
 
 COLOR_TOPIC, DEPTH_TOPIC, INFO_TOPIC, TF_TOPIC = "color/image_raw", "depth/image_raw", "color/camera_info", "/tf"
 CAMERA_FRAME, PRESENTATION_FRAME, GRIPPER_FRAME = "camera_color_optical_frame", "inspection_pose", "gripper_link"
@@ -54,8 +59,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Read the dataset lazily and export it."""
-    from damage_perception.data.synth_format import SynthDataset  # our format's reader
-
     dataset = SynthDataset(args.dataset)
     if args.out.exists():
         if not args.overwrite:

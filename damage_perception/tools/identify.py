@@ -22,6 +22,19 @@ import time
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
+
+from damage_perception.core.damage_model import DamageModel, ModelLoadError
+from damage_perception.core.identification import (
+    GalleryIndex,
+    Match,
+    check_claim,
+    effective_top_k,
+)
+from damage_perception.core.station import SHIPPED_MODEL_FILE
+from damage_perception.data.study import Study
+from damage_perception.data.study_scores import gallery_of
+from damage_perception.sim.catalogue import sku_kind
 
 MARGINS = np.round(np.arange(0.0, 1.0001, 0.005), 3)
 
@@ -67,9 +80,6 @@ def calibrated_margin(rank: np.ndarray, gap: np.ndarray, k: int, target: float) 
 
 def mislabel_detection(skus: list[str], rows: list[dict], top_k: int, margin: float, seed: int) -> dict:
     """Each query claimed as another SKU drawn at random (any kind / same kind): share the rule flags."""
-    from damage_perception.core.identification import Match, check_claim
-    from damage_perception.sim.catalogue import sku_kind
-
     rng = np.random.default_rng(seed)
     kinds = np.array([sku_kind(s) for s in skus])
     caught = {"any_sku": [], "same_kind": []}
@@ -85,8 +95,6 @@ def mislabel_detection(skus: list[str], rows: list[dict], top_k: int, margin: fl
 
 
 def summarise(skus: list[str], rows: list[dict], top_k: int, target: float, seed: int) -> dict:
-    from damage_perception.core.identification import effective_top_k
-
     rank, gap, best = ranks(skus, rows)
     kinds = np.array([row["kind"] for row in rows])
     damaged = np.array([row["damaged"] for row in rows], bool)
@@ -124,8 +132,6 @@ def summarise(skus: list[str], rows: list[dict], top_k: int, target: float, seed
 
 
 def skus_kind(sku: str) -> str:
-    from damage_perception.sim.catalogue import sku_kind
-
     return sku_kind(sku)
 
 
@@ -137,14 +143,6 @@ def spread(skus: list[str], count: int | None) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
-    from damage_perception.core.damage_model import DamageModel, ModelLoadError
-    from damage_perception.core.identification import GalleryIndex
-    from damage_perception.data.study import Study
-    from damage_perception.data.study_scores import gallery_of
-    from damage_perception.core.station import SHIPPED_MODEL_FILE
-
     try:
         model = DamageModel.load(args.model or SHIPPED_MODEL_FILE)
     except ModelLoadError as error:
@@ -209,7 +207,8 @@ def print_summary(summary: dict) -> None:
     for name in ("pristine", "damaged"):
         part = summary[name]
         if part["queries"]:
-            print(f"  {name}: {part['queries']} queries, top-1 {100 * part['top1']:.1f}%, top-5 {100 * part['top5']:.1f}%")
+            print(f"  {name}: {part['queries']} queries, top-1 {100 * part['top1']:.1f}%, "
+                  f"top-5 {100 * part['top5']:.1f}%")
     for kind, part in summary["per_kind"].items():
         print(f"  {kind}: {part['queries']} queries, top-1 {100 * part['top1']:.1f}%, top-5 {100 * part['top5']:.1f}%")
     confusions = summary["confusions"]

@@ -19,12 +19,22 @@ from damage_perception.core.damage_model import ModelLoadError
 from damage_perception.core.gallery import SkuGallery
 from damage_perception.core.identification import GalleryIndex
 from damage_perception.core.inspection import Inspector
-from damage_perception.core.station import StationSettings, load_station_model, parameter_file_settings
-from damage_perception.data.replay_bag import RecordedCell, RecordedVerdict, ReplayError, ReplaySetup, replay_verdicts
+from damage_perception.core.station import (
+    StationSettings,
+    config_file,
+    load_station_model,
+    parameter_file_settings,
+)
+from damage_perception.data.replay_bag import (
+    RecordedCell,
+    RecordedVerdict,
+    ReplayError,
+    ReplaySetup,
+    replay_verdicts,
+)
 from damage_perception.ros.conversions import rgbd_to_arrays
 from damage_perception.store.galleries import active_galleries, load_gallery
 from damage_perception.store.sqlite_store import InspectionStore
-from damage_perception.core.station import config_file
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -6,6 +6,8 @@ import os
 import sys
 from pathlib import Path
 
+from damage_perception.data.study import StudySettings, plan_study, render_study
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, required=True, help="study folder to write (resumes an interrupted run)")
@@ -25,8 +27,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from damage_perception.data.study import StudySettings, plan_study, render_study
-
     try:
         settings = StudySettings(args.split, args.skus_per_kind, args.items_per_sku, args.damage_rate, args.views,
                                  args.gallery_views, args.seed, tuple(args.kinds.split(",")),

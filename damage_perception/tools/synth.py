@@ -6,6 +6,13 @@ import os
 import sys
 from pathlib import Path
 
+from damage_perception.data.synth_format import DATASET_FILE
+from damage_perception.data.synthesize import (
+    SynthSettings,
+    synthesize,
+    write_contact_sheet,
+)
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of the synth sub-command."""
@@ -28,9 +35,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Render the dataset (or the contact sheet) and print the throughput."""
-    from damage_perception.data.synth_format import DATASET_FILE
-    from damage_perception.data.synthesize import SynthSettings, synthesize, write_contact_sheet
-
     if args.contact_sheet is not None:
         path = write_contact_sheet(args.contact_sheet, seed=args.seed, views=min(args.views, 5))
         print(f"synth: wrote contact sheet {path} ({path.stat().st_size / 1e6:.2f} MB)")

@@ -4,10 +4,22 @@ from __future__ import annotations
 import argparse
 import hashlib
 import io
+import json
 import sys
 from pathlib import Path
 
 import numpy as np
+import torch
+from tqdm import tqdm
+
+from damage_perception.core.classifier import DamageHead, cell_labels
+from damage_perception.core.damage_model import DamageModel
+from damage_perception.core.fusion import fit_fusion
+from damage_perception.core.metrics import auroc
+from damage_perception.core.training import TrainingViews, TrainSettings, train_head
+from damage_perception.data.study import Study
+from damage_perception.data.study_scores import fusion_data, save_scores, score_study
+from damage_perception.sim.catalogue import sku_kind
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,8 +41,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def split_skus(skus: list[str], share: float, seed: int) -> tuple[list[str], list[str]]:
     """(training, validation) SKUs: ``share`` of each kind's SKUs (at least one) to validation."""
-    from damage_perception.sim.catalogue import sku_kind
-
     rng = np.random.default_rng(seed)
     train, validation = [], []
     for kind in sorted({sku_kind(s) for s in skus}):
@@ -44,12 +54,6 @@ def split_skus(skus: list[str], share: float, seed: int) -> tuple[list[str], lis
 
 def collect_training_views(study, skus: list[str], model, progress: bool = True):
     """Backbone features, depth cues, item cells and cell labels of every found view of ``skus``."""
-    import torch
-    from tqdm import tqdm
-
-    from damage_perception.core.classifier import cell_labels
-    from damage_perception.core.training import TrainingViews
-
     entries = [e for e in study.entries if e["sku"] in set(skus)]
     features, depth, cells, labels = [], [], [], []
     for entry in tqdm(entries, unit="episode", disable=not progress, dynamic_ncols=True, desc="features"):
@@ -67,10 +71,6 @@ def collect_training_views(study, skus: list[str], model, progress: bool = True)
 
 def model_version(head, fusion, recipe: str) -> str:
     """A version naming the recipe and the hash of the head's weights and the fusion's coefficients."""
-    import json
-
-    import torch
-
     buffer = io.BytesIO()
     torch.save(head.state_dict(), buffer)
     buffer.write(json.dumps(fusion.to_dict() if fusion else None, sort_keys=True).encode())
@@ -78,14 +78,6 @@ def model_version(head, fusion, recipe: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from damage_perception.core.damage_model import DamageModel
-    from damage_perception.core.classifier import DamageHead
-    from damage_perception.core.fusion import fit_fusion
-    from damage_perception.core.metrics import auroc
-    from damage_perception.core.training import TrainSettings, train_head
-    from damage_perception.data.study import Study
-    from damage_perception.data.study_scores import fusion_data, save_scores, score_study
-
     study = Study(args.study)
     fusion_study = Study(args.fusion_study) if args.fusion_study else study
     if args.fusion_study:

@@ -14,14 +14,36 @@ import multiprocessing
 from dataclasses import dataclass
 from pathlib import Path
 
+import matplotlib
+import matplotlib.pyplot as plt
 import numpy as np
+from tqdm import tqdm
+
+from damage_perception.core.damage_model import DamageModel
+from damage_perception.core.gripper import GripperGeometry
+from damage_perception.core.metrics import recall_at_fpr
+from damage_perception.core.policies import StoppingRule, make_policy
+from damage_perception.core.policy_simulation import (
+    ArmTiming,
+    fit_stopping_evidence,
+    score_episode,
+    simulate_policy,
+)
+from damage_perception.core.station import SHIPPED_MODEL_FILE, config_file
+from damage_perception.core.verdict import Decision, DecisionConfig
+from damage_perception.core.view_pipeline import ViewPipeline
+from damage_perception.data.loaders.rosbag import RosbagDataset
+from damage_perception.data.study_scores import load_scores, scored_episode
+from damage_perception.data.synth_format import DATASET_FILE, SynthDataset
+from damage_perception.tools.evaluate import config_threshold
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of the tune sub-command."""
     parser.add_argument("dataset", type=Path,
                         help="dataset folder (damage-perception synth), rosbag2 folder, or a scores.jsonl of a study "
-                             "scored by the damage model (damage-perception evaluate --out DIR writes DIR/scores.jsonl)")
+                             "scored by the damage model (damage-perception evaluate --out DIR writes "
+                             "DIR/scores.jsonl)")
     parser.add_argument("--model", type=Path, default=None,
                         help="with scores.jsonl: the model whose fusion turns view signals into evidence "
                              "(default: the shipped model)")
@@ -55,7 +77,6 @@ class Setting:
 
     def make(self):
         """A fresh policy for one episode."""
-        from damage_perception.core.policies import StoppingRule, make_policy
         if self.policy == "fixed":
             return make_policy("fixed", self.max_views)
         rule = dataclasses.replace(self.fitted or StoppingRule(), false_divert_rate=self.false_divert_rate,
@@ -76,24 +97,18 @@ def grid(args: argparse.Namespace, fitted=None) -> list[Setting]:
 
 def open_dataset(path: Path):
     """Our dataset format, or a rosbag2 recording."""
-    from damage_perception.data.synth_format import DATASET_FILE, SynthDataset
     if (path / DATASET_FILE).exists():
         return SynthDataset(path)
-    from damage_perception.data.loaders.rosbag import RosbagDataset
     return RosbagDataset(path)
 
 
 def _score_one(job: tuple[Path, int]):
-    from damage_perception.core.gripper import GripperGeometry
-    from damage_perception.core.policy_simulation import score_episode
-    from damage_perception.core.view_pipeline import ViewPipeline
     path, index = job
     return score_episode(open_dataset(path)[index], ViewPipeline(GripperGeometry()))
 
 
 def score_all(path: Path, workers: int, progress: bool):
     """Score every episode's views once, in parallel; the order follows the dataset."""
-    from tqdm import tqdm
     jobs = [(path, index) for index in range(len(open_dataset(path)))]
     with multiprocessing.get_context("spawn").Pool(max(1, workers)) as pool:
         results = pool.imap(_score_one, jobs, chunksize=1)
@@ -105,29 +120,23 @@ def load_scored(path: Path, model_path: Path | None, workers: int, progress: boo
     (fusion None); a scores.jsonl was scored by the damage model, whose fusion then judges the items."""
     if path.suffix != ".jsonl":
         return score_all(path, workers, progress), None
-    from damage_perception.core.damage_model import DamageModel
-    from damage_perception.data.study_scores import load_scores, scored_episode
-    from damage_perception.core.station import SHIPPED_MODEL_FILE
     fusion = DamageModel.load(model_path or SHIPPED_MODEL_FILE).fusion
     return [scored_episode(item, fusion) for item in load_scores(path) if item.signals], fusion
 
 
 def evaluate(setting: Setting, episodes, target_fpr: float, timing, fusion=None) -> dict:
     """Replay one setting over all episodes and summarise it (``fusion``: judge with the model's item fusion)."""
-    from damage_perception.core.metrics import recall_at_fpr
-    from damage_perception.core.policy_simulation import simulate_policy
-    from damage_perception.core.verdict import Decision, DecisionConfig
     decision = DecisionConfig()
     if fusion is not None:  # the node's calibrated threshold on the model's item probability
-        from damage_perception.tools.evaluate import config_threshold
-        from damage_perception.core.station import config_file
-        decision = DecisionConfig(fusion="learned", divert_threshold=config_threshold(config_file("damage_perception.yaml")))
+        configured = config_threshold(config_file("damage_perception.yaml"))
+        decision = DecisionConfig(fusion="learned", divert_threshold=configured)
     runs = [(episode.damaged, simulate_policy(setting.make, episode, decision, timing, fusion)) for episode in episodes]
     damaged = [run for is_damaged, run in runs if is_damaged]
     pristine = [run for is_damaged, run in runs if not is_damaged]
     recall, threshold = recall_at_fpr([r.fused_score for r in damaged], [r.fused_score for r in pristine],
                                       target_fpr)
-    share = lambda runs_, decision: float(np.mean([r.decision == decision for r in runs_])) if runs_ else math.nan
+    def share(runs_, decision):
+        return float(np.mean([r.decision == decision for r in runs_])) if runs_ else math.nan
     return {"policy": setting.policy, "max_views": setting.max_views,
             "false_divert_rate_target": setting.false_divert_rate, "miss_rate_target": setting.miss_rate,
             "episodes": len(runs), "damaged": len(damaged), "pristine": len(pristine),
@@ -153,9 +162,7 @@ def recommend(rows: list[dict], recall_key: str, target_fpr: float, max_review_r
 
 def pareto_plot(rows: list[dict], recall_key: str, chosen: int, path: Path, target_fpr: float) -> None:
     """Recall at the target FPR against mean views and mean seconds, with the Pareto front."""
-    import matplotlib
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     figure, axes = plt.subplots(1, 2, figsize=(12, 4.8), sharey=True)
     colours = {"fixed": "tab:blue", "sequential": "tab:orange", "nbv": "tab:green"}
     for axis, cost, label in ((axes[0], "mean_views", "mean views per item"),
@@ -204,9 +211,6 @@ def run(args: argparse.Namespace) -> int:
     """Score, replay the grid, write the CSV and the plot, print the recommendation."""
     if args.from_csv:
         return report(read_rows(args.out / "tune.csv"), args)
-    from damage_perception.core.policy_simulation import ArmTiming
-    from damage_perception.core.policies import StoppingRule
-    from damage_perception.core.policy_simulation import fit_stopping_evidence
     scored, fusion = load_scored(args.dataset, args.model, args.workers, not args.no_progress)
     if args.fit_on is not None:  # fit on another dataset, judge on all of this one
         fitting, episodes = load_scored(args.fit_on, args.model, args.workers, not args.no_progress)[0], scored

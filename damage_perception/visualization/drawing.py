@@ -2,7 +2,7 @@
 ``~/debug/annotated_image`` (``ros/debug_publisher.py``) and the HTML report (``item_report.py``)."""
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import cv2
 import numpy as np

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from damage_perception.core.backbone import BackboneUnavailable
 from damage_perception.baselines import anomalib_patchcore as baseline
+from damage_perception.core.backbone import BackboneUnavailable
 
 SIZE = 160
 

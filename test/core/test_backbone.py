@@ -2,8 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from damage_perception.core.backbone import (CONTEXT_PX, FEATURE_CHANNELS, cell_masks, depth_channels,
-                                             prepare_images)
+from damage_perception.core.backbone import CONTEXT_PX, FEATURE_CHANNELS, cell_masks, depth_channels, prepare_images
 from damage_perception.core.damage_model import shared_backbone
 
 

@@ -7,8 +7,7 @@ import torch
 
 from damage_perception.core.classifier import DamageHead
 from damage_perception.core.damage_model import DamageModel, ModelLoadError
-from damage_perception.core.fusion import FusionData, fit_fusion
-from damage_perception.core.fusion import VIEW_SIGNALS
+from damage_perception.core.fusion import VIEW_SIGNALS, FusionData, fit_fusion
 
 
 def small_fusion(seed: int = 0):
@@ -36,7 +35,7 @@ def test_a_saved_model_loads_with_the_same_head_fusion_and_version(model, tmp_pa
     assert loaded.version == "test-model"
     for name, tensor in model.head.state_dict().items():
         assert torch.equal(tensor, loaded.head.state_dict()[name]), name
-    signals = {name: 0.5 for name in VIEW_SIGNALS}
+    signals = dict.fromkeys(VIEW_SIGNALS, 0.5)
     assert loaded.fusion.view_logit(signals, True) == pytest.approx(model.fusion.view_logit(signals, True))
 
 

@@ -3,8 +3,17 @@ import json
 import numpy as np
 import pytest
 
-from damage_perception.core.fusion import (CLASSIFIER_ONLY, VIEW_SIGNALS, FusionData, FusionModel, LogisticModel,
-                                           fit_fusion, fit_logistic, item_summary, view_signal_vector)
+from damage_perception.core.fusion import (
+    CLASSIFIER_ONLY,
+    VIEW_SIGNALS,
+    FusionData,
+    FusionModel,
+    LogisticModel,
+    fit_fusion,
+    fit_logistic,
+    item_summary,
+    view_signal_vector,
+)
 from damage_perception.core.metrics import auroc
 
 INFORMATIVE = ("classifier", "anomaly", "shape_extra")
@@ -74,7 +83,8 @@ def test_round_trip_through_json_keeps_every_output(fitted):
         for has_gallery in (True, False):
             logits = [model.view_logit(v, has_gallery) for v in views]
             assert [again.view_logit(v, has_gallery) for v in views] == logits
-            assert again.item_logit(logits, has_gallery, prior=0.05) == model.item_logit(logits, has_gallery, prior=0.05)
+            assert (again.item_logit(logits, has_gallery, prior=0.05)
+                    == model.item_logit(logits, has_gallery, prior=0.05))
     assert again.view.names == model.view.names and again.fitted_prior == model.fitted_prior
 
 

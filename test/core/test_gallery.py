@@ -5,8 +5,16 @@ from scipy.spatial.distance import cdist
 
 from damage_perception.core.backbone import cell_masks, prepare_images
 from damage_perception.core.damage_model import shared_backbone
-from damage_perception.core.gallery import (NEAREST_VIEWS, ReferenceView, SkuGallery, angular_distance,
-                                            build_gallery, greedy_coreset, patch_features, score_view)
+from damage_perception.core.gallery import (
+    NEAREST_VIEWS,
+    ReferenceView,
+    SkuGallery,
+    angular_distance,
+    build_gallery,
+    greedy_coreset,
+    patch_features,
+    score_view,
+)
 from damage_perception.core.shape_check import ReferenceShape
 
 CROP = 160

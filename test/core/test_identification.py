@@ -3,8 +3,15 @@ import numpy as np
 import pytest
 
 from damage_perception.core.gallery import ReferenceView, SkuGallery
-from damage_perception.core.identification import (GalleryIndex, IdentificationConfig, Match, check_claim,
-                                                   check_item, effective_top_k, view_embedding)
+from damage_perception.core.identification import (
+    GalleryIndex,
+    IdentificationConfig,
+    Match,
+    check_claim,
+    check_item,
+    effective_top_k,
+    view_embedding,
+)
 from damage_perception.core.shape_check import ReferenceShape
 
 DIM = 152
@@ -45,9 +52,9 @@ def test_an_empty_index_or_view_is_a_clear_error():
 
 def test_rendered_skus_are_identified_from_new_views_under_camera_and_grasp_variation():
     from damage_perception.core.damage_model import DamageModel
+    from damage_perception.core.station import SHIPPED_MODEL_FILE
     from damage_perception.data.study import gallery_episode
     from damage_perception.data.study_scores import gallery_of
-    from damage_perception.core.station import SHIPPED_MODEL_FILE
 
     model = DamageModel.load(SHIPPED_MODEL_FILE)
     skus = ["SKU-1041", "SKU-1187", "BK-1203", "BT-1150"]  # two cartons: the close call

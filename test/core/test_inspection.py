@@ -10,7 +10,7 @@ from damage_perception.core.inspection import InspectionError, Inspector
 from damage_perception.core.station import StationSettings
 from damage_perception.core.verdict import Decision, DecisionConfig
 from damage_perception.core.view_pipeline import ViewInput
-from damage_perception.data.synthesize import worker_renderer, render_episode
+from damage_perception.data.synthesize import render_episode, worker_renderer
 from damage_perception.sim.catalogue import ItemSpec, make_catalogue
 
 GEOMETRIC = StationSettings(model_path="", num_views=4)

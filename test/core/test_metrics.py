@@ -3,8 +3,14 @@ import math
 import numpy as np
 import pytest
 
-from damage_perception.core.metrics import (auroc, clopper_pearson_upper, recall_at_fpr, reliability, roc_curve,
-                                            threshold_for_fpr)
+from damage_perception.core.metrics import (
+    auroc,
+    clopper_pearson_upper,
+    recall_at_fpr,
+    reliability,
+    roc_curve,
+    threshold_for_fpr,
+)
 
 
 def brute_force_auroc(positive, negative):

@@ -3,8 +3,16 @@ import math
 import numpy as np
 import pytest
 
-from damage_perception.core.policies import (FixedViewPolicy, NextBestViewPolicy, SequentialPolicy, StoppingRule,
-                                             ViewEvidence, fit_view_evidence, make_policy, spread_order)
+from damage_perception.core.policies import (
+    FixedViewPolicy,
+    NextBestViewPolicy,
+    SequentialPolicy,
+    StoppingRule,
+    ViewEvidence,
+    fit_view_evidence,
+    make_policy,
+    spread_order,
+)
 from damage_perception.core.verdict import Decision, ViewResult
 
 

@@ -3,8 +3,8 @@ import math
 import numpy as np
 import pytest
 
-from damage_perception.core.policies import FixedViewPolicy, SequentialPolicy, StoppingRule
 from damage_perception.core.metrics import recall_at_fpr
+from damage_perception.core.policies import FixedViewPolicy, SequentialPolicy, StoppingRule
 from damage_perception.core.policy_simulation import ArmTiming, ScoredEpisode, simulate_policy
 from damage_perception.core.verdict import Decision, DecisionConfig, ViewResult
 

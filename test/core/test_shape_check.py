@@ -2,8 +2,7 @@ import numpy as np
 import pytest
 from scipy.spatial import cKDTree
 
-from damage_perception.core.shape_check import (TOLERANCE_M, ReferenceShape, build_reference, shape_scores,
-                                                 thin_points)
+from damage_perception.core.shape_check import TOLERANCE_M, ReferenceShape, build_reference, shape_scores, thin_points
 
 SPACING = 0.003
 SIZE = np.array([0.04, 0.08, 0.10])          # a small carton, held with its centre 8 cm out of the palm

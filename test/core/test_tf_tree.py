@@ -4,8 +4,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from damage_perception.core.tf_tree import (DisconnectedFramesError, ExtrapolationError, FrameNotFoundError,
-                                            TransformTree)
+from damage_perception.core.tf_tree import (
+    DisconnectedFramesError,
+    ExtrapolationError,
+    FrameNotFoundError,
+    TransformTree,
+)
 from damage_perception.core.transforms import make_transform
 
 
@@ -41,8 +45,8 @@ def test_tolerance_allows_the_nearest_sample_only_that_close():
 def test_cache_keeps_only_its_window_behind_the_latest_sample():
     tf = tree(cache_ns=50)
     assert not tf.add("base", "wrist", 120, np.eye(4))       # older than the window: refused
-    assert tf.edges["wrist"].stamps == [200]
-    assert tree().edges["wrist"].stamps == [100, 200]        # no cache: everything is kept
+    assert tf.edges["wrist"]["base"].stamps == [200]
+    assert tree().edges["wrist"]["base"].stamps == [100, 200]        # no cache: everything is kept
 
 
 def test_unknown_disconnected_and_reparented_frames():
@@ -53,4 +57,12 @@ def test_unknown_disconnected_and_reparented_frames():
     with pytest.raises(DisconnectedFramesError):
         tf.lookup("tool", "wrist", 150)
     tf.add("world", "wrist", 250, make_transform((5, 0, 0)))   # a new parent: the old history is dropped
-    assert tf.edges["wrist"].parent == "world" and tf.edges["wrist"].stamps == [250]
+    assert list(tf.edges["wrist"]) == ["world"] and tf.edges["wrist"]["world"].stamps == [250]
+
+
+def test_a_recording_keeps_each_parents_history_and_follows_the_one_of_the_time():
+    tf = tree(keep_reparented=True)
+    tf.add("camera", "wrist", 400, make_transform((0, 0, 7)))   # re-parented later in the recording
+    tf.add("camera", "wrist", 500, make_transform((0, 0, 7)))
+    np.testing.assert_allclose(tf.lookup("base", "wrist", 150)[0][:3, 3], (0, 2, 0))      # under base then
+    np.testing.assert_allclose(tf.lookup("camera", "wrist", 450)[0][:3, 3], (0, 0, 7))    # under camera now

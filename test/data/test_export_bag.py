@@ -7,13 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from damage_perception import cli
 from damage_perception.core.camera import CameraIntrinsics
 from damage_perception.core.gripper import GripperGeometry
+from damage_perception.core.image_codec import clean_depth, depth_to_mm
 from damage_perception.core.transforms import transform_from_xyz_rpy
 from damage_perception.data.episode import Episode, View
 from damage_perception.data.loaders import RosbagDataset
-from damage_perception import cli
-from damage_perception.core.image_codec import clean_depth, depth_to_mm
 from damage_perception.tools import export_bag
 
 H, W = 10, 14

@@ -10,8 +10,16 @@ import pytest
 
 from damage_perception.core.camera import CameraIntrinsics
 from damage_perception.data.episode import Episode, View
-from damage_perception.data.synth_format import (DATASET_FILE, EPISODE_FILE, SynthDataset, depth_from_mm,
-                                                 depth_to_mm, read_episode, write_dataset_index, write_episode)
+from damage_perception.data.synth_format import (
+    DATASET_FILE,
+    EPISODE_FILE,
+    SynthDataset,
+    depth_from_mm,
+    depth_to_mm,
+    read_episode,
+    write_dataset_index,
+    write_episode,
+)
 
 K = CameraIntrinsics(64, 48, 60.0, 61.0, 31.5, 23.5)
 

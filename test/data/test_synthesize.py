@@ -4,15 +4,22 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from damage_perception import cli
 from damage_perception.core.damage_types import DAMAGE_LABELS
 from damage_perception.core.gripper import GripperGeometry
 from damage_perception.data.synth_format import DATASET_FILE, SynthDataset, load_json, read_episode, write_episode
-from damage_perception.data.synthesize import (SynthSettings, contact_sheet, damage_label_map, episode_rng,
-                                               render_episode, synthesize, view_angles)
+from damage_perception.data.synthesize import (
+    SynthSettings,
+    contact_sheet,
+    damage_label_map,
+    episode_rng,
+    render_episode,
+    synthesize,
+    view_angles,
+)
+from damage_perception.sim.catalogue import make_catalogue
 from damage_perception.sim.renderer import CellRenderer
 from damage_perception.sim.scene import SceneConfig
-from damage_perception.sim.catalogue import make_catalogue
-from damage_perception import cli
 from test.data.test_synth_format import tree_hashes
 
 SETTINGS = SynthSettings(items=4, damage_rate=0.5, seed=5, views=2)

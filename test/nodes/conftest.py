@@ -5,12 +5,11 @@ import contextlib
 import os
 from pathlib import Path
 
-import pytest
 import rclpy
 
-from damage_perception.nodes.planner_client import PlannerClient
-from damage_perception.core.station import config_file
 from damage_perception.cell.processes import node_command, ros_environment, start, stop
+from damage_perception.core.station import config_file
+from damage_perception.nodes.planner_client import PlannerClient
 
 
 @contextlib.contextmanager
@@ -29,14 +28,6 @@ def running(tmp_path: Path, *processes: tuple[str, str | None, dict]):
             stop(process)
         for process, log in started:
             print(f"--- {log.name} (exit {process.returncode}) ---\n{log.read_text()[-3000:]}")
-
-
-@pytest.fixture
-def ros_context():
-    """rclpy initialised for the test process."""
-    rclpy.init()
-    yield
-    rclpy.try_shutdown()
 
 
 def make_client(**params) -> PlannerClient:

@@ -2,37 +2,35 @@
 
 One node process serves every parametrised case of ``test_bad_input_then_good_goal`` in turn (a module-scoped
 fixture): a replay camera in this process corrupts its frames (or withholds / ages TF) for one goal, then
-publishes good frames for the next goal, which must succeed. Not covered here: an empty gripper
-(test_inspection.py), a corrupt or missing model file and a gallery without the SKU (no models or gallery
-exist yet).
+publishes good frames for the next goal, which must succeed. Covered elsewhere: an empty gripper
+(test_inspection.py), a corrupt or missing model file and a gallery without the SKU (test_models_live.py).
 """
 from __future__ import annotations
 
 import json
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 import rclpy
+from builtin_interfaces.msg import Time as TimeMsg
 from damage_perception_interfaces.action import InspectItem
 from damage_perception_interfaces.msg import DamageVerdict
 from rclpy.action import ActionClient
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import qos_profile_sensor_data
-from builtin_interfaces.msg import Time as TimeMsg
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 
-from damage_perception.nodes.camera_stress import CameraThread
-
 from damage_perception.core.camera import CameraIntrinsics
+from damage_perception.nodes.camera_stress import CameraThread
 from damage_perception.ros.conversions import array_to_image, intrinsics_to_camera_info
 from test.nodes.conftest import running
-from dataclasses import dataclass
-from typing import Callable
 
 REAL = Path(__file__).resolve().parents[1] / "fixtures" / "real_rgbd" / "cheezit"
 NODE = ("perception_node", "damage_perception.yaml", {"view_timeout": 2.0, "goal_deadline": 6.0,

@@ -11,9 +11,9 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image, PointCloud2
 from visualization_msgs.msg import Marker, MarkerArray
 
+from damage_perception import cli
 from damage_perception.ros.debug_msgs import pointcloud2_to_points
 from damage_perception.ros.verdict_msgs import DECISION_NAMES
-from damage_perception import cli
 from test.nodes.conftest import make_client, running
 
 CELL = ("sim_cell_node", "sim_cell.yaml", {"num_items": 2, "damage_rate": 1.0, "seed": 5})

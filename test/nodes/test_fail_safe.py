@@ -7,8 +7,9 @@ with fresh stamps, cycling through the issue's cases (all-NaN / all-inf / all-ne
 and negative pixels mixed into a good frame, a good frame with an empty frame_id, NaN and non-unit
 quaternions on /tf) and the bad-input list of test_bad_inputs.py. Each item is inspected with all of the
 garbage, with all but the all-invalid depth frames (then mixed-garbage frames are the views that fail, and
-now and then a good frame gets through: coverage decides), then cleanly. On every verdict: a PASS rests on a usable view at every planned angle; an ERROR ends the goal
-ABORTED; a damaged item that is DIVERT or REVIEW when inspected cleanly is never PASS under garbage.
+now and then a good frame gets through: coverage decides), then cleanly. On every verdict: a PASS rests on
+a usable view at every planned angle; an ERROR ends the goal ABORTED; a damaged item that is DIVERT or
+REVIEW when inspected cleanly is never PASS under garbage.
 """
 from __future__ import annotations
 

@@ -11,14 +11,13 @@ import time
 from pathlib import Path
 
 import rclpy
+from action_msgs.msg import GoalStatus
 from damage_perception_interfaces.action import InspectItem
 from damage_perception_interfaces.msg import DamageVerdict
-from action_msgs.msg import GoalStatus
 from rclpy.action import ActionClient
 
-from damage_perception.core.station import config_file
-
 from damage_perception.cell.processes import node_command, ros_environment, start, stop
+from damage_perception.core.station import config_file
 from test.nodes.test_inspection import CELL, make_client
 
 NODE_PARAMS = {"num_views": 4, "view_timeout": 3.0, "goal_deadline": 8.0}

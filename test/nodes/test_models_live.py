@@ -6,12 +6,12 @@ import math
 from damage_perception_interfaces.msg import DamageVerdict
 
 from damage_perception.core.damage_model import DamageModel
+from damage_perception.core.station import SHIPPED_MODEL_FILE
 from damage_perception.data.study import gallery_episode
 from damage_perception.data.study_scores import gallery_of
 from damage_perception.sim.catalogue import make_catalogue
 from damage_perception.store.galleries import save_gallery
 from damage_perception.store.sqlite_store import InspectionStore
-from damage_perception.core.station import SHIPPED_MODEL_FILE
 from test.nodes.conftest import make_client, running
 
 CELL_PARAMS = {"num_items": 3, "damage_rate": 0.0, "seed": 11}

@@ -6,9 +6,9 @@ import signal
 
 from damage_perception_interfaces.msg import DamageVerdict
 
-from damage_perception.store.sqlite_store import InspectionStore
-from damage_perception.core.station import config_file
 from damage_perception.cell.processes import node_command, ros_environment, start, stop
+from damage_perception.core.station import config_file
+from damage_perception.store.sqlite_store import InspectionStore
 from test.nodes.conftest import make_client, running
 
 CELL = ("sim_cell_node", "sim_cell.yaml", {"num_items": 6, "damage_rate": 0.5, "seed": 3})
@@ -29,7 +29,8 @@ def test_each_policy_runs_live_within_its_budget(tmp_path, ros_context):
         assert 1 <= verdict.num_views <= 6
     assert outcomes["fixed"].verdict.num_views == 6
     # the sequential test stops as soon as the evidence settles the item (2 views at the least)
-    assert outcomes["sequential"].verdict.num_views < 6 or outcomes["sequential"].verdict.decision == DamageVerdict.REVIEW
+    sequential = outcomes["sequential"].verdict
+    assert sequential.num_views < 6 or sequential.decision == DamageVerdict.REVIEW
 
 
 def test_sigkill_of_the_node_loses_no_verdict_a_client_received(tmp_path, ros_context):

@@ -18,9 +18,18 @@ from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 
 from damage_perception.core.camera import backproject
-from damage_perception.ros.conversions import (CameraInfoError, ImageConversionError, camera_info_to_intrinsics,
-                                               color_to_rgb, depth_to_meters, distortion_of, is_distorted,
-                                               rgbd_to_arrays, undistort_color, undistort_depth)
+from damage_perception.ros.conversions import (
+    CameraInfoError,
+    ImageConversionError,
+    camera_info_to_intrinsics,
+    color_to_rgb,
+    depth_to_meters,
+    distortion_of,
+    is_distorted,
+    rgbd_to_arrays,
+    undistort_color,
+    undistort_depth,
+)
 
 WIDTH, HEIGHT = 640, 480
 K = (615.0, 0.0, 319.5, 0.0, 615.0, 239.5, 0.0, 0.0, 1.0)

@@ -11,9 +11,22 @@ from std_msgs.msg import Header
 from damage_perception.core.camera import CameraIntrinsics, backproject
 from damage_perception.core.transforms import rotation_about_z, transform_from_xyz_rpy
 from damage_perception.ros.conversions import (
-    CameraInfoError, ImageConversionError, array_to_image, camera_info_to_intrinsics, color_to_rgb,
-    depth_to_meters, image_to_array, intrinsics_to_camera_info, matrix_to_pose, matrix_to_transform,
-    matrix_to_transform_stamped, pose_to_matrix, seconds_to_stamp, stamp_to_seconds, transform_to_matrix)
+    CameraInfoError,
+    ImageConversionError,
+    array_to_image,
+    camera_info_to_intrinsics,
+    color_to_rgb,
+    depth_to_meters,
+    image_to_array,
+    intrinsics_to_camera_info,
+    matrix_to_pose,
+    matrix_to_transform,
+    matrix_to_transform_stamped,
+    pose_to_matrix,
+    seconds_to_stamp,
+    stamp_to_seconds,
+    transform_to_matrix,
+)
 
 RNG = np.random.default_rng(7)
 SAMPLES = {
@@ -145,10 +158,10 @@ def test_camera_info_round_trip_and_backprojection():
 
 
 @pytest.mark.parametrize("change, pattern", [
-    (dict(k=[0.0] * 9), r"no usable focal length \(fx=0.0, fy=0.0\)"),
-    (dict(k=[math.nan, 0, 320, 0, 500, 240, 0, 0, 1]), r"no usable focal length"),
-    (dict(width=0), r"image size must be positive, got width=0 height=480"),
-    (dict(k=[500, 0, math.inf, 0, 500, 240, 0, 0, 1]), r"non-finite principal point"),
+    ({"k": [0.0] * 9}, r"no usable focal length \(fx=0.0, fy=0.0\)"),
+    ({"k": [math.nan, 0, 320, 0, 500, 240, 0, 0, 1]}, r"no usable focal length"),
+    ({"width": 0}, r"image size must be positive, got width=0 height=480"),
+    ({"k": [500, 0, math.inf, 0, 500, 240, 0, 0, 1]}, r"non-finite principal point"),
 ])
 def test_unusable_camera_info_is_rejected(change, pattern):
     info = CameraInfo(width=640, height=480, k=[500.0, 0, 320, 0, 500, 240, 0, 0, 1])

@@ -8,8 +8,13 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import PointCloud2, PointField
 from visualization_msgs.msg import Marker, MarkerArray
 
-from damage_perception.ros.debug_msgs import (damage_markers, pack_rgb, pointcloud2_to_points, points_to_pointcloud2,
-                                              unpack_rgb)
+from damage_perception.ros.debug_msgs import (
+    damage_markers,
+    pack_rgb,
+    pointcloud2_to_points,
+    points_to_pointcloud2,
+    unpack_rgb,
+)
 
 STAMP = TimeMsg(sec=12, nanosec=345)
 

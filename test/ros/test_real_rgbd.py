@@ -9,8 +9,14 @@ import pytest
 from std_msgs.msg import Header
 
 from damage_perception.core.camera import CameraIntrinsics, backproject
-from damage_perception.ros.conversions import (array_to_image, camera_info_to_intrinsics, color_to_rgb,
-                                               depth_to_meters, image_to_array, intrinsics_to_camera_info)
+from damage_perception.ros.conversions import (
+    array_to_image,
+    camera_info_to_intrinsics,
+    color_to_rgb,
+    depth_to_meters,
+    image_to_array,
+    intrinsics_to_camera_info,
+)
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "real_rgbd"
 

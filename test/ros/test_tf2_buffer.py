@@ -8,11 +8,16 @@ import pytest
 from rclpy.duration import Duration
 from rclpy.time import Time
 
-from damage_perception.core.transforms import (invert, make_transform, rotation_about_z,
-                                               transform_from_xyz_rpy)
+from damage_perception.core.transforms import invert, make_transform, rotation_about_z, transform_from_xyz_rpy
 from damage_perception.ros.conversions import matrix_to_transform_stamped, transform_to_matrix
-from damage_perception.ros.tf2_compat import (Buffer, ConnectivityException, ExtrapolationException,
-                                              LookupException, TransformException, _nanoseconds)
+from damage_perception.ros.tf2_compat import (
+    Buffer,
+    ConnectivityException,
+    ExtrapolationException,
+    LookupException,
+    TransformException,
+    _nanoseconds,
+)
 
 
 def at(seconds: float) -> Time:

@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from damage_perception.sim.geometry import TAG_PLAIN
 from damage_perception.sim.catalogue import ALL_KINDS, KIND_DAMAGES, ItemSpec, make_catalogue, sku_size
+from damage_perception.sim.geometry import TAG_PLAIN
 from damage_perception.sim.items import build_item
 
 from .conftest import make_spec

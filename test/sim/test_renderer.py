@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 
 from damage_perception.core.camera import backproject
+from damage_perception.core.damage_types import DAMAGE_LABELS
 from damage_perception.core.gripper import points_in_box
 from damage_perception.core.transforms import apply, invert
-from damage_perception.core.damage_types import DAMAGE_LABELS
 from damage_perception.sim.items import build_item
 from damage_perception.sim.renderer import CellRenderer
 from damage_perception.sim.scene import SceneConfig

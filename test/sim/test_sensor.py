@@ -1,8 +1,15 @@
 """Sensor model: depth noise, dropouts, quantisation; colour noise."""
 import numpy as np
 
-from damage_perception.sim.sensor import (ColorModel, DepthModel, apply_color_model, apply_depth_model, depth_sigma,
-                                          edge_dropout_probability, grazing_dropout_probability)
+from damage_perception.sim.sensor import (
+    ColorModel,
+    DepthModel,
+    apply_color_model,
+    apply_depth_model,
+    depth_sigma,
+    edge_dropout_probability,
+    grazing_dropout_probability,
+)
 
 SHAPE = (240, 320)
 

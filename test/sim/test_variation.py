@@ -11,7 +11,13 @@ from damage_perception.core.gripper import points_in_box
 from damage_perception.core.segmentation import mask_iou, segment_item
 from damage_perception.core.transforms import apply, invert, rotation_angle_between
 from damage_perception.sim.catalogue import ALL_KINDS, KIND_POOLS, make_catalogue, sku_spec
-from damage_perception.sim.grasp import GRASP_MAX_OFFSET_Z, GRASP_TILT_DEG, GraspPose, grasp_offset_x_limit, random_grasp
+from damage_perception.sim.grasp import (
+    GRASP_MAX_OFFSET_Z,
+    GRASP_TILT_DEG,
+    GraspPose,
+    grasp_offset_x_limit,
+    random_grasp,
+)
 from damage_perception.sim.items import build_item
 from damage_perception.sim.renderer import CellRenderer
 from damage_perception.sim.scene import NO_JITTER, SceneConfig, SceneJitter

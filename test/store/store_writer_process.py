@@ -3,8 +3,7 @@ import sys
 
 import numpy as np
 
-from damage_perception.core.gallery import ReferenceView
-from damage_perception.core.gallery import SkuGallery
+from damage_perception.core.gallery import ReferenceView, SkuGallery
 from damage_perception.core.shape_check import ReferenceShape
 from damage_perception.store.galleries import save_gallery
 from damage_perception.store.sqlite_store import InspectionRecord, InspectionStore, StoredView

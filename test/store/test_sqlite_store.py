@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 
 from damage_perception.store.schema import MIGRATIONS
-from damage_perception.store.sqlite_store import (InspectionRecord, InspectionStore, StoredView,
-                                                  StoreError)
+from damage_perception.store.sqlite_store import InspectionRecord, InspectionStore, StoredView, StoreError
 
 WRITER = Path(__file__).with_name("store_writer_process.py")
 

@@ -2,7 +2,7 @@
 stores built here."""
 import csv
 import shutil
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import cv2
@@ -10,18 +10,18 @@ import numpy as np
 import pytest
 import yaml
 
+from damage_perception import cli
 from damage_perception.core.damage_model import DamageModel
 from damage_perception.core.metrics import threshold_for_fpr
-from damage_perception.store.sqlite_store import InspectionRecord, InspectionStore
-from damage_perception import cli
 from damage_perception.core.station import SHIPPED_MODEL_FILE
+from damage_perception.store.sqlite_store import InspectionRecord, InspectionStore
 
 CONFIG = Path(__file__).resolve().parents[2] / "config" / "damage_perception.yaml"
 PASS, DIVERT, ERROR = 0, 1, 3
 
 
 def unix(day: str) -> float:
-    return datetime.fromisoformat(day).replace(tzinfo=timezone.utc).timestamp()
+    return datetime.fromisoformat(day).replace(tzinfo=UTC).timestamp()
 
 
 @pytest.fixture
@@ -89,7 +89,7 @@ def test_drift_summarises_each_sku_by_iso_week(tmp_path):
     store.close()
     out = tmp_path / "drift"
     assert cli.main(["drift", "--store", str(tmp_path / "station.db"), "--out", str(out)]) == 0
-    rows = {(r["sku"], r["iso_week"]): r for r in csv.DictReader(open(out / "drift.csv"))}
+    rows = {(r["sku"], r["iso_week"]): r for r in csv.DictReader((out / "drift.csv").read_text().splitlines())}
     assert set(rows) == {("SKU-A", "2026-W07"), ("SKU-A", "2026-W08"), ("SKU-B", "2026-W07")}
     a7, a8, b7 = rows[("SKU-A", "2026-W07")], rows[("SKU-A", "2026-W08")], rows[("SKU-B", "2026-W07")]
     assert int(a7["count"]) == 5 and float(a7["median_score"]) == pytest.approx(0.3)

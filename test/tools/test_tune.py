@@ -1,8 +1,8 @@
 """`damage-perception tune` end to end on a tiny synthetic dataset."""
 import csv
 
-from damage_perception.data.synthesize import SynthSettings, synthesize
 from damage_perception import cli
+from damage_perception.data.synthesize import SynthSettings, synthesize
 
 
 def test_tune_writes_csv_and_plot_and_recommends_one_setting(tmp_path):
@@ -12,7 +12,7 @@ def test_tune_writes_csv_and_plot_and_recommends_one_setting(tmp_path):
     out = tmp_path / "tune"
     assert cli.main(["tune", str(data), "--out", str(out), "--max-views", "2,4", "--false-divert-rates", "0.01",
                      "--miss-rates", "0.05", "--workers", "1", "--no-progress"]) == 0
-    rows = list(csv.DictReader(open(out / "tune.csv")))
+    rows = list(csv.DictReader((out / "tune.csv").read_text().splitlines()))
     assert {row["policy"] for row in rows} == {"fixed", "sequential", "nbv"} and len(rows) == 6
     assert sum(row["recommended"] == "True" for row in rows) == 1
     for row in rows:

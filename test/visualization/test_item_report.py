@@ -10,8 +10,13 @@ import pytest
 
 from damage_perception.core.crops import CROP_SIZE, crop_box
 from damage_perception.core.verdict import ViewResult
-from damage_perception.visualization.item_report import (ItemReport, render_report, report_filename, report_view,
-                                                         write_report)
+from damage_perception.visualization.item_report import (
+    ItemReport,
+    render_report,
+    report_filename,
+    report_view,
+    write_report,
+)
 
 IMAGE = re.compile(r'<img class="(\w+)" src="data:image/png;base64,([A-Za-z0-9+/=]+)"')
 

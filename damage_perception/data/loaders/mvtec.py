@@ -9,8 +9,8 @@ Grayscale images are repeated to three channels.
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import cv2
 import numpy as np

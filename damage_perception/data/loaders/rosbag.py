@@ -26,9 +26,10 @@ import bisect
 import json
 import math
 import struct
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 from rosbags.rosbag2 import Reader
 from rosbags.typesys.store import Typestore

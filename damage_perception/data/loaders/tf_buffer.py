@@ -4,7 +4,7 @@ The frame tree and its time series are ``core.tf_tree.TransformTree`` (the live 
 wraps the same): a lookup composes the chain between two frames and, on each dynamic edge, interpolates
 between the samples around the requested time. Outside an edge's samples the nearest one is used when it
 is within ``tolerance_ns``, as tf2 would refuse to extrapolate further. Everything is kept (no cache
-pruning); a lookup that cannot be answered gives None.
+pruning), also the history under a frame's earlier parents; a lookup that cannot be answered gives None.
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ class TransformHistory:
     """parent <- child transforms over time, with tree lookups at a time."""
 
     def __init__(self, tolerance_ns: int = 50_000_000) -> None:
-        self.tree = TransformTree(cache_ns=None, tolerance_ns=tolerance_ns)
+        self.tree = TransformTree(cache_ns=None, tolerance_ns=tolerance_ns, keep_reparented=True)
 
     def add(self, parent: str, child: str, ns: int, matrix: np.ndarray, static: bool = False) -> None:
         """Record parent <- child at time ``ns`` (static: valid at all times)."""
