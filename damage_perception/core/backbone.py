@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from damage_perception.core.image_codec import valid_depth
+
 BACKBONE_NAME = "efficientnet-lite0"
 TAP_BLOCKS = (4, 10)            # blocks whose outputs are the two feature maps
 FEATURE_STRIDE = 8              # px of the crop per feature cell
@@ -102,7 +104,7 @@ def depth_channels(depths_m: np.ndarray, masks: np.ndarray, stride: int = FEATUR
     gradients (all in units of ``scale_m``, clipped to +-1), and the share of cells' pixels with a reading."""
     out = np.zeros((len(depths_m), 4) + (depths_m.shape[1] // stride,) * 2, np.float32)
     for k, (depth, mask) in enumerate(zip(depths_m, masks)):
-        valid = (depth > 0) & mask
+        valid = valid_depth(depth) & mask  # the codec's one rule: +inf or NaN is no reading
         if not valid.any():
             continue
         relative = np.where(valid, depth - np.median(depth[valid]), 0.0) / scale_m

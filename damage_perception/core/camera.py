@@ -5,6 +5,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from damage_perception.core.image_codec import valid_depth
+
 
 @dataclass(frozen=True)
 class CameraIntrinsics:
@@ -52,7 +54,7 @@ def backproject(depth_m: np.ndarray, intrinsics: CameraIntrinsics) -> np.ndarray
     if depth.shape != (intrinsics.height, intrinsics.width):
         raise ValueError(f"depth is {depth.shape[1]}x{depth.shape[0]}, camera_info says "
                          f"{intrinsics.width}x{intrinsics.height}")
-    valid = np.isfinite(depth) & (depth > 0)
+    valid = valid_depth(depth)
     z = np.where(valid, depth, np.nan).astype(np.float32)
     u = np.arange(intrinsics.width, dtype=np.float32)[None, :]
     v = np.arange(intrinsics.height, dtype=np.float32)[:, None]

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from damage_perception.core.image_codec import clean_depth
+
 CROP_SIZE = 160       # px; the backbone's stride-8 grid is then 20 x 20 cells
 CROP_MARGIN = 0.12    # of the item's larger side, on each side
 
@@ -57,8 +59,9 @@ def cut(image: np.ndarray, box: tuple[int, int, int, int], size: int, nearest: b
 
 def crop_item(color: np.ndarray, depth_m: np.ndarray, mask: np.ndarray, size: int = CROP_SIZE,
               margin: float = CROP_MARGIN) -> ItemCrop:
-    """The item window of one view; ``depth_m`` NaN is stored as 0 (no reading)."""
+    """The item window of one view; every ``depth_m`` pixel that is not a reading
+    (``core.image_codec.valid_depth``) is stored as 0."""
     box = crop_box(mask, margin)
-    depth = np.nan_to_num(np.asarray(depth_m, np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+    depth = clean_depth(depth_m, fill=0.0)  # negative and +-inf too: the codec's one rule
     return ItemCrop(cut(np.asarray(color, np.uint8), box, size, nearest=False),
                     cut(depth, box, size, nearest=True), cut(np.asarray(mask, bool), box, size, nearest=True), box)

@@ -4,34 +4,34 @@
 product identification and the auto-enrolment rule) and ``Inspector.inspect`` runs it: the view policy asks
 for wrist angles, a ``ViewSource`` supplies the view at each angle (the live camera in
 ``ros/camera_input.py``, a recording in ``data/replay_bag.py``), the pipeline scores each view, and the
-verdict is decided and checked against the claimed SKU. The node and ``replay`` both inspect through it, so
-they cannot judge an item differently.
+verdict is decided, held to the policy's coverage rule (``core.coverage``: unusable views are retried, and
+a PASS needs every view the policy requires to be usable) and checked against the claimed SKU. The node and
+``replay`` both inspect through it, so they cannot judge an item differently.
 """
 from __future__ import annotations
 
 import dataclasses
 from typing import Protocol
 
+from damage_perception.core.coverage import InspectionError, require_coverage, take_views
 from damage_perception.core.damage_model import DamageModel, ModelLoadError
 from damage_perception.core.enrolment import auto_enrol_decision, grown_gallery
 from damage_perception.core.gallery import SkuGallery
 from damage_perception.core.identification import ClaimCheck, GalleryIndex, check_item
-from damage_perception.core.policies import ViewPolicy, make_policy, take_views
+from damage_perception.core.policies import ViewPolicy, make_policy
 from damage_perception.core.segmentation import ItemSegment
 from damage_perception.core.station import GEOMETRIC_VERSION, StationSettings, load_station_model
 from damage_perception.core.verdict import ItemVerdict, ViewResult, decide, with_identification
 from damage_perception.core.view_pipeline import ViewInput, ViewPipeline
 
 
-class InspectionError(Exception):
-    """An inspection cannot go on; the message becomes the ERROR verdict's reason."""
-
-
 class ViewSource(Protocol):
     """Where an inspection's views come from."""
 
     def take(self, index: int, angle: float) -> ViewInput:
-        """View ``index`` with the wrist at ``angle`` (rad); InspectionError when it cannot be had."""
+        """The ``index``-th frame taken (retries count) as a view with the wrist at ``angle`` (rad);
+        ViewUnavailable when none can be had now (worth a retry), InspectionError when the inspection cannot
+        go on."""
 
     def taken(self, result: ViewResult, segment: ItemSegment, view: ViewInput) -> None:
         """Told what the pipeline made of the view just taken (feedback, debug output)."""
@@ -81,15 +81,17 @@ class Inspector:
         gallery = gallery if self.model is not None else None
         chosen = self.policy(policy)
 
-        def take_view(view_index: int, angle: float) -> ViewResult:
-            view = source.take(view_index, angle)
-            result, segment = self.pipeline.process(view, index=view_index, wrist_angle=angle, gallery=gallery)
+        def take_view(frame_index: int, angle: float) -> ViewResult:
+            view = source.take(frame_index, angle)
+            result, segment = self.pipeline.process(view, index=frame_index, wrist_angle=angle, gallery=gallery)
             source.taken(result, segment, view)
             return result
 
-        views = take_views(chosen, take_view)
+        taken = take_views(chosen, take_view, self.settings.view_retries)
+        views = taken.views
         verdict = decide(views, self.decision, chosen.early_decision(views),
                          self.model.fusion if self.model is not None else None, gallery is not None)
+        verdict = require_coverage(verdict, chosen, taken.unusable)   # a PASS needs the usable views' evidence
         return with_identification(verdict, self.check_claim(sku, views, index))
 
     def check_claim(self, sku: str, views: list[ViewResult], index: GalleryIndex | None) -> ClaimCheck | None:

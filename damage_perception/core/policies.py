@@ -14,7 +14,7 @@ budget ran out undecided, or None to leave the decision to the fused score and t
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -31,6 +31,10 @@ class ViewPolicy(Protocol):
     def next_view(self, views: Sequence[ViewResult]) -> float | None: ...
 
     def early_decision(self, views: Sequence[ViewResult]) -> Decision | None: ...
+
+    def coverage_shortfall(self, views: Sequence[ViewResult]) -> str:
+        """Why the usable views (``found``) do not yet cover what a PASS needs; "" when they do."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -132,6 +136,15 @@ class StoppingRule:
                 looks += visibility(view.wrist_angle, math.radians(self.field_of_view_deg)) > 0.5
         return float(np.log(np.mean(self.view_miss_rate ** looks)))
 
+    def pass_shortfall(self, views: Sequence[ViewResult]) -> str:
+        """Why the usable views' clean evidence does not reach the pass bound; "" when it does."""
+        clean = self.clean_evidence(views)
+        if clean <= self.pass_bound:
+            return ""
+        usable = sum(view.found for view in views)
+        return (f"clean evidence {clean:.2f} from {usable} usable views does not reach the pass bound "
+                f"{self.pass_bound:.2f}")
+
     def decide(self, views: Sequence[ViewResult], max_views: int) -> Decision | None:
         """DIVERT / PASS when a bound is crossed, REVIEW at the budget, else None (keep looking)."""
         if self.damage_evidence(views) >= self.divert_bound:
@@ -163,6 +176,15 @@ class FixedViewPolicy:
 
     def early_decision(self, views: Sequence[ViewResult]) -> Decision | None:
         return None
+
+    def coverage_shortfall(self, views: Sequence[ViewResult]) -> str:
+        """Every planned angle needs a usable view."""
+        usable = {view.wrist_angle for view in views if view.found}
+        missing = [angle for angle in self.angles if angle not in usable]
+        if not missing:
+            return ""
+        return (f"{len(self.angles) - len(missing)} of {len(self.angles)} planned views usable (none at "
+                f"{', '.join(f'{math.degrees(angle):.0f}' for angle in missing)} deg)")
 
 
 def spread_order(num_angles: int) -> list[float]:
@@ -196,6 +218,10 @@ class SequentialPolicy:
 
     def early_decision(self, views: Sequence[ViewResult]) -> Decision | None:
         return self.rule.decide(views, self.max_views)
+
+    def coverage_shortfall(self, views: Sequence[ViewResult]) -> str:
+        """The stopping rule's pass evidence, from usable views only."""
+        return self.rule.pass_shortfall(views)
 
 
 class NextBestViewPolicy:
@@ -240,6 +266,10 @@ class NextBestViewPolicy:
     def early_decision(self, views: Sequence[ViewResult]) -> Decision | None:
         return self.rule.decide(views, self.max_views)
 
+    def coverage_shortfall(self, views: Sequence[ViewResult]) -> str:
+        """The stopping rule's pass evidence, from usable views only."""
+        return self.rule.pass_shortfall(views)
+
 
 POLICIES = ("fixed", "sequential", "nbv")
 
@@ -255,13 +285,3 @@ def make_policy(name: str, num_views: int, rule: StoppingRule = StoppingRule(),
         return NextBestViewPolicy(num_views, rule, reachable)
     raise ValueError(f"unknown view policy {name!r}; available: {', '.join(POLICIES)}")
 
-
-def take_views(policy: ViewPolicy, take_view: Callable[[int, float], ViewResult]) -> list[ViewResult]:
-    """The inspection loop of the node and of ``damage-perception replay``: take the view the policy asks for
-    (``take_view(index, angle)``) until it stops; nothing in the first view (an empty gripper) ends it there."""
-    views: list[ViewResult] = []
-    while (angle := policy.next_view(views)) is not None:
-        views.append(take_view(len(views), angle))
-        if not any(view.found for view in views):
-            break
-    return views

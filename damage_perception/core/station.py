@@ -42,7 +42,8 @@ class StationSettings:
     color_topic: str = "color/image_raw"
     depth_topic: str = "depth/image_raw"
     camera_info_topic: str = "color/camera_info"
-    camera_frame: str = "camera_color_optical_frame"   # when an image's header.frame_id is empty
+    camera_frame: str = "camera_color_optical_frame"   # for frames with an empty header.frame_id, if allowed
+    allow_empty_frame_id: bool = False   # False: frames without a frame_id are rejected (a throttled WARN)
     gripper_frame: str = "gripper_link"
     presentation_frame: str = "inspection_pose"        # wrist angles are rotations about this frame's z
     sync_slop: float = 0.02
@@ -52,6 +53,7 @@ class StationSettings:
     goal_deadline: float = 30.0
     view_timeout: float = 5.0
     settle_tolerance_deg: float = 2.0
+    view_retries: int = 2             # an unusable view is tried again at its angle this often (fresh frame)
     policy: str = "fixed"
     num_views: int = 6
     model_path: str = SHIPPED_MODEL   # "shipped" = SHIPPED_MODEL_FILE, "" = the geometric score alone

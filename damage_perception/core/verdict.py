@@ -31,7 +31,8 @@ class DecisionConfig:
     review_band: float = 0.1        # fused score in [threshold - band, threshold): REVIEW
     fusion: str = "max"             # "max" or "noisy_or" over the views' scores, or "learned" (the damage
     #                                 model's fitted item fusion over its view log-odds; needs a model)
-    min_views: int = 1              # fewer views with an item than this: ERROR
+    min_views: int = 1              # fewer views with an item than this: ERROR (the policy's coverage rule,
+    #                                 core.coverage, decides whether the usable views allow a PASS)
 
 
 @dataclass
@@ -71,6 +72,7 @@ class ItemVerdict:
     anomaly_score: float = float("nan")        # gallery anomaly, largest over views (NaN without a gallery)
     closest_sku: str = ""                      # product identification: the enrolled SKU the item looks most like
     sku_mismatch: bool = False                 # the item does not look like its claimed SKU
+    unusable_views: list = field(default_factory=list)  # core.coverage.UnusableView: every failed attempt
 
 
 def fuse_scores(scores: list[float], method: str) -> float:

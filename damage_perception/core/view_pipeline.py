@@ -13,6 +13,7 @@ from damage_perception.core.gallery import CORESET_RATIO
 from damage_perception.core.geometric_score import GeometricScoreConfig, score_geometry
 from damage_perception.core.gripper import GripperGeometry
 from damage_perception.core.identification import view_embedding
+from damage_perception.core.image_codec import valid_depth
 from damage_perception.core.segmentation import ItemSegment, SegmentationConfig, segment_item
 from damage_perception.core.shape_check import thin_points
 from damage_perception.core.transforms import invert
@@ -28,6 +29,9 @@ class ViewPipelineConfig:
     max_outline_on_edge: float = 0.1   # more of the item's outline on the image edge: cut off, view unusable
     edge_jump: float = 0.008           # m; a neighbour this much (+ edge_jump_per_m * z) nearer or farther is a
     edge_jump_per_m: float = 0.01      # depth jump: points there are left out of the damage score
+    min_reliable_depth: float = 0.5    # fewer of the item's points with a reliable reading: invalid depth, view
+    #                                    unusable (clean renders >= 0.72, the real D4xx frames 0.93; 2 % of
+    #                                    scattered no-reading pixels bring it to ~0.59, 5 % to ~0.31)
 
 
 @dataclass
@@ -82,6 +86,13 @@ class ViewPipeline:
         # Points at depth jumps are unreliable (flying pixels between foreground and background): the
         # mask keeps them, the damage score does not.
         reliable = ~depth_edges(view.depth_m, self.config.edge_jump, self.config.edge_jump_per_m).reshape(-1)
+        reliable_fraction = float(reliable[segment.pixels].mean())
+        if reliable_fraction < self.config.min_reliable_depth:
+            # Scattered no-reading pixels (NaN, inf, negative, zero) hide the surface the score looks at: judged
+            # anyway, a damaged item would look intact. The view is unusable instead (and retried).
+            reason = (f"invalid depth: {100 * reliable_fraction:.0f} % of the item's points have a reliable "
+                      f"reading (need {100 * self.config.min_reliable_depth:.0f} %)")
+            return ViewResult(index, wrist_angle, False, reason=reason, timings=timings), segment
         geometry = score_geometry(segment.points[reliable[segment.pixels]], camera_position, self.config.scoring)
         timings["score"] = time.perf_counter() - start
         result = ViewResult(index, wrist_angle, True, geometry.score, geometry.type_scores,
@@ -138,7 +149,7 @@ def depth_edges(depth_m: np.ndarray, jump: float, jump_per_m: float, grow_px: in
     """Pixels next to a depth discontinuity (a 4-neighbour differing by more than ``jump + jump_per_m * z``,
     or without a reading, or the image border), grown by ``grow_px``: where stereo and ToF cameras put
     flying pixels."""
-    depth = np.where(np.isfinite(depth_m) & (depth_m > 0), depth_m, np.inf).astype(np.float32)
+    depth = np.where(valid_depth(depth_m), depth_m, np.inf).astype(np.float32)
     padded = np.pad(depth, 1, constant_values=np.inf)
     neighbours = np.stack([padded[:-2, 1:-1], padded[2:, 1:-1], padded[1:-1, :-2], padded[1:-1, 2:]])
     with np.errstate(invalid="ignore"):

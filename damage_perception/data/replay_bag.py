@@ -259,8 +259,9 @@ def replay_item(cell: RecordedCell, recorded: RecordedVerdict, setup: ReplaySetu
     source = RecordedViews(cell, stamps, setup)
     gallery = setup.gallery(recorded) if setup.inspector.model is not None else None
     verdict = setup.inspector.inspect(source, recorded.sku, gallery, setup.index, setup.policy)
-    if len(verdict.views) != len(stamps):
-        raise ReplayError(f"the policy stopped after {len(verdict.views)} views; the live run took {len(stamps)}")
+    frames = sum(view.found for view in verdict.views) + sum(u.frame_index >= 0 for u in verdict.unusable_views)
+    if frames != len(stamps):
+        raise ReplayError(f"the policy stopped after {frames} frames; the live run took {len(stamps)}")
     return ReplayedItem(recorded, verdict.decision, float(verdict.fused_score), float(verdict.threshold),
                         tuple(float(view.score) for view in verdict.views if view.found), reason=verdict.reason)
 

@@ -24,6 +24,7 @@ import numpy as np
 from tqdm import tqdm
 
 from damage_perception.core.crops import CROP_SIZE, crop_item, cut
+from damage_perception.core.image_codec import clean_depth
 from damage_perception.core.shape_check import thin_points
 from damage_perception.core.transforms import invert
 from damage_perception.core.view_pipeline import ViewInput, ViewPipeline
@@ -160,7 +161,7 @@ def _episode_arrays(episode: Any, pipeline: ViewPipeline) -> dict[str, np.ndarra
               "camera_position": np.zeros((count, 3), np.float32), "box": np.zeros((count, 4), np.int32)}
     clouds = []
     for k, view in enumerate(episode.views):
-        depth = np.where(view.depth_m > 0, view.depth_m, np.nan).astype(np.float32)
+        depth = clean_depth(view.depth_m)
         result, segment = pipeline.process(ViewInput(depth, view.intrinsics, view.camera_from_gripper,
                                                      list(view.finger_poses), view.color), k, view.wrist_angle)
         arrays["angle"][k] = view.wrist_angle

@@ -37,6 +37,7 @@ from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 
+from damage_perception.core.coverage import summarise
 from damage_perception.core.gallery import SkuGallery
 from damage_perception.core.identification import GalleryIndex
 from damage_perception.core.inspection import InspectionError, Inspector
@@ -70,7 +71,8 @@ class DamagePerceptionNode(Node):
         self.store = StationStore(self.settings.store_path, self.get_logger(), self.settings.station_id,
                                   self.settings.store_outbox)
         self._busy = threading.Lock()  # held from a goal's acceptance to its answer, or through an enrolment
-        self.counters = dict.fromkeys(("views", "goals_accepted", "goals_rejected"), 0)
+        self.counters = dict.fromkeys(("views", "views_unusable", "goals_accepted", "goals_rejected"), 0)
+        self._accepted_ns = 0   # node clock when the running goal was accepted: its views come from later frames
         self.camera = CameraInput(self, self.settings, self.settings.gripper.finger_frames)
         self.verdict_pub = self.create_publisher(DamageVerdict, "verdict", 10)
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
@@ -168,6 +170,7 @@ class DamagePerceptionNode(Node):
                                       "is running")
             return GoalResponse.REJECT
         self.counters["goals_accepted"] += 1
+        self._accepted_ns = self.get_clock().now().nanoseconds
         return GoalResponse.ACCEPT
 
     # -- the inspection -----------------------------------------------------------------------------
@@ -192,6 +195,8 @@ class DamagePerceptionNode(Node):
             self._auto_enrol(goal.item_id, *judged)
         if goal_handle.is_cancel_requested:
             goal_handle.canceled()
+        elif msg.decision == DamageVerdict.ERROR:   # failed goals end ABORTED; the verdict still says why
+            goal_handle.abort()
         else:
             goal_handle.succeed()
         return InspectItem.Result(verdict=msg)
@@ -230,8 +235,12 @@ class DamagePerceptionNode(Node):
         views = GoalViews(self.camera, started + self.settings.goal_deadline,
                           lambda index, angle: goal_handle.publish_feedback(
                               view_request_feedback(index, angle, self._wrist_pose(angle))), on_view,
-                          lambda: goal_handle.is_cancel_requested)
+                          lambda: goal_handle.is_cancel_requested, self._accepted_ns)
         verdict = self.inspector.inspect(views, goal.sku, gallery, self._identification_index(), goal.policy)
+        self.counters["views_unusable"] += len(verdict.unusable_views)
+        if verdict.unusable_views:
+            self.get_logger().warning(f"item '{goal.item_id}': {len(verdict.unusable_views)} unusable views: "
+                                      f"{summarise(verdict.unusable_views)}")
         if verdict.sku_mismatch:
             self.get_logger().warning(f"item '{goal.item_id}': {verdict.reason}")
         frames = views.frames

@@ -13,6 +13,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 import rclpy
+from action_msgs.msg import GoalStatus
 from damage_perception_interfaces.action import InspectItem
 from damage_perception_interfaces.msg import DamageVerdict
 from damage_perception_interfaces.srv import PresentItem
@@ -33,6 +34,7 @@ class Outcome:
     severity: float
     verdict: DamageVerdict
     latency: float
+    status: int = GoalStatus.STATUS_SUCCEEDED   # the goal's final status: ABORTED for an ERROR verdict
 
     @property
     def damaged(self) -> bool:
@@ -91,7 +93,7 @@ class PlannerClient(Node):
             self.get_logger().error(f"no result for {presented.item_id} within the item timeout")
             return None
         return Outcome(presented.item_id, presented.ground_truth, presented.severity, result.result.verdict,
-                       time.monotonic() - started)
+                       time.monotonic() - started, result.status)
 
     def _on_feedback(self, feedback_msg) -> None:
         feedback = feedback_msg.feedback

@@ -126,11 +126,11 @@ class SimCellNode(Node):
 
     def _tick(self) -> None:
         with self._lock:
+            stamp = self.get_clock().now().to_msg()   # when the scene is captured, before rendering it
             step = self._param("wrist_speed") * self._period
             delta = math.remainder(self._target_angle - self._angle, 2 * math.pi)
             self._angle += float(np.clip(delta, -step, step))
             view = self.renderer.render(self._angle, self.rng)
-        stamp = self.get_clock().now().to_msg()
         self._publish_tf(view, stamp)
         frame = self._param("camera_frame")
         color = array_to_image(view.color, "rgb8")

@@ -8,7 +8,10 @@ TF shows the gripper at the requested angle, so stale frames are dropped rather 
 is counted (frames the synchroniser evicted, frames overwritten before use, frames whose stamp went
 backwards) for the node's ``/diagnostics``.
 
-``GoalViews`` is one inspection's ``core.inspection.ViewSource`` over this input.
+Frames with an empty ``frame_id`` are dropped (counted, throttled WARN) unless ``allow_empty_frame_id``; an
+inspection takes its views only from frames stamped after its goal was accepted (a frame rendered before the
+item was in the gripper is no view of it). ``GoalViews`` is one inspection's ``core.inspection.ViewSource``
+over this input.
 """
 from __future__ import annotations
 
@@ -27,7 +30,7 @@ from rclpy.qos import qos_profile_sensor_data
 from rclpy.time import Time
 from sensor_msgs.msg import CameraInfo, Image
 
-from damage_perception.core.inspection import InspectionError
+from damage_perception.core.coverage import InspectionError, ViewUnavailable
 from damage_perception.core.segmentation import ItemSegment
 from damage_perception.core.station import StationSettings
 from damage_perception.core.transforms import make_transform, rotation_about_z, rotation_angle_between
@@ -52,6 +55,11 @@ class Frame:
 def stamp_ns(msg) -> int:
     """A message's header stamp in nanoseconds."""
     return msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+
+
+def missing_frame_id(*msgs) -> bool:
+    """Does any of the messages lack a ``header.frame_id`` (empty or blank)?"""
+    return any(not msg.header.frame_id.strip() for msg in msgs)
 
 
 @dataclass
@@ -101,7 +109,8 @@ class CameraInput:
         self._frame: Frame | None = None
         self._frame_ready = threading.Condition()
         self._last_stamp_ns = 0
-        self.counters = dict.fromkeys(("frames_synchronised", "frames_overwritten_unused", "frames_backwards"), 0)
+        self.counters = dict.fromkeys(("frames_synchronised", "frames_overwritten_unused", "frames_backwards",
+                                       "frames_without_frame_id", "frames_before_goal"), 0)
         self.tf_buffer = Buffer(cache_time=Duration(seconds=30.0))
         self.tf_listener = TransformListener(self.tf_buffer, node)
         self._subscribe()
@@ -123,6 +132,14 @@ class CameraInput:
         self.sync.registerCallback(self._on_frame)
 
     def _on_frame(self, color: Image, depth: Image, info: CameraInfo) -> None:
+        if missing_frame_id(color, depth) and not self.settings.allow_empty_frame_id:
+            # Which camera took it is unknown: looking its pose up under camera_frame could judge it from the
+            # wrong viewpoint (a replayed or foreign frame). Drivers that need the fallback turn it on.
+            self.counters["frames_without_frame_id"] += 1
+            self.node.get_logger().warning("dropping a frame with an empty header.frame_id (set "
+                                           "allow_empty_frame_id to use camera_frame instead)",
+                                           throttle_duration_sec=5.0)
+            return
         stamp, last_stamp = stamp_ns(depth), self._last_stamp_ns
         self._last_stamp_ns = stamp  # compared with the last frame only: after a clock jump one frame is lost
         if stamp < last_stamp:
@@ -147,15 +164,26 @@ class CameraInput:
         """A synchronised frame arrived in the last ``window`` seconds."""
         return self._frame is not None and time.monotonic() - self._frame.received < window
 
-    def wait_for_view(self, angle: float, deadline: float) -> tuple[ViewInput, Frame]:
-        """Block until a frame shows the gripper at ``angle``; return its ViewInput and the frame."""
+    def wait_for_view(self, angle: float, deadline: float, not_before_ns: int = 0) -> tuple[ViewInput, Frame]:
+        """Block until a frame stamped at or after ``not_before_ns`` shows the gripper at ``angle``; return its
+        ViewInput and the frame. ViewUnavailable when none comes within ``view_timeout``; InspectionError
+        once ``deadline`` (monotonic) has passed."""
         asked = time.monotonic()
+        if asked >= deadline:
+            raise InspectionError(f"goal deadline ({self.settings.goal_deadline:g} s) passed before the view at "
+                                  f"{math.degrees(angle):.0f} deg")
         view_deadline = min(deadline, asked + self.settings.view_timeout)
         last_problem = "no synchronised color/depth/camera_info frame received"
         tolerance = math.radians(self.settings.settle_tolerance_deg)
         newer_than = asked
+        nameless, early = self.counters["frames_without_frame_id"], self.counters["frames_before_goal"]
+        current = False   # a frame stamped after the goal came
         while (frame := self._next_frame(after=newer_than, until=view_deadline)) is not None:
             newer_than = frame.received
+            if stamp_ns(frame.depth) < not_before_ns:   # rendered before the goal: the item may not be held yet
+                self.counters["frames_before_goal"] += 1
+                continue
+            current = True
             try:
                 view_input, error = self._frame_to_view(frame, angle)
             except (TransformException, ValueError) as problem:
@@ -166,13 +194,21 @@ class CameraInput:
                 return view_input, frame
             last_problem = f"gripper still {math.degrees(error):.1f} deg from the requested angle"
         silence = time.monotonic() - newer_than
-        if newer_than == asked:  # not one synchronised frame: say which input is missing or off
-            last_problem = f"{last_problem} ({self.monitor.diagnose()})"
+        if not current and self.counters["frames_without_frame_id"] > nameless:
+            last_problem = ("every frame had an empty header.frame_id (dropped; set allow_empty_frame_id to look "
+                            "them up as camera_frame)")
+        elif not current:  # not one synchronised frame of this goal: say which input is missing or off
+            before = self.counters["frames_before_goal"] - early
+            last_problem = (f"{last_problem} ({self.monitor.diagnose()})"
+                            + (f"; {before} frames stamped before the goal was accepted" if before else ""))
         elif silence > 1.0:  # frames stopped during the wait (the camera died?)
             last_problem = (f"no synchronised color/depth/camera_info frame for the last {silence:.1f} s "
                             f"({self.monitor.diagnose()}); before that: {last_problem}")
-        raise InspectionError(f"view at {math.degrees(angle):.0f} deg not taken within "
-                              f"{view_deadline - asked:.1f} s: {last_problem}")
+        problem = (f"view at {math.degrees(angle):.0f} deg not taken within {view_deadline - asked:.1f} s: "
+                   f"{last_problem}")
+        if view_deadline >= deadline:   # the goal's time is up: no retry can help
+            raise InspectionError(problem)
+        raise ViewUnavailable(problem)
 
     def _next_frame(self, after: float, until: float) -> Frame | None:
         """The latest frame received after ``after``, waiting until ``until``; None when time is up."""
@@ -191,7 +227,7 @@ class CameraInput:
         color, depth, intrinsics = rgbd_to_arrays(frame.color, frame.depth, frame.info)  # undistorts when D != 0
         stamp = Time.from_msg(frame.depth.header.stamp)
         timeout = Duration(seconds=self.settings.tf_timeout)
-        camera_frame = frame.depth.header.frame_id or self.settings.camera_frame
+        camera_frame = frame.depth.header.frame_id or self.settings.camera_frame  # empty: allow_empty_frame_id
         gripper_frame = self.settings.gripper_frame
 
         def lookup(target: str, source: str) -> np.ndarray:
@@ -211,16 +247,25 @@ class GoalViews:
 
     def __init__(self, camera: CameraInput, deadline: float, ask: Callable[[int, float], None],
                  on_view: Callable[[ViewResult, ItemSegment, ViewInput, Frame], None],
-                 cancelled: Callable[[], bool] = lambda: False) -> None:
-        self.camera, self.deadline = camera, deadline
+                 cancelled: Callable[[], bool] = lambda: False, not_before_ns: int = 0) -> None:
+        self.camera, self.deadline, self.not_before_ns = camera, deadline, not_before_ns
         self.ask, self.on_view, self.cancelled = ask, on_view, cancelled
         self.frames: list[Frame] = []   # the frame of each view taken: its stamps go into the verdict
+        self.last_problem = ""          # why the last view that could not be had was not had
 
     def take(self, index: int, angle: float) -> ViewInput:
         if self.cancelled():
             raise InspectionError("inspection cancelled by the client")
         self.ask(index, angle)
-        view, frame = self.camera.wait_for_view(angle, self.deadline)
+        try:
+            view, frame = self.camera.wait_for_view(angle, self.deadline, self.not_before_ns)
+        except ViewUnavailable as problem:
+            self.last_problem = str(problem)
+            raise
+        except InspectionError as error:
+            if self.last_problem and str(error).startswith("goal deadline"):   # say what used the time up
+                raise InspectionError(f"{error}; before that: {self.last_problem}") from error
+            raise
         self.frames.append(frame)
         return view
 

@@ -17,7 +17,6 @@ when D is non-zero.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -26,6 +25,7 @@ from geometry_msgs.msg import Pose, Quaternion, Transform, TransformStamped, Vec
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 
+from damage_perception.core import image_codec
 from damage_perception.core.camera import CameraIntrinsics
 from damage_perception.core.transforms import matrix_to_quaternion, transform_from_quaternion
 
@@ -42,33 +42,17 @@ class CameraInfoError(ConversionError):
     """A sensor_msgs/CameraInfo does not describe a usable pinhole camera."""
 
 
-@dataclass(frozen=True)
-class _Encoding:
-    dtype: str  # numpy base type, byte order added per message
-    channels: int
-
-    @property
-    def bytes_per_pixel(self) -> int:
-        return np.dtype(self.dtype).itemsize * self.channels
+ENCODINGS = image_codec.ENCODINGS
+DEPTH_MM_ENCODINGS = image_codec.DEPTH_MM_ENCODINGS
+DEPTH_M_ENCODINGS = image_codec.DEPTH_M_ENCODINGS
 
 
-ENCODINGS: dict[str, _Encoding] = {
-    "rgb8": _Encoding("u1", 3), "bgr8": _Encoding("u1", 3),
-    "rgba8": _Encoding("u1", 4), "bgra8": _Encoding("u1", 4),
-    "mono8": _Encoding("u1", 1), "8UC1": _Encoding("u1", 1),
-    "mono16": _Encoding("u2", 1), "16UC1": _Encoding("u2", 1),
-    "32FC1": _Encoding("f4", 1),
-}
-DEPTH_MM_ENCODINGS = ("16UC1", "mono16")
-DEPTH_M_ENCODINGS = ("32FC1",)
-
-
-def _encoding(name: str) -> _Encoding:
+def _decoded(decode, msg: Image) -> np.ndarray:
+    """``decode`` (a ``core.image_codec`` function) over the message's fields; ImageConversionError on bad ones."""
     try:
-        return ENCODINGS[name]
-    except KeyError:
-        raise ImageConversionError(f"unsupported image encoding '{name}'; expected one of "
-                                   f"{', '.join(ENCODINGS)}") from None
+        return decode(msg.encoding, msg.height, msg.width, msg.step, msg.data, bool(msg.is_bigendian))
+    except image_codec.ImageDecodeError as error:
+        raise ImageConversionError(str(error)) from None
 
 
 # -- images -----------------------------------------------------------------------------------------
@@ -77,83 +61,38 @@ def image_to_array(msg: Image) -> np.ndarray:
 
     Honours ``step`` (row padding) and ``is_bigendian``; raises ImageConversionError on any inconsistency.
     """
-    encoding = _encoding(msg.encoding)
-    height, width, step = int(msg.height), int(msg.width), int(msg.step)
-    if height <= 0 or width <= 0:
-        raise ImageConversionError(f"image size must be positive, got width={width} height={height}")
-    row_bytes = width * encoding.bytes_per_pixel
-    if step < row_bytes:
-        raise ImageConversionError(
-            f"step {step} is smaller than width*bytes_per_pixel = {width}*{encoding.bytes_per_pixel} = "
-            f"{row_bytes} for encoding '{msg.encoding}'")
-    data = np.frombuffer(msg.data, dtype=np.uint8)
-    if data.size < step * height:
-        raise ImageConversionError(f"data has {data.size} bytes, expected step*height = {step}*{height} = "
-                                   f"{step * height}")
-    rows = data[:step * height].reshape(height, step)[:, :row_bytes]
-    order = ">" if msg.is_bigendian else "<"
-    pixels = np.ascontiguousarray(rows).view(np.dtype(order + encoding.dtype))
-    pixels = pixels.astype(np.dtype(encoding.dtype).newbyteorder("="), copy=True)
-    shape = (height, width) if encoding.channels == 1 else (height, width, encoding.channels)
-    return pixels.reshape(shape)
+    return _decoded(image_codec.decode_pixels, msg)
 
 
 def array_to_image(array: np.ndarray, encoding: str, header: Header | None = None) -> Image:
     """An Image message holding ``array`` (little-endian, unpadded: step = width * bytes per pixel)."""
-    spec = _encoding(encoding)
-    array = np.asarray(array)
-    expected_ndim = 2 if spec.channels == 1 else 3
-    if array.ndim == 3 and spec.channels == 1 and array.shape[2] == 1:
-        array = array[:, :, 0]
-    if array.ndim != expected_ndim or (expected_ndim == 3 and array.shape[2] != spec.channels):
-        raise ImageConversionError(f"encoding '{encoding}' needs an array of shape (H, W"
-                                   f"{', %d' % spec.channels if spec.channels > 1 else ''}), got {array.shape}")
-    if array.dtype != np.dtype(spec.dtype):
-        raise ImageConversionError(f"encoding '{encoding}' needs dtype {np.dtype(spec.dtype)}, got {array.dtype}")
-    if array.shape[0] == 0 or array.shape[1] == 0:
-        raise ImageConversionError(f"image size must be positive, got shape {array.shape}")
+    try:
+        spec = image_codec.pixel_format(encoding)
+        array = np.asarray(array)
+        if array.dtype != np.dtype(spec.dtype):
+            raise ImageConversionError(f"encoding '{encoding}' needs dtype {np.dtype(spec.dtype)}, got {array.dtype}")
+        height, width, step, data = image_codec.encode_pixels(array, encoding)
+    except image_codec.ImageDecodeError as error:
+        raise ImageConversionError(str(error)) from None
     msg = Image()
     if header is not None:
         msg.header = header
-    msg.height, msg.width = int(array.shape[0]), int(array.shape[1])
-    msg.encoding, msg.is_bigendian = encoding, 0
-    msg.step = msg.width * spec.bytes_per_pixel
-    msg.data = np.ascontiguousarray(array, dtype=np.dtype(spec.dtype).newbyteorder("<")).tobytes()
+    msg.height, msg.width, msg.encoding, msg.is_bigendian, msg.step, msg.data = height, width, encoding, 0, step, data
     return msg
 
 
 def color_to_rgb(msg: Image) -> np.ndarray:
     """An (H, W, 3) uint8 RGB array from an rgb8, bgr8, rgba8, bgra8 or mono8 image."""
-    pixels = image_to_array(msg)
-    if msg.encoding == "rgb8":
-        return pixels
-    if msg.encoding in ("bgr8", "bgra8"):
-        return np.ascontiguousarray(pixels[:, :, 2::-1])
-    if msg.encoding == "rgba8":
-        return np.ascontiguousarray(pixels[:, :, :3])
-    if msg.encoding in ("mono8", "8UC1"):
-        return np.repeat(pixels[:, :, None], 3, axis=2)
-    raise ImageConversionError(f"encoding '{msg.encoding}' is not a colour image; expected rgb8, bgr8, "
-                               "rgba8, bgra8 or mono8")
+    return _decoded(image_codec.decode_color, msg)
 
 
 def depth_to_meters(msg: Image) -> np.ndarray:
     """An (H, W) float32 depth image in metres, NaN where the sensor had no reading.
 
-    16UC1 / mono16 are millimetres with 0 = no reading (REP 118); 32FC1 is metres with non-finite or
-    non-positive = no reading.
+    16UC1 / mono16 are millimetres, 32FC1 metres; no reading is ``core.image_codec``'s one rule (not finite
+    and positive: NaN, +-inf, negative, zero).
     """
-    if msg.encoding not in DEPTH_MM_ENCODINGS + DEPTH_M_ENCODINGS:
-        raise ImageConversionError(f"encoding '{msg.encoding}' is not a depth image; only 16UC1 (mm) and "
-                                   "32FC1 (m) are depth encodings")
-    pixels = image_to_array(msg)
-    if msg.encoding in DEPTH_MM_ENCODINGS:
-        depth = pixels.astype(np.float32) * np.float32(0.001)
-        depth[pixels == 0] = np.nan
-        return depth
-    with np.errstate(invalid="ignore"):
-        valid = np.isfinite(pixels) & (pixels > 0)
-    return np.where(valid, pixels, np.float32(np.nan)).astype(np.float32)
+    return _decoded(image_codec.decode_depth, msg)
 
 
 # -- camera_info -----------------------------------------------------------------------------------

@@ -5,7 +5,8 @@
   builds the gallery with the damage model and stores it as the SKU's next, active version. It holds the
   node's one-job lock: an enrolment and an inspection never interleave; whichever comes second is refused.
 - ``~/rollback_gallery`` (RollbackGallery): make an enrolled version active again (nothing is deleted).
-- ``~/report_label`` (ReportLabel): a person's judgement of an inspected item, for recalibration.
+- ``~/report_label`` (ReportLabel): a person's judgement of an inspected item, for recalibration; an item id
+  the store never logged is refused unless ``keep_unlinked`` is set.
 
 Every failure (no store, no model, unknown SKU or version, empty gripper, busy) is answered with
 ``success: false`` and the reason; none of them stops the node.
@@ -136,6 +137,11 @@ class GalleryServices:
         else:
             try:
                 linked = self.store.was_inspected(request.item_id)
+                if not (linked or request.keep_unlinked):   # a typo'd id would silently calibrate nothing
+                    response.message = (f"label refused: no logged inspection of item '{request.item_id}' (set "
+                                        "keep_unlinked to store it anyway)")
+                    self._log(False, response.message)
+                    return response
                 self.store.add_label(request.item_id, request.damaged, request.damage_type, request.labeller)
                 response.success = True
                 response.message = (f"label of item '{request.item_id}' stored"

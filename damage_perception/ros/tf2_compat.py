@@ -128,6 +128,9 @@ class Buffer:
         self._tree = TransformTree(cache_ns=self.cache_time.nanoseconds)   # core: the time series and lookups
         self._new_data = threading.Condition(threading.RLock())
         self.node = node  # accepted for API compatibility; no tf2_frames service is offered
+        # One logger for the buffer's life: rclpy keeps a throttled call's state per logger object, so a logger
+        # fetched per message would log every message.
+        self._logger = rclpy.logging.get_logger("tf2_buffer")
 
     # -- filling -----------------------------------------------------------------------------------
     def set_transform(self, transform: TransformStamped, authority: str) -> bool:
@@ -148,7 +151,7 @@ class Buffer:
         child = transform.child_frame_id.lstrip("/")
         error = self._invalid(parent, child, transform)
         if error:
-            rclpy.logging.get_logger("tf2_buffer").error(
+            self._logger.error(
                 f"ignoring transform from authority '{authority}': {error}", throttle_duration_sec=5.0)
             return False
         matrix = transform_to_matrix(transform)

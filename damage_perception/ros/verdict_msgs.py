@@ -22,7 +22,8 @@ def verdict_to_msg(verdict: ItemVerdict, *, item_id: str, sku: str, stamp: Time,
     """Fill a DamageVerdict; without a damage model (geometric fallback) the probability is NaN.
 
     ``view_stamps``: the stamp of the frame of every view taken, in order, also of views without the item
-    (so that ``damage-perception replay`` can take the same frames from a recording)."""
+    and retries (so that ``damage-perception replay`` can take the same frames from a recording). Every
+    unusable attempt is listed (``unusable_view_*``)."""
     msg = DamageVerdict()
     msg.header.stamp = stamp
     msg.header.frame_id = frame_id
@@ -38,6 +39,9 @@ def verdict_to_msg(verdict: ItemVerdict, *, item_id: str, sku: str, stamp: Time,
     msg.view_scores = [float(view.score) for view in taken]
     msg.view_wrist_angles = [float(view.wrist_angle) for view in taken]
     msg.view_stamps = [Time(sec=stamp.sec, nanosec=stamp.nanosec) for stamp in view_stamps]
+    msg.num_unusable_views = len(verdict.unusable_views)
+    msg.unusable_view_angles = [float(view.wrist_angle) for view in verdict.unusable_views]
+    msg.unusable_view_reasons = [view.reason for view in verdict.unusable_views]
     if verdict.damage_location is not None:
         msg.has_damage_location = True
         msg.damage_location = Point(x=float(verdict.damage_location[0]), y=float(verdict.damage_location[1]),

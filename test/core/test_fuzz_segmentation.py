@@ -2,7 +2,8 @@
 
 Depth maps mix NaN, 0, +-inf, negative, huge and plausible values; transforms include NaN, inf, zero,
 scaled and huge ones. ``segment_item`` and ``ViewPipeline.process`` must return (an item or a reason),
-raising at most a ValueError. 4,000 generated cases in all, deterministic (``derandomize=True``).
+raising at most a ValueError; garbage in pixels without a reading changes nothing (the codec's one rule).
+4,500 generated cases in all, deterministic (``derandomize=True``).
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from hypothesis.extra.numpy import arrays
 
 from damage_perception.core.camera import CameraIntrinsics, backproject
 from damage_perception.core.gripper import GripperGeometry
+from damage_perception.core.image_codec import valid_depth
 from damage_perception.core.segmentation import SegmentationConfig, segment_item
 from damage_perception.core.transforms import make_transform, rotation_about_z
 from damage_perception.core.view_pipeline import ViewInput, ViewPipeline, ViewPipelineConfig
@@ -110,3 +112,23 @@ def test_view_pipeline_returns_a_result_or_a_reason(depth, camera_from_gripper, 
     assert result.found or result.reason
     if result.found:
         assert 0.0 <= result.score <= 1.0
+
+
+invalid_values = st.sampled_from([math.nan, 0.0, -0.0, math.inf, -math.inf, -0.5, -3e38])
+
+
+@settings(FUZZ, max_examples=500)
+@given(depth=arrays(np.float32, (24, 24), elements=st.one_of(st.floats(0.375, 0.5, width=32), invalid_values)),
+       seed=st.integers(0, 2**16), config=small_item)
+def test_mixed_invalid_depth_pixels_count_as_no_reading(depth, seed, config):
+    """The one rule (``core.image_codec.valid_depth``): whatever garbage a no-reading pixel holds (NaN, 0,
+    +-inf, negative), the view pipeline's result is the one it gives with NaN there."""
+    valid = valid_depth(depth)
+    nan_there = np.where(valid, depth, np.float32(np.nan))
+    garbage = np.random.default_rng(seed).choice([0.0, -0.0, np.inf, -np.inf, -1.0, np.nan], depth.shape)
+    mixed = np.where(valid, depth, garbage).astype(np.float32)
+    pipeline = ViewPipeline(GRIPPER, ViewPipelineConfig(segmentation=config))
+    intrinsics = intrinsics_for(depth, 20.0)
+    results = [pipeline.process(ViewInput(d, intrinsics, CAMERA_FROM_GRIPPER, []))[0] for d in (nan_there, mixed)]
+    assert [(r.found, r.num_points, r.score, r.reason) for r in results].count(
+        (results[0].found, results[0].num_points, results[0].score, results[0].reason)) == 2

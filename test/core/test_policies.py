@@ -12,7 +12,6 @@ from damage_perception.core.policies import (
     fit_view_evidence,
     make_policy,
     spread_order,
-    take_views,
 )
 from damage_perception.core.verdict import Decision, ViewResult
 
@@ -29,13 +28,6 @@ def run(policy, scores):
 def test_fixed_policy_visits_angles_in_order_then_stops():
     views, decision = run(FixedViewPolicy([0.0, 1.0, 2.0]), [0.1, 0.2, 0.3])
     assert [v.wrist_angle for v in views] == [0.0, 1.0, 2.0] and decision is None
-
-
-def test_take_views_stops_with_the_policy_or_after_an_empty_first_view():
-    taken = take_views(make_policy("fixed", 3), lambda index, angle: ViewResult(index, angle, index != 1, 0.1))
-    assert [v.index for v in taken] == [0, 1, 2]
-    empty = take_views(make_policy("fixed", 3), lambda index, angle: ViewResult(index, angle, False))
-    assert len(empty) == 1
 
 
 def test_evenly_spaced_covers_a_turn():

@@ -211,6 +211,13 @@ def zero_focal(color, depth, info, fx: float = 0.0):
                                     k=[fx, *info.k[1:4], fx, *info.k[5:]])
 
 
+def without_frame_id(*msgs):
+    """The frame with empty frame ids (the camera sets them again before every frame)."""
+    for msg in msgs:
+        msg.header.frame_id = ""
+    return msgs
+
+
 @dataclass
 class Case:
     name: str
@@ -241,6 +248,9 @@ CASES = [
     Case("tf_missing", None, ("extrapolation",), tf_mode="none"),
     Case("tf_stale", None, ("extrapolation",), tf_mode="stale"),
     Case("item_mostly_outside_the_view", crop_columns(0.3), ("item cut off by the image edge",)),
+    Case("empty_frame_id", lambda c, d, i: without_frame_id(c, d, i), ("empty header.frame_id",)),
+    Case("depth_all_inf", depth_as(np.full((H, W), np.inf, np.float32), "32FC1"), ("no item in the gripper",)),
+    Case("depth_all_negative", depth_as(np.full((H, W), -0.5, np.float32), "32FC1"), ("no item in the gripper",)),
 ]
 
 

@@ -59,6 +59,10 @@ def test_enrol_rollback_and_label_through_the_node(tmp_path, ros_context):
         labelled = call(planner, label, ReportLabel.Request(item_id=after_rollback.item_id, damaged=True,
                                                             damage_type="crush", labeller="qa-anna"))
         assert labelled.success, labelled.message
+        typo = call(planner, label, ReportLabel.Request(item_id="no-such-item", damaged=True))
+        assert not typo.success and "no logged inspection of item 'no-such-item'" in typo.message, typo.message
+        kept = call(planner, label, ReportLabel.Request(item_id="no-such-item", damaged=True, keep_unlinked=True))
+        assert kept.success and "kept unlinked" in kept.message, kept.message
 
         # An empty gripper, a missing SKU and an enrolment during an inspection are refused with the reason.
         call(planner, planner.present, PresentItem.Request(empty_gripper=True))

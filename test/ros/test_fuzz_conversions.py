@@ -1,7 +1,8 @@
 """Property-based: malformed Image / CameraInfo messages never crash the conversions (hypothesis).
 
 Every call either returns a well-formed array or raises the documented ConversionError (a ValueError);
-nothing else, and nothing slow. 6,000 generated messages in all, deterministic (``derandomize=True``).
+nothing else, and nothing slow; depth with mixed invalid pixels decodes by the one no-reading rule, and an
+empty frame_id is seen as missing. 7,500 generated messages in all, deterministic (``derandomize=True``).
 """
 from __future__ import annotations
 
@@ -12,11 +13,15 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
 from sensor_msgs.msg import CameraInfo, Image
+from std_msgs.msg import Header
 
+from damage_perception.ros.camera_input import missing_frame_id
 from damage_perception.ros.conversions import (
     ENCODINGS,
     ConversionError,
+    array_to_image,
     camera_info_to_intrinsics,
     color_to_rgb,
     depth_to_meters,
@@ -99,3 +104,24 @@ def test_camera_info_gives_usable_intrinsics_or_raises(width, height, k):
     assert intrinsics.width > 0 and intrinsics.height > 0
     assert all(math.isfinite(v) for v in (intrinsics.fx, intrinsics.fy, intrinsics.cx, intrinsics.cy))
     assert intrinsics.fx > 0 and intrinsics.fy > 0
+
+
+invalid_depth = st.sampled_from([math.nan, math.inf, -math.inf, -0.0, 0.0, -1.0, -3e38, -1e-30])
+plausible_depth = st.floats(float(np.float32(1e-3)), 10.0, width=32)
+
+
+@FUZZ
+@given(pixels=arrays(np.float32, st.tuples(st.integers(1, 16), st.integers(1, 16)),
+                     elements=st.one_of(plausible_depth, invalid_depth)),
+       frame_id=st.one_of(st.just(""), st.sampled_from([" ", "\t", "camera_color_optical_frame"]), st.text(max_size=8)))
+def test_mixed_invalid_depth_pixels_are_nan_and_nothing_else_changes(pixels, frame_id):
+    """One rule: a 32FC1 pixel is a reading iff finite and > 0; every other pixel is kept to the bit. A frame
+    with an empty (or blank) frame_id is one the camera input drops."""
+    msg = array_to_image(pixels, "32FC1", Header(frame_id=frame_id))
+    depth = depth_to_meters(msg)
+    valid = np.isfinite(pixels) & (pixels > 0)
+    np.testing.assert_array_equal(np.isnan(depth), ~valid)
+    np.testing.assert_array_equal(depth[valid], pixels[valid])
+    millimetres = depth_to_meters(array_to_image(np.where(valid, 1234, 0).astype(np.uint16), "16UC1"))
+    np.testing.assert_array_equal(np.isnan(millimetres), ~valid)   # 16UC1: 0 is the only no-reading value
+    assert missing_frame_id(msg) == (frame_id.strip() == "")

@@ -4,15 +4,17 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 from rclpy.duration import Duration
 from rclpy.time import Time
+from tf2_msgs.msg import TFMessage
 
 from damage_perception.core.transforms import invert
-from damage_perception.ros.conversions import transform_to_matrix
+from damage_perception.ros.conversions import matrix_to_transform_stamped, transform_to_matrix
 from damage_perception.ros.tf import Buffer, TransformListener
 
 HELPER = Path(__file__).with_name("tf_broadcaster_process.py")
@@ -68,3 +70,39 @@ def test_listener_with_its_own_spin_thread(ros, broadcaster):
     listener = TransformListener(buffer, node, spin_thread=True)
     check_tree(buffer)
     listener.unregister()
+
+
+def test_a_flood_of_bad_transforms_logs_a_bounded_number_of_lines(ros, capfd):
+    """NaN and non-unit quaternions on /tf at full rate: each is rejected, and the ERROR really is throttled
+    (rclpy throttles per logger object: the buffer keeps one)."""
+    listener_node = ros.node("tf_flood_listener")
+    buffer = Buffer()
+    TransformListener(buffer, listener_node)
+    heard = []
+    listener_node.create_subscription(TFMessage, "/tf", lambda msg: heard.extend(
+        t for t in msg.transforms if t.child_frame_id == "flood_child"), 1000)
+    publisher_node = ros.node("tf_flood_publisher")
+    publisher = publisher_node.create_publisher(TFMessage, "/tf", 1000)
+    deadline = time.monotonic() + 10.0
+    while publisher.get_subscription_count() < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    bad = []
+    for k in range(300):
+        transform = matrix_to_transform_stamped(np.eye(4), "flood_parent", "flood_child",
+                                                Time(seconds=1 + k * 0.01).to_msg())
+        if k % 2:
+            transform.transform.rotation.w = float("nan")
+        else:
+            transform.transform.rotation.w = 2.0   # not a unit quaternion
+        bad.append(TFMessage(transforms=[transform]))
+    started = time.monotonic()
+    for msg in bad:
+        publisher.publish(msg)
+    deadline = time.monotonic() + 20.0
+    while len(heard) < len(bad) and time.monotonic() < deadline:   # wait for the event: all delivered
+        time.sleep(0.02)
+    elapsed = time.monotonic() - started
+    assert len(heard) == len(bad)
+    assert not buffer.can_transform("flood_parent", "flood_child", Time())   # none of them was stored
+    lines = [line for line in capfd.readouterr().err.splitlines() if "ignoring transform" in line]
+    assert 1 <= len(lines) <= 2 + int(elapsed / 5.0), lines[:5]   # one per 5 s throttle window

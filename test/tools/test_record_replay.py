@@ -143,7 +143,8 @@ def _verdict(typestore, item_id: str, stamps: list[int], decision: int = 0):
         type_scores=types["damage_perception_interfaces/msg/DamageTypeScores"](
             crush=0.0, tear=0.0, hole=0.0, deconstruction=0.0, spill=0.0, missing_part=0.0),
         num_views=0, view_scores=np.zeros(0, np.float32), view_wrist_angles=np.zeros(0),
-        view_stamps=[rm.ns_to_stamp(ns, typestore) for ns in stamps], has_damage_location=False,
+        view_stamps=[rm.ns_to_stamp(ns, typestore) for ns in stamps], num_unusable_views=0,
+        unusable_view_angles=np.zeros(0), unusable_view_reasons=[], has_damage_location=False,
         damage_location=types["geometry_msgs/msg/Point"](x=0.0, y=0.0, z=0.0), closest_sku="", sku_mismatch=False,
         model_version="geometric-v1", gallery_version="", inspection_seconds=1.0, reason="")
 

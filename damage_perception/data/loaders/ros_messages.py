@@ -3,8 +3,9 @@
 ``rosbags`` deserialises CDR into its own dataclasses (same field names as the ROS messages); these helpers
 turn them into the arrays of ``View`` and back. Encodings as in ``damage_perception.ros.conversions``:
 color rgb8/bgr8/rgba8/bgra8/mono8; depth ``16UC1``/``mono16`` millimetres (0 = no reading) or ``32FC1``
-metres (non-finite or <= 0 = no reading). Depth comes back as float32 metres with **0** where there is no
-reading (as in our dataset format). ``step`` (row padding) and ``is_bigendian`` are honoured.
+metres (non-finite or <= 0 = no reading). Decoding is ``core.image_codec``'s (the same as the live node's):
+depth comes back as float32 metres with NaN where there is no reading. ``step`` (row padding) and
+``is_bigendian`` are honoured.
 """
 from __future__ import annotations
 
@@ -17,15 +18,12 @@ from rosbags.interfaces import MessageDefinitionFormat
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 from rosbags.typesys.store import Typestore
 
+from damage_perception.core import image_codec
 from damage_perception.core.camera import CameraIntrinsics
 from damage_perception.core.transforms import matrix_to_quaternion, transform_from_quaternion
 
-# numpy base type and channels of each supported encoding
-ENCODINGS: dict[str, tuple[str, int]] = {
-    "rgb8": ("u1", 3), "bgr8": ("u1", 3), "rgba8": ("u1", 4), "bgra8": ("u1", 4),
-    "mono8": ("u1", 1), "8UC1": ("u1", 1), "mono16": ("u2", 1), "16UC1": ("u2", 1), "32FC1": ("f4", 1),
-}
-DEPTH_MM_ENCODINGS = ("16UC1", "mono16")
+ENCODINGS = image_codec.ENCODINGS
+DEPTH_MM_ENCODINGS = image_codec.DEPTH_MM_ENCODINGS
 
 IMAGE = "sensor_msgs/msg/Image"
 CAMERA_INFO = "sensor_msgs/msg/CameraInfo"
@@ -98,64 +96,35 @@ def header(ns: int, frame_id: str, typestore: Typestore) -> Any:
 
 
 # -- images ----------------------------------------------------------------------------------------
+def _fields(msg: Any) -> tuple:
+    data = msg.data if isinstance(msg.data, np.ndarray) else bytes(msg.data)
+    return msg.encoding, msg.height, msg.width, msg.step, data, bool(msg.is_bigendian)
+
+
 def image_to_array(msg: Any) -> np.ndarray:
     """Pixels of a sensor_msgs/Image as an (H, W) or (H, W, C) native-endian array (a copy)."""
-    if msg.encoding not in ENCODINGS:
-        raise ValueError(f"unsupported image encoding '{msg.encoding}'; expected one of {', '.join(ENCODINGS)}")
-    dtype, channels = ENCODINGS[msg.encoding]
-    height, width, step = int(msg.height), int(msg.width), int(msg.step)
-    row_bytes = width * np.dtype(dtype).itemsize * channels
-    data = np.frombuffer(bytes(msg.data) if not isinstance(msg.data, np.ndarray) else msg.data, np.uint8)
-    if height <= 0 or width <= 0 or step < row_bytes or data.size < step * height:
-        raise ValueError(f"inconsistent image: {width}x{height}, step {step}, {data.size} bytes, "
-                         f"encoding '{msg.encoding}'")
-    rows = np.ascontiguousarray(data[:step * height].reshape(height, step)[:, :row_bytes])
-    pixels = rows.view(np.dtype((">" if msg.is_bigendian else "<") + dtype)).astype(np.dtype("=" + dtype))
-    return pixels.reshape((height, width) if channels == 1 else (height, width, channels))
+    return image_codec.decode_pixels(*_fields(msg))
 
 
 def color_to_rgb(msg: Any) -> np.ndarray:
     """(H, W, 3) uint8 RGB of an rgb8, bgr8, rgba8, bgra8 or mono8 image."""
-    pixels = image_to_array(msg)
-    if msg.encoding in ("bgr8", "bgra8"):
-        return np.ascontiguousarray(pixels[:, :, 2::-1])
-    if msg.encoding == "rgba8":
-        return np.ascontiguousarray(pixels[:, :, :3])
-    if pixels.ndim == 2 and pixels.dtype == np.uint8:
-        return np.repeat(pixels[:, :, None], 3, axis=2)
-    if msg.encoding != "rgb8":
-        raise ValueError(f"encoding '{msg.encoding}' is not a colour image")
-    return pixels
+    return image_codec.decode_color(*_fields(msg))
 
 
 def depth_to_meters(msg: Any) -> np.ndarray:
-    """(H, W) float32 metres of a 16UC1/mono16 (mm) or 32FC1 (m) image; 0 = no reading."""
-    pixels = image_to_array(msg)
-    if msg.encoding in DEPTH_MM_ENCODINGS:
-        return pixels.astype(np.float32) * np.float32(0.001)
-    if msg.encoding != "32FC1":
-        raise ValueError(f"encoding '{msg.encoding}' is not a depth image (16UC1 mm or 32FC1 m)")
-    with np.errstate(invalid="ignore"):
-        return np.where(np.isfinite(pixels) & (pixels > 0), pixels, 0).astype(np.float32)
+    """(H, W) float32 metres of a 16UC1/mono16 (mm) or 32FC1 (m) image; NaN = no reading (the codec's rule)."""
+    return image_codec.decode_depth(*_fields(msg))
 
 
 def array_to_image(array: np.ndarray, encoding: str, header_msg: Any, typestore: Typestore) -> Any:
     """sensor_msgs/Image holding ``array`` (little-endian, unpadded)."""
-    dtype, channels = ENCODINGS[encoding]
-    array = np.ascontiguousarray(array, dtype=np.dtype("<" + dtype))
-    if array.shape[2:] != ((channels,) if channels > 1 else ()) or array.ndim != (3 if channels > 1 else 2):
-        raise ValueError(f"encoding '{encoding}' needs {channels} channel(s), got shape {array.shape}")
-    height, width = array.shape[:2]
-    return typestore.types[IMAGE](
-        header=header_msg, height=height, width=width, encoding=encoding, is_bigendian=0,
-        step=width * np.dtype(dtype).itemsize * channels, data=array.view(np.uint8).reshape(-1))
+    dtype = image_codec.pixel_format(encoding).dtype
+    height, width, step, data = image_codec.encode_pixels(np.asarray(array, dtype=np.dtype("<" + dtype)), encoding)
+    return typestore.types[IMAGE](header=header_msg, height=height, width=width, encoding=encoding,
+                                  is_bigendian=0, step=step, data=np.frombuffer(data, np.uint8).copy())
 
 
-def depth_to_mm(depth_m: np.ndarray) -> np.ndarray:
-    """uint16 millimetres of a depth image in metres; 0 for no reading and beyond 65.535 m."""
-    depth = np.asarray(depth_m, np.float64)
-    mm = np.where(np.isfinite(depth) & (depth > 0), np.round(depth * 1000.0), 0.0)
-    return np.where(mm <= 65535, mm, 0).astype(np.uint16)
+depth_to_mm = image_codec.depth_to_mm
 
 
 # -- camera_info -----------------------------------------------------------------------------------
