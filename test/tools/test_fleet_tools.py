@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from damage_perception import cli
 from damage_perception.core.damage_model import DamageModel
 from damage_perception.core.metrics import threshold_for_fpr
 from damage_perception.core.station import SHIPPED_MODEL_FILE
@@ -16,7 +17,6 @@ from damage_perception.store.database import (
     StoredView,
 )
 from damage_perception.store.schema import MIGRATIONS
-from damage_perception import cli
 from test.tools.test_store_tools import CONFIG, PASS, unix, written_threshold
 
 

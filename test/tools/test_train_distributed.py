@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from damage_perception import cli
 from damage_perception.core.classifier import DamageHead
 from damage_perception.core.damage_model import DamageModel
 from damage_perception.core.training import (
@@ -17,7 +18,7 @@ from damage_perception.core.training import (
     latest_checkpoint,
     train_head,
 )
-from damage_perception import cli, distributed, train
+from damage_perception.tools import distributed, train
 
 # Same seed, 2 processes vs 1: not bit-equal, because BatchNorm normalises each rank's half of the batch (it is
 # synchronised on GPUs only) and each rank averages its loss over its own cells. The stated tolerance: every
