@@ -1,26 +1,15 @@
 """The damage_perception node: camera + TF in, InspectItem action and DamageVerdict out.
 
 Subscribed: ``color/image_raw``, ``depth/image_raw`` (16UC1 mm or 32FC1 m), ``color/camera_info``
-(sensor-data QoS, approximate-time synchronised), ``/tf``, ``/tf_static``.
-Published: ``verdict`` (DamageVerdict); ``~/debug/*`` for RViz and a ``~/save_report`` service
-(``ros/debug_publisher.py``). Action server: ``inspect`` (InspectItem).
+(sensor-data QoS, approximate-time synchronised), ``/tf``, ``/tf_static``. Published: ``verdict``,
+``/diagnostics``, ``~/debug/*`` and ``~/save_report`` (``ros/debug_publisher.py``). Action: ``inspect``.
 
-Damage is judged by the damage model (``model_path``: the shipped model by default) against the SKU's
-reference gallery, read from the station's SQLite store (``store_path``) at each goal, so a newly enrolled
-or rolled-back gallery version counts from the next item on. Without a model file that loads, every goal
-ends in ERROR saying why; without a gallery for the SKU, the classifier alone may divert but not pass.
-With two or more SKUs enrolled, the item's views are also compared with every SKU's gallery (product
-identification, ``identification.*``): an item that does not look like its claimed SKU goes to REVIEW with
-``sku_mismatch`` set. With ``auto_enrol.enabled`` (off by default), an item that passed confidently and looks
-like its gallery's own views adds its views to that gallery as a new version (``core.enrolment``).
-
-The inspection itself is ``core.inspection.Inspector`` (shared with ``replay``), the camera input with its
-frame slot of one and TF ``ros/camera_input.py``; parameters: ``core.station.StationSettings``. The verdict
-names each view's frame (``view_stamps``), so ``damage-perception replay`` can judge the item again.
-
-One job at a time, an inspection or an enrolment (``~/enrol_sku``, with ``~/rollback_gallery`` and
-``~/report_label`` in ``ros/gallery_services.py``): a goal or an enrolment arriving while another runs is
-refused at once.
+The inspection is ``core.inspection.Inspector`` (shared with ``replay``): the damage model against the SKU's
+gallery, read from the store (``store_path``) at each goal; product identification; the auto-enrolment
+decision. The camera input with its frame slot of one and TF: ``ros/camera_input.py``; parameters:
+``core.station.StationSettings``; enrolment, rollback and labels: ``ros/gallery_services.py``; media kept
+for the review station: ``ros/review_media.py``. One job at a time, an inspection or an enrolment: a goal
+or an enrolment arriving while another runs is refused at once.
 """
 from __future__ import annotations
 
@@ -30,7 +19,7 @@ import time
 import rclpy
 from damage_perception_interfaces.action import InspectItem
 from damage_perception_interfaces.msg import DamageVerdict
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import ReentrantCallbackGroup
@@ -47,17 +36,18 @@ from damage_perception.core.view_pipeline import ViewInput, ViewPipeline
 from damage_perception.ros.camera_input import CameraInput, GoalViews
 from damage_perception.ros.debug_publisher import DebugConfig, DebugPublisher
 from damage_perception.ros.gallery_services import GalleryServices
+from damage_perception.ros.node_diagnostics import diagnostics_array
 from damage_perception.ros.params import declare_config
 from damage_perception.ros.review_media import ReviewMedia
 from damage_perception.ros.verdict_msgs import (
     DECISION_NAMES,
     error_verdict_msg,
+    inspection_record,
     verdict_to_msg,
     view_request_feedback,
     view_result_feedback,
     wrist_pose,
 )
-from damage_perception.store.sqlite_store import InspectionRecord
 from damage_perception.store.station_store import StationStore
 
 
@@ -124,11 +114,6 @@ class DamagePerceptionNode(Node):
             return None
         return self.store.identification_index()
 
-    def _log_verdict(self, msg: DamageVerdict) -> None:
-        self.store.log_inspection(InspectionRecord(
-            msg.item_id, msg.sku, msg.decision, msg.fused_score, msg.threshold, msg.model_version,
-            msg.gallery_version, msg.reason, tuple(msg.view_scores)))
-
     def _auto_enrol(self, item_id: str, verdict: ItemVerdict, gallery: SkuGallery | None) -> None:
         """Store the gallery grown by a qualifying item's views as the SKU's next version (``Inspector
         .auto_enrolment``), else log (debug) why the item does not qualify."""
@@ -141,27 +126,10 @@ class DamagePerceptionNode(Node):
             self.store.save_grown(item_id, grown, note)
 
     def _publish_diagnostics(self) -> None:
-        """Input counters on /diagnostics (and at debug level): drops are counted, never queued."""
-        values = {**self.camera.diagnostic_values(), **self.counters, "busy": self._busy.locked()}
-        fresh = self.camera.fresh(2.0)
-        status = DiagnosticStatus(name=f"{self.get_name()}: inputs", hardware_id="",
-                                  level=DiagnosticStatus.OK if fresh else DiagnosticStatus.WARN,
-                                  message="frames arriving" if fresh else self.camera.monitor.diagnose(2.0),
-                                  values=[KeyValue(key=key, value=str(value)) for key, value in values.items()])
-        array = DiagnosticArray(status=[status, *self._store_diagnostics()])
-        array.header.stamp = self.get_clock().now().to_msg()
-        self.diagnostics_pub.publish(array)
-        self.get_logger().debug(f"inputs: {values}")
-
-    def _store_diagnostics(self) -> list[DiagnosticStatus]:
-        """The store's state (a fleet: server reachable or not, outbox backlog), when there is a store."""
-        health = self.store.health()
-        if health is None:
-            return []
-        return [DiagnosticStatus(name=f"{self.get_name()}: store", hardware_id=self.store.station_id,
-                                 level=DiagnosticStatus.OK if health.ok else DiagnosticStatus.WARN,
-                                 message=health.message,
-                                 values=[KeyValue(key=k, value=v) for k, v in health.values.items()])]
+        """Input and store state on /diagnostics (``ros/node_diagnostics.py``): drops are counted, never queued."""
+        counters = {**self.counters, "busy": self._busy.locked()}
+        self.diagnostics_pub.publish(diagnostics_array(self.get_name(), self.camera, counters, self.store,
+                                                       self.get_clock().now().to_msg()))
 
     def _on_goal(self, goal: InspectItem.Goal) -> GoalResponse:
         if not self._busy.acquire(blocking=False):  # released when the accepted goal is answered
@@ -182,7 +150,7 @@ class DamagePerceptionNode(Node):
             msg, judged = self._verdict_or_error(goal_handle, started)
         finally:
             self._busy.release()  # taken in _on_goal
-        self._log_verdict(msg)  # committed before anyone hears of it
+        self.store.log_inspection(inspection_record(msg))  # committed before anyone hears of it
         self.debug.finish_item(msg)
         self.review_media.keep(msg, self.debug.last_report)  # REVIEW/DIVERT/sampled PASS: views for the review page
         if not self.context.ok():  # shutting down (Ctrl-C): nobody is left to tell

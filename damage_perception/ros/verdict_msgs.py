@@ -12,6 +12,7 @@ from geometry_msgs.msg import Point, PoseStamped
 from damage_perception.core.transforms import make_transform, rotation_about_z
 from damage_perception.core.verdict import Decision, ItemVerdict, ViewResult
 from damage_perception.ros.conversions import matrix_to_pose
+from damage_perception.store.database import InspectionRecord
 
 DECISION_NAMES = {int(decision): decision.name for decision in Decision}
 
@@ -83,3 +84,9 @@ def view_result_feedback(result: ViewResult) -> InspectItem.Feedback:
     status = f"view {result.index}: " + (f"score {result.score:.2f}" if result.found else result.reason)
     return InspectItem.Feedback(view_index=result.index, view_score=float(result.score), done=False,
                                 next_wrist_angle=float(result.wrist_angle), status=status)
+
+
+def inspection_record(msg: DamageVerdict) -> InspectionRecord:
+    """The store's log row of a verdict message."""
+    return InspectionRecord(msg.item_id, msg.sku, msg.decision, msg.fused_score, msg.threshold, msg.model_version,
+                            msg.gallery_version, msg.reason, tuple(msg.view_scores))
