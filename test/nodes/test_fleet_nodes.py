@@ -17,16 +17,16 @@ from damage_perception_interfaces.msg import DamageVerdict
 from damage_perception_interfaces.srv import EnrolSku, PresentItem, RollbackGallery
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 
-from damage_perception.nodes.planner_client import PlannerClient
-from damage_perception.store.database import InspectionStore
-from damage_perception.store.throwaway_postgres import ThrowawayPostgres
-from damage_perception.tools.processes import (
+from damage_perception.cell.processes import (
     config_file,
     node_command,
     ros_environment,
     start,
     stop,
 )
+from damage_perception.nodes.planner_client import PlannerClient
+from damage_perception.store.database import InspectionStore
+from damage_perception.store.throwaway_postgres import ThrowawayPostgres
 from test.nodes.test_gallery_services import call
 
 STATIONS = ("st1", "st2", "st3")
