@@ -20,6 +20,8 @@ COMMANDS = {  # sub-command -> module of damage_perception.tools
     "train": "train",
     "calibrate": "calibrate",
     "evaluate": "evaluate",
+    "evaluate-mvtec": "evaluate_mvtec",
+    "evaluate-images": "evaluate_images",
     "enrol": "enrol",
     "drift": "drift",
     "report": "report",
