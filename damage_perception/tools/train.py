@@ -27,6 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="folder for checkpoints and the validation scores (default: out/models/checkpoints)")
     parser.add_argument("--refit-fusion", type=Path, default=None, metavar="MODEL",
                         help="keep this model's trained head and only refit its fusion (after a gallery change)")
+    parser.add_argument("--gallery-scoring", choices=("patchcore", "top_mean"), default="patchcore",
+                        help="how views are scored against a gallery (the fusion is fitted on these scores)")
     parser.add_argument("--no-progress", action="store_true")
 
 
@@ -91,14 +93,16 @@ def run(args: argparse.Namespace) -> int:
 
     study = Study(args.study)
     fusion_study = Study(args.fusion_study) if args.fusion_study else study
-    if args.fusion_study:
+    if args.refit_fusion and not args.fusion_study:
+        train_skus, validation_skus = [], study.skus()   # only the fusion is fitted: on every SKU of the study
+    elif args.fusion_study:
         train_skus, validation_skus = study.skus(), fusion_study.skus()
         if set(train_skus) & set(validation_skus):
             print("train: the fusion study shares SKUs with the training study", file=sys.stderr)
             return 2
     else:
         train_skus, validation_skus = split_skus(study.skus(), args.validation_share, args.seed)
-    if not train_skus or not validation_skus:
+    if (not train_skus and not args.refit_fusion) or not validation_skus:
         print(f"train: need SKUs for both training and validation, got {len(train_skus)} and "
               f"{len(validation_skus)}", file=sys.stderr)
         return 2
@@ -106,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
     checkpoints = args.checkpoints or Path("out/models/checkpoints")
     if args.refit_fusion:
         model = DamageModel.load(args.refit_fusion)
-        recipe = model.version.rsplit("-", 1)[0].removeprefix("effl0-")
+        recipe = model.version.rsplit("-", 1)[0].removeprefix("effl0-").removesuffix("-pc")
     else:
         model = DamageModel(DamageHead())
         views = collect_training_views(study, train_skus, model, not args.no_progress)
@@ -114,6 +118,8 @@ def run(args: argparse.Namespace) -> int:
         settings = TrainSettings(steps=args.steps, batch=args.batch, seed=args.seed)
         model.head = train_head(views, settings, checkpoints, progress=not args.no_progress)
         recipe = f"head-s{args.steps}-seed{args.seed}"
+    model.gallery_scoring = args.gallery_scoring
+    recipe += "-pc" if args.gallery_scoring == "patchcore" else ""
     scores = score_study(fusion_study, model, validation_skus, progress=not args.no_progress)
     save_scores(scores, checkpoints / "validation_scores.jsonl")
     model.fusion = fit_fusion(fusion_data(scores))
