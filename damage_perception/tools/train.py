@@ -20,7 +20,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch", type=int, default=48, help="views per step")
     parser.add_argument("--seed", type=int, default=0, help="seed of the SKU split, sampling and initialisation")
     parser.add_argument("--validation-share", type=float, default=0.3,
-                        help="share of each kind's SKUs kept out of training to fit the fusion on")
+                        help="share of each kind's SKUs kept out of training to fit the fusion on (1 with "
+                             "--refit-fusion: fit it on every SKU of a validation study)")
     parser.add_argument("--fusion-study", type=Path, default=None,
                         help="fit the fusion on this study (other SKUs) instead; the head then trains on every SKU")
     parser.add_argument("--checkpoints", type=Path, default=None,
@@ -93,9 +94,7 @@ def run(args: argparse.Namespace) -> int:
 
     study = Study(args.study)
     fusion_study = Study(args.fusion_study) if args.fusion_study else study
-    if args.refit_fusion and not args.fusion_study:
-        train_skus, validation_skus = [], study.skus()   # only the fusion is fitted: on every SKU of the study
-    elif args.fusion_study:
+    if args.fusion_study:
         train_skus, validation_skus = study.skus(), fusion_study.skus()
         if set(train_skus) & set(validation_skus):
             print("train: the fusion study shares SKUs with the training study", file=sys.stderr)
