@@ -17,7 +17,7 @@ from damage_perception.core.station import SHIPPED_MODEL_FILE, config_file
 from damage_perception.data.study import gallery_episode
 from damage_perception.data.study_scores import enrol_episodes
 from damage_perception.sim.catalogue import make_catalogue
-from damage_perception.store.sqlite_store import InspectionStore
+from damage_perception.store.database import InspectionStore
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -121,3 +121,25 @@ def reliability(probabilities: Sequence[float], outcomes: Sequence[bool],
     which = np.clip(np.digitize(p, edges[1:-1]), 0, bins - 1)
     return [(float(p[which == b].mean()), float(y[which == b].mean()), int((which == b).sum()))
             for b in range(bins) if (which == b).any()]
+
+
+def detection_figures(damaged_scores: Sequence[float], good_scores: Sequence[float],
+                      fprs: Sequence[float] = (0.01, 0.05)) -> dict:
+    """AUROC and recall at each false-positive rate of ``fprs`` (read off the good scores), JSON-ready; a
+    rate below 1 / len(good_scores) is marked ``measurable: False`` (its point is the largest good score)."""
+    figures = {"damaged": len(damaged_scores), "good": len(good_scores),
+               "auroc": auroc(damaged_scores, good_scores), "operating_points": []}
+    for fpr in fprs:
+        recall, threshold = recall_at_fpr(damaged_scores, good_scores, fpr)
+        figures["operating_points"].append({"target_fpr": fpr, "recall": recall, "threshold": threshold,
+                                            "measurable": bool(len(good_scores) * fpr >= 1)})
+    return figures
+
+
+def figures_line(name: str, figures: dict) -> str:
+    """One printable line of ``detection_figures``."""
+    points = ", ".join(f"recall at FPR {100 * p['target_fpr']:g} % {100 * p['recall']:.1f} %"
+                       + ("" if p["measurable"] else " (too few good images to measure)")
+                       for p in figures["operating_points"])
+    return (f"{name}: AUROC {figures['auroc']:.4f}, {points} "
+            f"({figures['damaged']} damaged, {figures['good']} good)")

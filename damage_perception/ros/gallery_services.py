@@ -23,9 +23,9 @@ from rclpy.node import Node
 
 from damage_perception.core.enrolment import EnrolmentError, EnrolmentViews, enrolment_angles
 from damage_perception.core.view_pipeline import ViewInput, ViewPipeline
+from damage_perception.store.database import InspectionStore, StoreError
 from damage_perception.store.galleries import save_gallery
 from damage_perception.store.item_media import keep_reference_crops
-from damage_perception.store.sqlite_store import InspectionStore, StoreError
 
 # capture(angle, deadline): move the wrist to ``angle`` and return the first view that shows it there
 Capture = Callable[[float, float], ViewInput]

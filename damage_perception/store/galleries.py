@@ -5,7 +5,7 @@ import numpy as np
 
 from damage_perception.core.gallery import ReferenceView, SkuGallery
 from damage_perception.core.shape_check import ReferenceShape
-from damage_perception.store.sqlite_store import InspectionStore, StoredView
+from damage_perception.store.database import InspectionStore, StoredView
 
 
 def save_gallery(store: InspectionStore, gallery: SkuGallery, note: str = "") -> int:

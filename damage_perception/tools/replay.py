@@ -33,8 +33,8 @@ from damage_perception.data.replay_bag import (
     replay_verdicts,
 )
 from damage_perception.ros.conversions import rgbd_to_arrays
+from damage_perception.store.database import InspectionStore
 from damage_perception.store.galleries import active_galleries, load_gallery
-from damage_perception.store.sqlite_store import InspectionStore
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

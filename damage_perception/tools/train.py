@@ -30,7 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch", type=int, default=48, help="views per step")
     parser.add_argument("--seed", type=int, default=0, help="seed of the SKU split, sampling and initialisation")
     parser.add_argument("--validation-share", type=float, default=0.3,
-                        help="share of each kind's SKUs kept out of training to fit the fusion on")
+                        help="share of each kind's SKUs kept out of training to fit the fusion on (1 with "
+                             "--refit-fusion: fit it on every SKU of a validation study)")
     parser.add_argument("--fusion-study", type=Path, default=None,
                         help="fit the fusion on this study (other SKUs) instead; the head then trains on every SKU")
     parser.add_argument("--checkpoints", type=Path, default=None,
@@ -39,6 +40,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="keep this model's trained head and only refit its fusion (after a gallery change)")
     parser.add_argument("--resume", action="store_true",
                         help="continue the head's training from the latest checkpoint in --checkpoints")
+    parser.add_argument("--gallery-scoring", choices=("patchcore", "top_mean"), default="patchcore",
+                        help="how views are scored against a gallery (the fusion is fitted on these scores)")
     parser.add_argument("--no-progress", action="store_true")
     distributed.add_arguments(parser)
 
@@ -101,7 +104,7 @@ def train(args: argparse.Namespace, shard) -> int:
             return 2
     else:
         train_skus, validation_skus = split_skus(study.skus(), args.validation_share, args.seed)
-    if not train_skus or not validation_skus:
+    if (not train_skus and not args.refit_fusion) or not validation_skus:
         print(f"train: need SKUs for both training and validation, got {len(train_skus)} and "
               f"{len(validation_skus)}", file=sys.stderr)
         return 2
@@ -109,7 +112,7 @@ def train(args: argparse.Namespace, shard) -> int:
     checkpoints = args.checkpoints or Path("out/models/checkpoints")
     if args.refit_fusion:
         model = DamageModel.load(args.refit_fusion)
-        recipe = model.version.rsplit("-", 1)[0].removeprefix("effl0-")
+        recipe = model.version.rsplit("-", 1)[0].removeprefix("effl0-").removesuffix("-pc")
     else:
         model = DamageModel(DamageHead())
         views = collect_training_views(study, train_skus, model, not args.no_progress)
@@ -120,6 +123,8 @@ def train(args: argparse.Namespace, shard) -> int:
         recipe = f"head-s{args.steps}-seed{args.seed}"
         if shard.rank != 0:   # rank 0 holds the same head: it alone fits the fusion and writes the model
             return 0
+    model.gallery_scoring = args.gallery_scoring
+    recipe += "-pc" if args.gallery_scoring == "patchcore" else ""
     scores = score_study(fusion_study, model, validation_skus, progress=not args.no_progress)
     save_scores(scores, checkpoints / "validation_scores.jsonl")
     model.fusion = fit_fusion(fusion_data(scores))

@@ -2,13 +2,19 @@ import numpy as np
 import pytest
 import torch
 
-from damage_perception.core.backbone import CONTEXT_PX, FEATURE_CHANNELS, cell_masks, depth_channels, prepare_images
-from damage_perception.core.damage_model import shared_backbone
+from damage_perception.core.backbone import (
+    CONTEXT_PX,
+    FEATURE_CHANNELS,
+    Backbone,
+    cell_masks,
+    depth_channels,
+    prepare_images,
+)
 
 
 @pytest.fixture(scope="module")
 def backbone():
-    return shared_backbone()
+    return Backbone()   # the torch network itself (shared_backbone() may be its ONNX Runtime export)
 
 
 @pytest.mark.parametrize("batch, size", [(2, 64), (1, 160)])
@@ -100,3 +106,18 @@ def test_depth_channels_count_missing_readings_and_clip():
     # the median reading is the far side's 0.9 m: the near side sits 40 cm (13 units) in front, clipped
     assert channels[0, 1, 0] == -1.0 and channels[0, 1, 1] == 0.0
     assert channels[1, 1, 0] > 0  # the step's gradient, clipped per pixel, shows in the cell beside it
+
+
+def test_onnx_runtime_backbone_gives_the_torch_networks_maps():
+    import torch
+
+    from damage_perception.core.onnx_backbone import OnnxBackbone, fast_backbone
+
+    network = Backbone()
+    runner, how = fast_backbone(network)
+    assert how == "onnxruntime" and isinstance(runner, OnnxBackbone)  # onnxruntime is a requirement
+    images = torch.from_numpy(np.random.default_rng(0).uniform(-1, 1, (3, 3, 160, 160)).astype(np.float32))
+    for batch in (images, images[:1, :, :96, :96]):   # any batch and crop size
+        expected = network(batch)
+        assert runner(batch).shape == expected.shape
+        assert float((runner(batch) - expected).abs().max()) < 1e-3 * float(expected.abs().max())

@@ -8,8 +8,8 @@ from damage_perception.core.damage_types import DAMAGE_TYPES
 from damage_perception.core.enrolment import AutoEnrolConfig, auto_enrol_decision, grown_gallery
 from damage_perception.core.gallery import build_gallery
 from damage_perception.core.verdict import Decision, ItemVerdict, ViewResult
+from damage_perception.store.database import InspectionStore
 from damage_perception.store.galleries import load_gallery, save_gallery
-from damage_perception.store.sqlite_store import InspectionStore
 
 GRID, DIM = 6, 16
 ANGLES = np.array([0.0, np.pi / 2, np.pi, 3 * np.pi / 2])

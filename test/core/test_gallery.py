@@ -1,18 +1,21 @@
 import cv2
 import numpy as np
 import pytest
+import torch
 from scipy.spatial.distance import cdist
 
 from damage_perception.core.backbone import cell_masks, prepare_images
 from damage_perception.core.damage_model import shared_backbone
 from damage_perception.core.gallery import (
     NEAREST_VIEWS,
+    SCORINGS,
     ReferenceView,
     SkuGallery,
     angular_distance,
     build_gallery,
     greedy_coreset,
     patch_features,
+    patchcore_score,
     score_view,
 )
 from damage_perception.core.shape_check import ReferenceShape
@@ -111,17 +114,18 @@ def gallery_of(art, sku):
     return build_gallery(sku, patches, cells, GALLERY_ANGLES, [np.zeros((0, 3), np.float32)] * 4)
 
 
-@pytest.fixture(scope="module")
-def scores():
-    """Scores of constructed views (all at the query shift (1, -1) unless named otherwise), angle 0.3 rad."""
+@pytest.fixture(scope="module", params=SCORINGS)
+def scores(request):
+    """Scores of constructed views (all at the query shift (1, -1) unless named otherwise), angle 0.3 rad,
+    with each gallery scoring."""
     plain, printed = gallery_of(ART, "SKU-PLAIN"), gallery_of(with_blob(ART), "SKU-PRINTED")
     queries = {"pristine": view(ART, 1, -1), "pristine_shift_a": view(ART, -1, 1), "pristine_shift_b": view(ART, 3, 3),
                "blob_centre": view(with_blob(ART), 1, -1), "blob_corner": view(with_blob(ART, (60, 60)), 1, -1),
                "missing_corner": view(ART, 1, -1, missing=((20, 60), (100, 140))),
                "missing_edge": view(ART, 1, -1, missing=((20, 50), (50, 110)))}
     patches, cells = featurize(list(queries.values()))
-    result = {name: score_view(plain, patches[k], cells[k], 0.3).score for k, name in enumerate(queries)}
-    result["printed_vs_printed_gallery"] = score_view(printed, patches[3], cells[3], 0.3).score
+    result = {name: score_view(plain, patches[k], cells[k], 0.3, request.param).score for k, name in enumerate(queries)}
+    result["printed_vs_printed_gallery"] = score_view(printed, patches[3], cells[3], 0.3, request.param).score
     result["plain_nominal"] = plain.nominal_score
     return result
 
@@ -181,3 +185,21 @@ def test_a_view_is_scored_against_the_references_nearest_in_wrapped_angle():
     # unwrapped, the view at 0.1 rad would be the farthest and left out.
     assert score_view(gallery, query, cells, 6.2).score < 0.01   # cdist rounding only
     assert score_view(gallery, query, cells, 3.1).score > 5.0   # at 3.1 rad the matching view is the farthest
+
+
+def test_patchcore_score_is_the_reweighted_largest_nearest_distance():
+    rng = np.random.default_rng(5)
+    bank = torch.from_numpy(rng.normal(size=(200, 16)).astype(np.float32))
+    inside, _ = patchcore_score(bank, bank[:30].numpy())
+    assert inside < 0.01          # every patch is in the bank (cdist rounding only)
+    query = np.concatenate([bank[:30].numpy(), np.full((1, 16), 6.0, np.float32)])
+    score, distances = patchcore_score(bank, query)
+    assert distances.argmax() == 30 and 0 < score <= distances.max()   # the weight is in (0, 1]
+    assert score > 0.5 * distances.max()                    # nine near-equal support distances: weight ~ 8/9
+
+
+def test_an_unknown_scoring_is_refused_with_the_choices():
+    views = [ReferenceView(0.0, np.zeros((3, 4), np.float32))] * 2
+    gallery = SkuGallery("SKU-X", views, ReferenceShape(np.zeros((0, 3))))
+    with pytest.raises(ValueError, match="patchcore"):
+        score_view(gallery, np.zeros((2, 2, 4), np.float32), np.ones((2, 2), bool), 0.0, "nearest")

@@ -8,7 +8,7 @@ from damage_perception_interfaces.msg import DamageVerdict
 
 from damage_perception.cell.processes import node_command, ros_environment, start, stop
 from damage_perception.core.station import config_file
-from damage_perception.store.sqlite_store import InspectionStore
+from damage_perception.store.database import InspectionStore
 from test.nodes.conftest import make_client, running
 
 CELL = ("sim_cell_node", "sim_cell.yaml", {"num_items": 6, "damage_rate": 0.5, "seed": 3})

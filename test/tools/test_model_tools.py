@@ -9,8 +9,8 @@ import yaml
 
 from damage_perception import cli
 from damage_perception.core.damage_model import DamageModel
+from damage_perception.store.database import InspectionStore
 from damage_perception.store.galleries import load_gallery
-from damage_perception.store.sqlite_store import InspectionStore
 
 CONFIG = Path(__file__).resolve().parents[2] / "config" / "damage_perception.yaml"
 

@@ -31,8 +31,8 @@ from damage_perception.data.study import gallery_episode
 from damage_perception.data.study_scores import gallery_of
 from damage_perception.ros.conversions import rgbd_to_arrays
 from damage_perception.sim.catalogue import make_catalogue
+from damage_perception.store.database import InspectionStore
 from damage_perception.store.galleries import save_gallery
-from damage_perception.store.sqlite_store import InspectionStore
 from test.nodes.conftest import make_client, running
 
 CELL_PARAMS = {"num_items": 3, "damage_rate": 0.5, "seed": 11}   # a crushed, a torn and a pristine carton

@@ -14,7 +14,7 @@ from damage_perception import cli
 from damage_perception.core.damage_model import DamageModel
 from damage_perception.core.metrics import threshold_for_fpr
 from damage_perception.core.station import SHIPPED_MODEL_FILE
-from damage_perception.store.sqlite_store import InspectionRecord, InspectionStore
+from damage_perception.store.database import InspectionRecord, InspectionStore
 
 CONFIG = Path(__file__).resolve().parents[2] / "config" / "damage_perception.yaml"
 PASS, DIVERT, ERROR = 0, 1, 3
