@@ -158,7 +158,8 @@ def test_three_stations_share_one_server_through_a_crash_an_enrolment_and_a_roll
         server.start()
         third.node = third.start_node()
         restarted_ns = rclpy.clock.Clock().now().nanoseconds
-        wait_for_store_status(DiagnosticStatus.OK, "st2", restarted_ns)
+        for station in stations:   # a station reads the server again once it has seen it back (diagnostics OK)
+            wait_for_store_status(DiagnosticStatus.OK, station.name, restarted_ns)
 
         rolled = stations[1].service(RollbackGallery, "rollback_gallery", RollbackGallery.Request(sku=sku, version=1))
         assert rolled.success and rolled.active_version == 1, rolled.message
