@@ -14,6 +14,12 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import torch
+
+from damage_perception.core.damage_model import DamageModel, ModelLoadError
+from damage_perception.core.metrics import detection_figures, figures_line
+from damage_perception.core.station import SHIPPED_MODEL_FILE
+from damage_perception.tools.image_inputs import check_size, featurize_images, image_files
 
 CLASS_FOLDERS = ("damaged", "intact")
 
@@ -31,8 +37,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def photo_split(folder: Path, seed: int, share: float) -> dict[str, dict[str, list[Path]]]:
     """{"train"|"heldout": {class: paths}}: per class, a seeded random ``share`` (at least one) held out."""
-    from damage_perception.tools.image_inputs import image_files
-
     split: dict[str, dict[str, list[Path]]] = {"train": {}, "heldout": {}}
     for offset, name in enumerate(CLASS_FOLDERS):
         files = image_files(folder / name)
@@ -52,8 +56,6 @@ def selected(args: argparse.Namespace) -> dict[str, list[Path]]:
 
 def image_scores(model, paths: list[Path], size: int) -> np.ndarray:
     """The classifier's damage log-odds of each photo (no gallery, no depth)."""
-    from damage_perception.tools.image_inputs import featurize_images
-
     scores = []
     for _, batch in featurize_images(model, paths, size):
         scores += [output.logit for output in model.classify(batch)]
@@ -61,13 +63,6 @@ def image_scores(model, paths: list[Path], size: int) -> np.ndarray:
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
-
-    from damage_perception.core.damage_model import DamageModel, ModelLoadError
-    from damage_perception.core.metrics import detection_figures, figures_line
-    from damage_perception.tools.image_inputs import check_size
-    from damage_perception.tools.train import DEFAULT_MODEL
-
     problem = check_size(args.size)
     files = selected(args) if problem is None else {}
     missing = [name for name in CLASS_FOLDERS if not files.get(name)]
@@ -75,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"evaluate-images: {problem or f'no photos in {args.folder}/' + ' or '.join(missing)}", file=sys.stderr)
         return 2
     try:
-        model = DamageModel.load(args.model or DEFAULT_MODEL)
+        model = DamageModel.load(args.model or SHIPPED_MODEL_FILE)
     except ModelLoadError as error:
         print(f"evaluate-images: {error}", file=sys.stderr)
         return 2

@@ -15,6 +15,13 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
+
+from damage_perception.core.damage_model import DamageModel, ModelLoadError
+from damage_perception.core.gallery import CORESET_RATIO, build_gallery, score_view
+from damage_perception.core.metrics import detection_figures, figures_line
+from damage_perception.core.station import SHIPPED_MODEL_FILE
+from damage_perception.tools.image_inputs import check_size, featurize_images, image_files
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,8 +36,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _problem(root: Path, size: int) -> str | None:
-    from damage_perception.tools.image_inputs import check_size, image_files
-
     if not (root / "train" / "good").is_dir() or not (root / "test").is_dir():
         return f"{root} is not an MVTec AD category (needs train/good/ and test/<defect>/)"
     if not image_files(root / "train" / "good"):
@@ -39,21 +44,13 @@ def _problem(root: Path, size: int) -> str | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
-
-    from damage_perception.core.damage_model import DamageModel, ModelLoadError
-    from damage_perception.core.gallery import CORESET_RATIO, build_gallery, score_view
-    from damage_perception.core.metrics import detection_figures, figures_line
-    from damage_perception.tools.image_inputs import featurize_images, image_files
-    from damage_perception.tools.train import DEFAULT_MODEL
-
     root = args.category_dir
     problem = _problem(root, args.size)
     if problem:
         print(f"evaluate-mvtec: {problem}", file=sys.stderr)
         return 2
     try:
-        model = DamageModel.load(args.model or DEFAULT_MODEL)
+        model = DamageModel.load(args.model or SHIPPED_MODEL_FILE)
     except ModelLoadError as error:
         print(f"evaluate-mvtec: {error}", file=sys.stderr)
         return 2

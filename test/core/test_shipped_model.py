@@ -14,10 +14,10 @@ import pytest
 
 from damage_perception.core.damage_model import DamageModel
 from damage_perception.core.metrics import auroc
+from damage_perception.core.station import SHIPPED_MODEL_FILE
 from damage_perception.data.study import StudyEpisode, StudySettings, episode_data, render_study_arrays
 from damage_perception.data.study_scores import gallery_of, score_item
-from damage_perception.sim.items import sku_kind, sku_printed_art
-from damage_perception.tools.train import DEFAULT_MODEL
+from damage_perception.sim.catalogue import sku_kind, sku_printed_art
 
 CONFIG = Path(__file__).resolve().parents[2] / "config" / "damage_perception.yaml"
 # (SKU, damage of its damaged item), one SKU per kind; 5 of the 6 carry damage-like printed artwork.
@@ -38,7 +38,7 @@ def calibrated_model_version(config: Path) -> str | None:
 
 def test_the_divert_threshold_was_calibrated_for_the_shipped_model():
     # A retrained or swapped model file without `damage-perception calibrate` fails here.
-    assert calibrated_model_version(CONFIG) == DamageModel.load(DEFAULT_MODEL).version
+    assert calibrated_model_version(CONFIG) == DamageModel.load(SHIPPED_MODEL_FILE).version
 
 
 def test_the_calibrated_version_is_read_from_calibrates_note(tmp_path):
@@ -58,7 +58,7 @@ def _episode(index: int, role: str, sku: str, damage: str, views: int):
 
 @pytest.fixture(scope="module")
 def items():
-    model = DamageModel.load(DEFAULT_MODEL)
+    model = DamageModel.load(SHIPPED_MODEL_FILE)
     scored = []
     for n, (sku, damage) in enumerate(CASES):
         gallery = gallery_of(model, _episode(3 * n, "gallery", sku, "pristine", 8))
