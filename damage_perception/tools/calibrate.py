@@ -16,12 +16,11 @@ import re
 import sys
 from pathlib import Path
 
-from damage_perception.core.damage_model import DamageModel, ModelLoadError
 from damage_perception.core.metrics import threshold_for_fpr
-from damage_perception.core.station import SHIPPED_MODEL_FILE
 from damage_perception.data.study import Study
 from damage_perception.data.study_scores import load_scores, score_study
 from damage_perception.store.database import StoreError
+from damage_perception.tools.model_file import open_model
 from damage_perception.tools.store_tool import open_store
 
 
@@ -62,10 +61,8 @@ def good_scores_in_store(store, model_version: str, station: str | None = None) 
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        model = DamageModel.load(args.model or SHIPPED_MODEL_FILE)
-    except ModelLoadError as error:
-        print(f"calibrate: {error}", file=sys.stderr)
+    model = open_model(args.model, "calibrate")
+    if model is None:
         return 2
     if args.store is not None:
 

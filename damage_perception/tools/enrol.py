@@ -11,11 +11,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from damage_perception.core.damage_model import DamageModel, ModelLoadError
-from damage_perception.core.station import SHIPPED_MODEL_FILE
 from damage_perception.data.study import Study, gallery_episode
 from damage_perception.data.study_scores import enrol_episodes
 from damage_perception.store.database import StoreError
+from damage_perception.tools.model_file import open_model
 from damage_perception.tools.store_tool import open_store
 
 
@@ -46,10 +45,8 @@ def run(args: argparse.Namespace) -> int:
             return 2
         print(f"enrol: {sku} now uses gallery version {version}")
         return 0
-    try:
-        model = DamageModel.load(args.model or SHIPPED_MODEL_FILE)
-    except ModelLoadError as error:
-        print(f"enrol: {error}", file=sys.stderr)
+    model = open_model(args.model, "enrol")
+    if model is None:
         return 2
     if args.study:
         study = Study(args.study)

@@ -21,11 +21,10 @@ import numpy as np
 import yaml
 
 from damage_perception.baselines.anomalib_comparison import compare_with_anomalib
-from damage_perception.core.damage_model import DamageModel, ModelLoadError
 from damage_perception.core.metrics import auroc, recall_at_fpr, reliability, roc_curve
-from damage_perception.core.station import SHIPPED_MODEL_FILE
 from damage_perception.data.study import Study
 from damage_perception.data.study_scores import load_scores, save_scores, score_study
+from damage_perception.tools.model_file import open_model
 
 TARGET_FPRS = (0.001, 0.01)
 
@@ -159,10 +158,8 @@ def config_threshold(path: Path | None) -> float | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        model = DamageModel.load(args.model or SHIPPED_MODEL_FILE)
-    except ModelLoadError as error:
-        print(f"evaluate: {error}", file=sys.stderr)
+    model = open_model(args.model, "evaluate")
+    if model is None:
         return 2
     if model.fusion is None:
         print("evaluate: the model has no fitted fusion (train it with damage-perception train)", file=sys.stderr)

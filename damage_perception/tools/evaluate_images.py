@@ -16,10 +16,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from damage_perception.core.damage_model import DamageModel, ModelLoadError
 from damage_perception.core.metrics import detection_figures, figures_line
-from damage_perception.core.station import SHIPPED_MODEL_FILE
 from damage_perception.tools.image_inputs import check_size, featurize_images, image_files
+from damage_perception.tools.model_file import open_model
 
 CLASS_FOLDERS = ("damaged", "intact")
 
@@ -69,10 +68,8 @@ def run(args: argparse.Namespace) -> int:
     if problem or missing:
         print(f"evaluate-images: {problem or f'no photos in {args.folder}/' + ' or '.join(missing)}", file=sys.stderr)
         return 2
-    try:
-        model = DamageModel.load(args.model or SHIPPED_MODEL_FILE)
-    except ModelLoadError as error:
-        print(f"evaluate-images: {error}", file=sys.stderr)
+    model = open_model(args.model, "evaluate-images")
+    if model is None:
         return 2
     torch.set_num_threads(min(2, torch.get_num_threads()))
     scores = {name: image_scores(model, files[name], args.size) for name in CLASS_FOLDERS}

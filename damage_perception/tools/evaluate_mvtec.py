@@ -17,11 +17,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from damage_perception.core.damage_model import DamageModel, ModelLoadError
 from damage_perception.core.gallery import CORESET_RATIO, build_gallery, score_view
 from damage_perception.core.metrics import detection_figures, figures_line
-from damage_perception.core.station import SHIPPED_MODEL_FILE
 from damage_perception.tools.image_inputs import check_size, featurize_images, image_files
+from damage_perception.tools.model_file import open_model
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -49,10 +48,8 @@ def run(args: argparse.Namespace) -> int:
     if problem:
         print(f"evaluate-mvtec: {problem}", file=sys.stderr)
         return 2
-    try:
-        model = DamageModel.load(args.model or SHIPPED_MODEL_FILE)
-    except ModelLoadError as error:
-        print(f"evaluate-mvtec: {error}", file=sys.stderr)
+    model = open_model(args.model, "evaluate-mvtec")
+    if model is None:
         return 2
     torch.set_num_threads(min(2, torch.get_num_threads()))
     start = time.perf_counter()
