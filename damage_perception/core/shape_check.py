@@ -86,9 +86,7 @@ def shape_scores(points: np.ndarray, camera_position: np.ndarray, reference: Ref
     # reference leaves gaps wider than the tolerance (pristine views then showed ~5 % "extra" points).
     query = _cloud(_thin(points, MAX_POINTS))
     target = reference.icp_target
-    registration = o3d.pipelines.registration.registration_icp(
-        query, target, 3 * tolerance, np.eye(4), o3d.pipelines.registration.TransformationEstimationPointToPoint(),
-        o3d.pipelines.registration.ICPConvergenceCriteria(max_iteration=20))
+    registration = _icp(query, target, 3 * tolerance)
     query.transform(registration.transformation)
     aligned = np.asarray(query.points)
     extra_mask = reference.tree.query(aligned)[0] > tolerance
@@ -108,3 +106,34 @@ def shape_scores(points: np.ndarray, camera_position: np.ndarray, reference: Ref
         location = (np.linalg.inv(registration.transformation) @ np.append(departing.mean(axis=0), 1.0))[:3]
     return ShapeScores(float(extra_mask.mean()), float(missing_mask.mean()) if len(missing_mask) else 0.0,
                        float(registration.fitness), location)
+
+
+def _icp(query: o3d.geometry.PointCloud, target: o3d.geometry.PointCloud, distance: float,
+         start: np.ndarray | None = None, iterations: int = 20):
+    return o3d.pipelines.registration.registration_icp(
+        query, target, distance, np.eye(4) if start is None else start,
+        o3d.pipelines.registration.TransformationEstimationPointToPoint(),
+        o3d.pipelines.registration.ICPConvergenceCriteria(max_iteration=iterations))
+
+
+@dataclass
+class Registration:
+    """reference <- view (gripper frames) and how well it fits."""
+
+    transform: np.ndarray   # 4x4
+    fitness: float          # share of the view's points within the final correspondence distance
+
+
+REGISTRATION_POINTS = 800   # the view's points ICP uses for the registered comparison (seeded thinning)
+
+
+def register(points: np.ndarray, reference: ReferenceShape, coarse_m: float = 0.02,
+             fine_m: float = 0.006) -> Registration:
+    """Register a view's item points (gripper frame) to the reference shape: ICP from the identity (grasps
+    differ by centimetres and degrees), first with a wide correspondence distance, then a narrow one."""
+    if len(points) < 20 or len(reference.points) < 20:
+        return Registration(np.eye(4), 0.0)
+    query = _cloud(_thin(points, REGISTRATION_POINTS))
+    coarse = _icp(query, reference.icp_target, coarse_m, iterations=15)
+    fine = _icp(query, reference.icp_target, fine_m, coarse.transformation, iterations=10)
+    return Registration(np.asarray(fine.transformation), float(fine.fitness))

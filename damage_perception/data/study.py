@@ -66,6 +66,7 @@ class StudySettings:
     packaging_version: int = 0
     shared_station: bool = True   # a SKU's gallery and items share one station's camera and light (the
     #                               gallery is enrolled where the items are inspected); grasps still vary
+    first_sku: int = 1            # SKUs are numbered from here (per kind)
 
     def __post_init__(self) -> None:
         if self.split not in SPLIT_TAGS:
@@ -95,7 +96,8 @@ def study_skus(settings: StudySettings) -> list[str]:
     """The study's SKUs: ``skus_per_kind`` per kind, named by split."""
     prefix = {kind: p for p, kind in KIND_PREFIX.items()}
     tag = SPLIT_TAGS[settings.split]
-    return [f"{prefix[kind]}-{tag}{n:04d}" for kind in settings.kinds for n in range(1, settings.skus_per_kind + 1)]
+    numbers = range(settings.first_sku, settings.first_sku + settings.skus_per_kind)
+    return [f"{prefix[kind]}-{tag}{n:04d}" for kind in settings.kinds for n in numbers]
 
 
 def plan_study(settings: StudySettings) -> list[StudyEpisode]:
@@ -158,7 +160,10 @@ def _episode_arrays(episode: Any, pipeline: ViewPipeline) -> dict[str, np.ndarra
               "mask": np.zeros((count, size, size), bool), "damage": np.zeros((count, size, size), np.uint8),
               "found": np.zeros(count, bool), "angle": np.zeros(count, np.float32),
               "damage_px": np.zeros(count, np.int32), "geometric": np.zeros(count, np.float32),
-              "camera_position": np.zeros((count, 3), np.float32), "box": np.zeros((count, 4), np.int32)}
+              "camera_position": np.zeros((count, 3), np.float32), "box": np.zeros((count, 4), np.int32),
+              # the registered comparison (core.registered_comparison) re-projects crops between views
+              "camera_from_gripper": np.zeros((count, 4, 4), np.float32),
+              "intrinsics": np.zeros((count, 4), np.float32)}   # fx, fy, cx, cy of the full image
     clouds = []
     for k, view in enumerate(episode.views):
         depth = clean_depth(view.depth_m)
@@ -167,6 +172,8 @@ def _episode_arrays(episode: Any, pipeline: ViewPipeline) -> dict[str, np.ndarra
         arrays["angle"][k] = view.wrist_angle
         arrays["damage_px"][k] = int(np.count_nonzero(view.damage_mask))
         arrays["camera_position"][k] = invert(view.camera_from_gripper)[:3, 3]
+        arrays["camera_from_gripper"][k] = view.camera_from_gripper
+        arrays["intrinsics"][k] = (view.intrinsics.fx, view.intrinsics.fy, view.intrinsics.cx, view.intrinsics.cy)
         points = thin_points(segment.points) if segment.found else np.zeros((0, 3), np.float32)
         clouds.append(points)
         if not segment.found or not segment.mask.any():
@@ -228,6 +235,9 @@ class StudyEpisodeData:
     geometric: np.ndarray
     camera_position: np.ndarray
     clouds: list[np.ndarray]
+    box: np.ndarray | None = None                   # (V, 4) crop windows in the full image
+    camera_from_gripper: np.ndarray | None = None   # (V, 4, 4); None in studies rendered before it was stored
+    intrinsics: np.ndarray | None = None            # (V, 4) fx, fy, cx, cy
 
     @property
     def damaged(self) -> bool:
@@ -245,7 +255,13 @@ def episode_data(meta: dict, arrays) -> StudyEpisodeData:
     return StudyEpisodeData(meta, arrays["color"], arrays["depth_mm"].astype(np.float32) / 1000, arrays["mask"],
                             arrays["damage"], arrays["found"], arrays["angle"], arrays["damage_px"],
                             arrays["geometric"], arrays["camera_position"],
-                            [points[offsets[k]:offsets[k + 1]] for k in range(len(offsets) - 1)])
+                            [points[offsets[k]:offsets[k + 1]] for k in range(len(offsets) - 1)],
+                            _optional(arrays, "box"), _optional(arrays, "camera_from_gripper"),
+                            _optional(arrays, "intrinsics"))
+
+
+def _optional(arrays, name: str) -> np.ndarray | None:
+    return np.asarray(arrays[name]) if name in arrays else None
 
 
 class Study:

@@ -18,6 +18,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--damage-rate", type=float, default=0.3)
     parser.add_argument("--views", type=int, default=6, help="views per inspected item")
     parser.add_argument("--gallery-views", type=int, default=8, help="pristine reference views per SKU")
+    parser.add_argument("--first-sku", type=int, default=1,
+                        help="number of the first SKU of each kind (a fresh held-out study takes SKUs no study used)")
     parser.add_argument("--kinds", default="carton,book,mailer,bottle,bag,blister")
     parser.add_argument("--seed", type=int, default=0, help="use different seeds for training and held-out studies")
     parser.add_argument("--station-per-episode", action="store_true",
@@ -30,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         settings = StudySettings(args.split, args.skus_per_kind, args.items_per_sku, args.damage_rate, args.views,
                                  args.gallery_views, args.seed, tuple(args.kinds.split(",")),
-                                 shared_station=not args.station_per_episode)
+                                 shared_station=not args.station_per_episode, first_sku=args.first_sku)
     except ValueError as error:
         print(f"study: {error}", file=sys.stderr)
         return 2

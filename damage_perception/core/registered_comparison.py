@@ -1,0 +1,229 @@
+"""Pose-matched, registered comparison of a view with its SKU's reference views.
+
+The plain gallery score compares a view's patches with every reference patch at once: a missing blister
+cavity finds its twin elsewhere, and the same wrist angle is not the same face when grasps differ. Here
+the view's item cloud is registered to the SKU's reference shape (ICP, ``core.shape_check``), which says
+where the view's camera sits in the reference's frame; the reference views seen from nearest that camera
+are chosen, and each pixel of the view's crop is carried into them (its 3D point, through the
+registration, projected into the reference's crop). Per pixel that gives:
+
+- a **depth residual**: the reference sees the surface at the depth the view's point predicts (matched),
+  in front of it (reference material the view lacks: a missing part, a hole, a dent) or behind it (material
+  the reference lacks: a spill, contents breaking out, a torn flap);
+- the reference's **colour** at the same surface point, so the view can be compared with an *aligned*
+  reference image: per-pixel colour residual, and backbone features of the aligned image against the
+  view's own, cell by cell within a small neighbourhood (``feature_residual``). Printed artwork the
+  reference also shows cancels out; a change of the item does not.
+
+Everything is per cell of the backbone's grid (8 px of the crop) and summarised per *region* (3 x 3 cells),
+so a missing part is scored where it is, not as one share of the whole item. Plain numpy; no ROS.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from damage_perception.core.transforms import invert
+
+DEPTH_TOLERANCE_M = 0.008    # a surface within this of the predicted depth is the same surface
+DEPTH_TOLERANCE_PER_M = 0.01  # ... plus this much per metre of range (stereo/ToF noise grows with range)
+REFERENCES_PER_VIEW = 2      # reference views each pixel is carried into (the nearest cameras)
+REGION_CELLS = 3             # a region is REGION_CELLS x REGION_CELLS cells
+TOP_CELLS = 5                # residual summaries average this many worst cells
+MIN_OVERLAP = 0.3            # below this share of matched pixels the comparison says little (grazing view)
+
+
+@dataclass
+class PosedCrop:
+    """One view's item crop with what it takes to re-project it: the crop's camera matrix and the camera's
+    pose relative to the gripper."""
+
+    color: np.ndarray                 # (S, S, 3) uint8 RGB
+    depth_m: np.ndarray               # (S, S) float32 metres, 0 = no reading (background included)
+    mask: np.ndarray                  # (S, S) bool, the segmented item
+    camera_matrix: np.ndarray         # 3x3 K of the crop's pixels
+    camera_from_gripper: np.ndarray   # 4x4
+
+    @property
+    def camera_position(self) -> np.ndarray:
+        """The camera's position in the gripper frame."""
+        return invert(self.camera_from_gripper)[:3, 3]
+
+
+def crop_camera_matrix(fx: float, fy: float, cx: float, cy: float, box: tuple[int, int, int, int],
+                       size: int) -> np.ndarray:
+    """K of a crop: the full image's intrinsics shifted to the crop ``box`` (row0, row1, col0, col1) and
+    scaled to ``size`` pixels (pixel centres as OpenCV's resize maps them)."""
+    row0, row1, col0, col1 = (int(v) for v in box)
+    scale_x, scale_y = size / (col1 - col0), size / (row1 - row0)
+    return np.array([[fx * scale_x, 0.0, (cx - col0 + 0.5) * scale_x - 0.5],
+                     [0.0, fy * scale_y, (cy - row0 + 0.5) * scale_y - 0.5],
+                     [0.0, 0.0, 1.0]])
+
+
+def crop_points(crop: PosedCrop) -> np.ndarray:
+    """(S, S, 3) gripper-frame point of every crop pixel (NaN where there is no reading)."""
+    size = crop.depth_m.shape[0]
+    rows, cols = np.mgrid[0:size, 0:size].astype(np.float64)
+    k = crop.camera_matrix
+    z = np.where(crop.depth_m > 0, crop.depth_m, np.nan).astype(np.float64)
+    camera = np.stack([(cols - k[0, 2]) / k[0, 0] * z, (rows - k[1, 2]) / k[1, 1] * z, z], axis=-1)
+    gripper_from_camera = invert(crop.camera_from_gripper)
+    return camera @ gripper_from_camera[:3, :3].T + gripper_from_camera[:3, 3]
+
+
+@dataclass
+class Correspondence:
+    """A view's pixels carried into its reference views (per crop pixel)."""
+
+    matched: np.ndarray        # (S, S) bool, the same surface seen by a reference
+    missing: np.ndarray        # (S, S) bool, item pixel; a reference sees item surface in front of its point
+    extra: np.ndarray          # (S, S) bool, item pixel whose reference ray sees nothing this near
+    aligned_color: np.ndarray  # (S, S, 3) uint8, the reference's colour where matched, the view's elsewhere
+    colour_residual: np.ndarray  # (S, S) float32, |view - gain-matched reference| / 255 where matched, else 0
+    region: np.ndarray         # (S, S) bool, pixels that were compared
+
+
+def nearest_references(camera_in_reference: np.ndarray, center: np.ndarray, references: list[PosedCrop],
+                       count: int = REFERENCES_PER_VIEW) -> list[int]:
+    """Indices of the ``count`` reference views whose cameras look at ``center`` from the directions nearest
+    the view's camera (all in the reference frame)."""
+    direction = camera_in_reference - center
+    direction /= max(np.linalg.norm(direction), 1e-9)
+    cosines = []
+    for reference in references:
+        other = reference.camera_position - center
+        cosines.append(float(other @ direction / max(np.linalg.norm(other), 1e-9)))
+    return [int(k) for k in np.argsort(cosines)[::-1][:count]]
+
+
+def correspond(view: PosedCrop, reference_from_view: np.ndarray, references: list[PosedCrop],
+               region: np.ndarray) -> Correspondence:
+    """Carry the view's ``region`` pixels into each of ``references`` through ``reference_from_view`` (the
+    registration, gripper frame of the view -> of the references) and keep, per pixel, the reference whose
+    depth agrees best."""
+    size = view.depth_m.shape[0]
+    points = crop_points(view)
+    has_point = region & np.isfinite(points[..., 0])
+    points_ref = points[has_point] @ reference_from_view[:3, :3].T + reference_from_view[:3, 3]
+    best_error = np.full(len(points_ref), np.inf)
+    best_signed = np.zeros(len(points_ref))
+    best_on_item = np.zeros(len(points_ref), bool)
+    best_color = np.zeros((len(points_ref), 3))
+    best_z = np.ones(len(points_ref))
+    for reference in references:
+        camera = points_ref @ reference.camera_from_gripper[:3, :3].T + reference.camera_from_gripper[:3, 3]
+        z = camera[:, 2]
+        k = reference.camera_matrix
+        with np.errstate(divide="ignore", invalid="ignore"):
+            col = np.round(k[0, 0] * camera[:, 0] / z + k[0, 2])
+            row = np.round(k[1, 1] * camera[:, 1] / z + k[1, 2])
+        inside = (z > 0) & (col >= 0) & (col < size) & (row >= 0) & (row < size)
+        col_i, row_i = np.where(inside, col, 0).astype(int), np.where(inside, row, 0).astype(int)
+        seen = reference.depth_m[row_i, col_i].astype(np.float64)
+        inside &= seen > 0
+        signed = np.where(inside, z - seen, np.inf)   # > 0: the reference sees something in front of the point
+        better = np.abs(signed) < best_error
+        best_error = np.where(better, np.abs(signed), best_error)
+        best_signed = np.where(better, signed, best_signed)
+        best_on_item = np.where(better, reference.mask[row_i, col_i], best_on_item)
+        best_color = np.where(better[:, None], reference.color[row_i, col_i].astype(np.float64), best_color)
+        best_z = np.where(better, z, best_z)
+    tolerance = DEPTH_TOLERANCE_M + DEPTH_TOLERANCE_PER_M * best_z
+    on_item = view.mask[has_point]
+    matched_flat = best_error <= tolerance
+    # Only where this view sees the item: beside it, a silhouette a few pixels off (registration, a 15-degree
+    # parallax) would read as missing material along every edge.
+    missing_flat = on_item & np.isfinite(best_error) & (best_signed > tolerance) & best_on_item
+    extra_flat = on_item & ~matched_flat & ~missing_flat   # nothing in the references at this point's depth
+    matched, missing, extra = (np.zeros((size, size), bool) for _ in range(3))
+    matched[has_point], missing[has_point], extra[has_point] = matched_flat, missing_flat, extra_flat
+    aligned = view.color.astype(np.float64).copy()
+    residual = np.zeros((size, size), np.float32)
+    if matched_flat.any():
+        ours = view.color[has_point][matched_flat].astype(np.float64)
+        theirs = best_color[matched_flat]
+        gain = (ours.mean(axis=0) + 1.0) / (theirs.mean(axis=0) + 1.0)   # light differs a little between views
+        theirs = np.clip(theirs * gain, 0, 255)
+        rows_cols = np.argwhere(has_point)[matched_flat]
+        aligned[rows_cols[:, 0], rows_cols[:, 1]] = theirs
+        residual[rows_cols[:, 0], rows_cols[:, 1]] = np.abs(ours - theirs).mean(axis=1) / 255.0
+    return Correspondence(matched, missing, extra, aligned.astype(np.uint8), residual, has_point)
+
+
+def cell_means(values: np.ndarray, weights: np.ndarray, grid: int) -> np.ndarray:
+    """Per cell of a ``grid`` x ``grid`` split of an (S, S) image: the mean of ``values`` over pixels with
+    ``weights`` (0 where a cell has none)."""
+    size = values.shape[0]
+    step = size // grid
+    v = (values * weights)[:grid * step, :grid * step].reshape(grid, step, grid, step).sum(axis=(1, 3))
+    w = weights[:grid * step, :grid * step].reshape(grid, step, grid, step).sum(axis=(1, 3))
+    return np.where(w > 0, v / np.maximum(w, 1e-9), 0.0)
+
+
+def region_max(cells: np.ndarray, valid: np.ndarray, width: int = REGION_CELLS) -> float:
+    """Largest mean of ``cells`` over ``width`` x ``width`` windows of valid cells (a region's share)."""
+    values = np.where(valid, cells, 0.0).astype(np.float32)
+    counts = valid.astype(np.float32)
+    sums = cv2.boxFilter(values, -1, (width, width), normalize=False, borderType=cv2.BORDER_CONSTANT)
+    numbers = cv2.boxFilter(counts, -1, (width, width), normalize=False, borderType=cv2.BORDER_CONSTANT)
+    enough = numbers >= (width * width) / 2
+    return float((sums / np.maximum(numbers, 1))[enough].max()) if enough.any() else 0.0
+
+
+def neighbourhood_distance(query: np.ndarray, aligned: np.ndarray, radius: int = 1) -> np.ndarray:
+    """Per cell, the distance of the view's feature (h, w, D) to the nearest aligned-reference feature within
+    ``radius`` cells (registration is good to a few pixels, not to the cell)."""
+    h, w, _ = query.shape
+    padded = np.pad(aligned, ((radius, radius), (radius, radius), (0, 0)), mode="edge")
+    best = np.full((h, w), np.inf, np.float32)
+    for dr in range(2 * radius + 1):
+        for dc in range(2 * radius + 1):
+            shifted = padded[dr:dr + h, dc:dc + w]
+            best = np.minimum(best, np.linalg.norm(query - shifted, axis=-1))
+    return best
+
+
+def top_mean(values: np.ndarray, count: int = TOP_CELLS) -> float:
+    return float(np.sort(values.reshape(-1))[-count:].mean()) if values.size else 0.0
+
+
+@dataclass
+class RegisteredScores:
+    """A view against its pose-matched, registered references (raw, before the gallery's nominal)."""
+
+    missing: float          # largest regional share of pixels whose reference surface is in front of them
+    extra: float            # largest regional share of item pixels with no reference surface at their depth
+    colour: float           # mean of the TOP_CELLS largest cell colour residuals
+    feature: float          # mean of the TOP_CELLS largest cell feature residuals (neighbourhood distance)
+    overlap: float          # share of compared pixels matched by a reference
+    feature_map: np.ndarray  # (h, w) per-cell feature residual (0 outside the compared cells)
+
+    def as_dict(self) -> dict[str, float]:
+        return {"reg_missing": self.missing, "reg_extra": self.extra, "reg_colour": self.colour,
+                "reg_feature": self.feature, "reg_overlap": self.overlap}
+
+
+def residual_scores(correspondence: Correspondence, query_patches: np.ndarray, aligned_patches: np.ndarray,
+                    cells: np.ndarray) -> RegisteredScores:
+    """Summaries of one view's correspondence; patches (h, w, D) of the view's and the aligned reference's
+    crops, ``cells`` (h, w) the item's cells."""
+    grid = cells.shape[0]
+    region = correspondence.region.astype(np.float64)
+    missing = cell_means(correspondence.missing.astype(np.float64), region, grid)
+    extra = cell_means(correspondence.extra.astype(np.float64), region, grid)
+    colour = cell_means(correspondence.colour_residual.astype(np.float64),
+                        correspondence.matched.astype(np.float64), grid)
+    feature = np.where(cells, neighbourhood_distance(query_patches, aligned_patches), 0.0)
+    overlap = float(correspondence.matched[correspondence.region].mean()) if correspondence.region.any() else 0.0
+    return RegisteredScores(region_max(missing, cells), region_max(extra, cells), top_mean(colour[cells]),
+                            top_mean(feature[cells]), overlap, feature.astype(np.float32))
+
+
+def compare_region(view: PosedCrop, grow_px: int = 8) -> np.ndarray:
+    """The pixels of a view that are compared: its item mask grown by ``grow_px`` (a spill or a torn-off
+    part just beside the item is in it)."""
+    kernel = np.ones((2 * grow_px + 1, 2 * grow_px + 1), np.uint8)
+    return cv2.dilate(view.mask.astype(np.uint8), kernel).astype(bool)
