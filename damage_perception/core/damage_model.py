@@ -27,6 +27,14 @@ from damage_perception.core.gallery import (
     score_view,
 )
 from damage_perception.core.onnx_backbone import OnnxBackbone, fast_backbone
+from damage_perception.core.registered_comparison import (
+    PRISTINE,
+    PosedCrop,
+    RegisteredScores,
+    correspond_view,
+    normalised,
+    residual_scores,
+)
 from damage_perception.core.shape_check import ShapeScores, shape_scores
 
 MODEL_FORMAT = 1
@@ -64,6 +72,8 @@ class ViewSignals:
     geometric: float
     timings: dict[str, float] = field(default_factory=dict)
     patches: np.ndarray | None = None   # (n, D) patch features of the item's cells (product identification)
+    registered: dict[str, float] | None = None   # the registered comparison's inputs (normalised), if it ran
+    registered_map: np.ndarray | None = None     # (h, w) its per-cell feature residual
 
     def as_dict(self) -> dict[str, float]:
         """The fusion inputs (missing gallery signals as their pristine values)."""
@@ -71,7 +81,7 @@ class ViewSignals:
                 "anomaly": self.anomaly.score if self.anomaly else 1.0,
                 "shape_extra": self.shape.extra if self.shape else 0.0,
                 "shape_missing": self.shape.missing if self.shape else 0.0,
-                "geometric": self.geometric}
+                "geometric": self.geometric, **(self.registered or PRISTINE)}
 
 
 class DamageModel:
@@ -101,12 +111,14 @@ class DamageModel:
 
     def view_signals(self, colors: np.ndarray, masks: np.ndarray, depths_m: np.ndarray, angles: list[float],
                      clouds: list[np.ndarray], camera_positions: list[np.ndarray], geometric: list[float],
-                     gallery: SkuGallery | None) -> list[ViewSignals]:
-        """All signals of a batch of views of one item (gallery signals only when a gallery is given)."""
+                     gallery: SkuGallery | None, posed: list[PosedCrop] | None = None) -> list[ViewSignals]:
+        """All signals of a batch of views of one item (gallery signals only when a gallery is given; the
+        registered comparison when the views' ``posed`` crops and the gallery's are known)."""
         start = time.perf_counter()
         batch = self.featurize(colors, masks, depths_m)
         outputs = self.classify(batch)
         model_s = (time.perf_counter() - start) / max(len(colors), 1)
+        registered = self.registered_comparison(batch, clouds, gallery, posed)
         signals = []
         for k, output in enumerate(outputs):
             timings = {"classifier": model_s}
@@ -119,15 +131,58 @@ class DamageModel:
                 start = time.perf_counter()
                 shape = shape_scores(clouds[k], camera_positions[k], gallery.shape)
                 timings["shape"] = time.perf_counter() - start
-            signals.append(ViewSignals(output, anomaly, shape, float(geometric[k]), timings,
-                                       batch.patches[k][batch.cells[k]]))
+            view = ViewSignals(output, anomaly, shape, float(geometric[k]), timings, batch.patches[k][batch.cells[k]])
+            if registered is not None:
+                scores, view.timings["registered"] = registered[0][k], registered[1]
+                view.registered = normalised(scores, gallery.registered_nominal)
+                view.registered_map = scores.feature_map
+            signals.append(view)
         return signals
 
+    def registered_comparison(self, batch: Featurized, clouds: list[np.ndarray], gallery: SkuGallery | None,
+                              posed: list[PosedCrop] | None,
+                              exclude: int | None = None) -> tuple[list[RegisteredScores], float] | None:
+        """Each view against its pose-matched, registered reference views (``core.registered_comparison``),
+        with the time it took per view; None when the views' or the gallery's posed crops are unknown.
+        ``exclude``: leave that reference view out (the gallery's own leave-one-out)."""
+        # Views added without a camera (auto-enrolment from an older gallery) are left out of this comparison.
+        references = [view.posed for k, view in enumerate(gallery.views)
+                      if k != exclude and view.posed is not None] if gallery else []
+        if not posed or len(posed) != len(clouds) or len(references) < 2:
+            return None
+        start = time.perf_counter()
+        correspondences = [correspond_view(view, cloud, references, gallery.shape)[0]
+                           for view, cloud in zip(posed, clouds)]
+        aligned = self.featurize(np.stack([c.aligned_color for c in correspondences]),
+                                 np.stack([view.mask for view in posed]), np.stack([view.depth_m for view in posed]))
+        scores = [residual_scores(c, batch.patches[k], aligned.patches[k], batch.cells[k])
+                  for k, c in enumerate(correspondences)]
+        return scores, (time.perf_counter() - start) / len(posed)
+
     def build_gallery(self, sku: str, colors: np.ndarray, masks: np.ndarray, depths_m: np.ndarray,
-                      angles: np.ndarray, clouds: list[np.ndarray], version: int = 1) -> SkuGallery:
-        """A SKU's gallery from pristine views (crops, wrist angles, gripper-frame clouds)."""
+                      angles: np.ndarray, clouds: list[np.ndarray], version: int = 1,
+                      posed: list[PosedCrop] | None = None) -> SkuGallery:
+        """A SKU's gallery from pristine views (crops, wrist angles, gripper-frame clouds, and the crops'
+        cameras for the registered comparison where known)."""
         batch = self.featurize(colors, masks, depths_m)
-        return build_gallery(sku, batch.patches, batch.cells, np.asarray(angles, float), clouds, version=version)
+        gallery = build_gallery(sku, batch.patches, batch.cells, np.asarray(angles, float), clouds, version=version,
+                                posed=posed)
+        if posed and len(posed) == len(colors) and len(posed) >= 3:
+            gallery.registered_nominal = self.registered_nominal(gallery, batch, clouds, posed)
+        return gallery
+
+    def registered_nominal(self, gallery: SkuGallery, batch: Featurized, clouds: list[np.ndarray],
+                           posed: list[PosedCrop]) -> dict[str, float]:
+        """What the gallery's own views score in the registered comparison against the others (median of
+        each signal over the views, leave-one-out)."""
+        values: dict[str, list[float]] = {}
+        for k in range(len(posed)):
+            one = Featurized(batch.features[k:k + 1], batch.patches[k:k + 1], batch.cells[k:k + 1],
+                             batch.depth[k:k + 1])
+            scores = self.registered_comparison(one, [clouds[k]], gallery, [posed[k]], exclude=k)
+            for name, value in (scores[0][0].as_dict().items() if scores else ()):
+                values.setdefault(name, []).append(value)
+        return {name: float(np.median(v)) for name, v in values.items()}
 
     # --- files -------------------------------------------------------------------------------------
     def save(self, path: Path | str) -> Path:

@@ -6,6 +6,12 @@ regression over summaries of its views' log-odds (largest, mean of the two large
 probability that the item is damaged: a learned log-odds combination that does not assume the views are
 independent (noisy-OR would, and views of one item are not). The item model is fitted at the validation
 set's damage prior; ``item_probability(prior=...)`` moves it to another prior (Bayes: shift the log-odds).
+
+With a gallery, a model may carry a **boosted item model** instead (``core.boosted_trees``): monotone
+gradient-boosted trees over summaries of every signal across the views (``ITEM_FEATURES``), which use what
+the logistic item model cannot (a missing part's registered residual with a calm classifier, printed
+artwork's loud classifier with a pristine reference comparison). It needs the views' signals, so callers
+pass them (``item_logit(..., signals=)``); without them, or without a gallery, the logistic models answer.
 """
 from __future__ import annotations
 
@@ -13,8 +19,22 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from damage_perception.core.boosted_trees import BoostedTrees, fit_boosted_trees
+
 VIEW_SIGNALS = ("classifier", "anomaly", "shape_extra", "shape_missing", "geometric")
 CLASSIFIER_ONLY = ("classifier", "geometric")   # what is left without a gallery for the SKU
+REGISTERED_SIGNALS = ("reg_missing", "reg_extra", "reg_colour", "reg_feature")
+
+# (signal, summary over the item's views, monotone): summaries are "max", "top2" (mean of the two largest),
+# "mean" and "min"; monotone +1 = more of it is never evidence against damage, 0 = free.
+ITEM_FEATURES: tuple[tuple[str, str, int], ...] = (
+    ("classifier", "max", 1), ("classifier", "top2", 1), ("classifier", "mean", 1),
+    ("anomaly", "max", 1), ("anomaly", "mean", 1),
+    ("shape_extra", "max", 1), ("shape_missing", "max", 1),
+    ("reg_missing", "max", 1), ("reg_missing", "top2", 1), ("reg_extra", "max", 1), ("reg_extra", "top2", 1),
+    ("reg_colour", "max", 1), ("reg_colour", "top2", 1), ("reg_feature", "max", 1), ("reg_feature", "top2", 1),
+    ("reg_overlap", "min", 0),
+)
 
 
 @dataclass
@@ -66,6 +86,32 @@ def view_signal_vector(signals: dict[str, float], names: tuple[str, ...]) -> np.
     return np.asarray(values, float)
 
 
+def _summary(values: np.ndarray, how: str) -> float:
+    ordered = np.sort(values)[::-1]
+    if how == "max":
+        return float(ordered[0])
+    if how == "top2":
+        return float(ordered[:2].mean())
+    if how == "mean":
+        return float(ordered.mean())
+    return float(ordered[-1])
+
+
+def item_features(signals: list[dict[str, float]]) -> np.ndarray:
+    """The boosted item model's inputs (``ITEM_FEATURES`` order) from the item's views' signals; a signal a
+    view lacks enters as its pristine value, anomaly as its log."""
+    from damage_perception.core.registered_comparison import PRISTINE
+
+    pristine = {"anomaly": 1.0, "shape_extra": 0.0, "shape_missing": 0.0, **PRISTINE}
+    row = []
+    for name, how, _ in ITEM_FEATURES:
+        values = np.array([float(view.get(name, pristine.get(name, 0.0))) for view in signals] or [np.nan])
+        if name == "anomaly":
+            values = np.log(np.maximum(values, 1e-3))
+        row.append(_summary(values, how))
+    return np.asarray(row, float)
+
+
 def item_summary(view_logits: np.ndarray) -> np.ndarray:
     """Item-level inputs from its views' log-odds: largest, mean of the two largest, mean."""
     ordered = np.sort(np.asarray(view_logits, float))[::-1]
@@ -83,33 +129,41 @@ class FusionModel:
     item: LogisticModel
     item_classifier_only: LogisticModel
     fitted_prior: float          # share of damaged items in the data the item models were fitted on
+    boosted: BoostedTrees | None = None   # the item model with a gallery, when fitted (needs the signals)
 
     def view_logit(self, signals: dict[str, float], has_gallery: bool = True) -> float:
         model = self.view if has_gallery else self.view_classifier_only
         return float(model.logit(view_signal_vector(signals, model.names)))
 
-    def item_logit(self, view_logits: list[float], has_gallery: bool = True, prior: float | None = None) -> float:
-        """Calibrated log-odds that the item is damaged, at ``prior`` (default: the fitted prior)."""
-        model = self.item if has_gallery else self.item_classifier_only
-        logit = float(model.logit(item_summary(np.asarray(view_logits))))
+    def item_logit(self, view_logits: list[float], has_gallery: bool = True, prior: float | None = None,
+                   signals: list[dict[str, float]] | None = None) -> float:
+        """Calibrated log-odds that the item is damaged, at ``prior`` (default: the fitted prior): the boosted
+        item model when it is fitted, there is a gallery and the views' ``signals`` are given, else the
+        logistic model over the views' log-odds."""
+        if self.boosted is not None and has_gallery and signals:
+            logit = float(self.boosted.logit(item_features(signals)))
+        else:
+            model = self.item if has_gallery else self.item_classifier_only
+            logit = float(model.logit(item_summary(np.asarray(view_logits))))
         if prior is not None:
             logit += _log_odds(prior) - _log_odds(self.fitted_prior)
         return logit
 
     def item_probability(self, view_logits: list[float], has_gallery: bool = True,
-                         prior: float | None = None) -> float:
-        return float(1.0 / (1.0 + np.exp(-self.item_logit(view_logits, has_gallery, prior))))
+                         prior: float | None = None, signals: list[dict[str, float]] | None = None) -> float:
+        return float(1.0 / (1.0 + np.exp(-self.item_logit(view_logits, has_gallery, prior, signals))))
 
     def to_dict(self) -> dict:
         return {"view": self.view.to_dict(), "view_classifier_only": self.view_classifier_only.to_dict(),
                 "item": self.item.to_dict(), "item_classifier_only": self.item_classifier_only.to_dict(),
-                "fitted_prior": self.fitted_prior}
+                "fitted_prior": self.fitted_prior, "boosted": self.boosted.to_dict() if self.boosted else None}
 
     @classmethod
     def from_dict(cls, data: dict) -> FusionModel:
+        boosted = BoostedTrees.from_dict(data["boosted"]) if data.get("boosted") else None
         return cls(LogisticModel.from_dict(data["view"]), LogisticModel.from_dict(data["view_classifier_only"]),
                    LogisticModel.from_dict(data["item"]), LogisticModel.from_dict(data["item_classifier_only"]),
-                   float(data["fitted_prior"]))
+                   float(data["fitted_prior"]), boosted)
 
 
 def _log_odds(p: float) -> float:
@@ -126,9 +180,17 @@ class FusionData:
     damaged: np.ndarray                     # per item bool
 
 
-def fit_fusion(data: FusionData) -> FusionModel:
+def fit_boosted_item_model(data: FusionData) -> BoostedTrees:
+    """The boosted item model (``ITEM_FEATURES``) fitted on every item, at the data's damage prior."""
+    x = np.array([item_features(signals) for signals in data.signals])
+    names = tuple(f"{name}_{how}" for name, how, _ in ITEM_FEATURES)
+    return fit_boosted_trees(x, data.damaged.astype(int), names, tuple(m for _, _, m in ITEM_FEATURES))
+
+
+def fit_fusion(data: FusionData, boosted: bool = False) -> FusionModel:
     """Fit the view models on views that show damage against views of pristine items (views of damaged
-    items that do not show it are left out: they are neither), then the item models on all items."""
+    items that do not show it are left out: they are neither), then the item models on all items (with
+    ``boosted``, the boosted item model too)."""
     def view_models(names: tuple[str, ...]) -> LogisticModel:
         rows, labels = [], []
         for signals, shows, damaged in zip(data.signals, data.shows_damage, data.damaged):
@@ -145,4 +207,5 @@ def fit_fusion(data: FusionData) -> FusionModel:
         return fit_logistic(np.array(rows), data.damaged.astype(int), ("max", "top2", "mean"), balanced=False)
 
     full, partial = view_models(VIEW_SIGNALS), view_models(CLASSIFIER_ONLY)
-    return FusionModel(full, partial, item_model(full), item_model(partial), float(np.mean(data.damaged)))
+    return FusionModel(full, partial, item_model(full), item_model(partial), float(np.mean(data.damaged)),
+                       fit_boosted_item_model(data) if boosted else None)

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from damage_perception.core.registered_comparison import PosedCrop
 from damage_perception.core.shape_check import ReferenceShape, build_reference
 
 # Chosen on the validation study (SKUs apart from training and the held-out set), view-level AUROC of the
@@ -43,6 +44,7 @@ class ReferenceView:
 
     angle: float
     patches: np.ndarray      # (n, D) float32
+    posed: PosedCrop | None = None   # the view's crop and camera, for the registered comparison
 
 
 @dataclass
@@ -55,6 +57,8 @@ class SkuGallery:
     nominal_score: float = 1.0   # leave-one-out raw score of the gallery's own views (median)
     version: int = 1
     metadata: dict = field(default_factory=dict)
+    registered_nominal: dict[str, float] = field(default_factory=dict)  # what the gallery's own views score
+    #                                      in the registered comparison (median leave-one-out, per signal)
     cache: dict = field(default_factory=dict, repr=False, compare=False)  # derived, never stored or copied
 
 
@@ -140,13 +144,16 @@ def nominal_score(views: list[ReferenceView], queries: list[np.ndarray]) -> floa
 
 
 def build_gallery(sku: str, patches: np.ndarray, cells: np.ndarray, angles: np.ndarray,
-                  clouds: list[np.ndarray], coreset_ratio: float = CORESET_RATIO, version: int = 1) -> SkuGallery:
+                  clouds: list[np.ndarray], coreset_ratio: float = CORESET_RATIO, version: int = 1,
+                  posed: list[PosedCrop] | None = None) -> SkuGallery:
     """A SKU's gallery from its pristine views: patch features (V, h, w, D), item cells (V, h, w),
-    wrist angles (V,) and item clouds in the gripper frame."""
+    wrist angles (V,), item clouds in the gripper frame and, where known, each view's posed crop."""
     if len(patches) < 2:
         raise ValueError(f"gallery of {sku} needs at least 2 views, got {len(patches)}")
     queries = [patches[k][cells[k]].astype(np.float32) for k in range(len(patches))]
     views = [reference_view(queries[k], angles[k], coreset_ratio, seed=k) for k in range(len(patches))]
+    for view, crop in zip(views, posed or []):
+        view.posed = crop
     nominal = nominal_score(views, queries)
     return SkuGallery(sku, views, build_reference(clouds), nominal, version)
 

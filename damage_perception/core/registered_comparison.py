@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from damage_perception.core.shape_check import ReferenceShape, Registration, register
 from damage_perception.core.transforms import invert
 
 DEPTH_TOLERANCE_M = 0.008    # a surface within this of the predicted depth is the same surface
@@ -63,14 +64,16 @@ def crop_camera_matrix(fx: float, fy: float, cx: float, cy: float, box: tuple[in
                      [0.0, 0.0, 1.0]])
 
 
-def crop_points(crop: PosedCrop) -> np.ndarray:
-    """(S, S, 3) gripper-frame point of every crop pixel (NaN where there is no reading)."""
-    size = crop.depth_m.shape[0]
-    rows, cols = np.mgrid[0:size, 0:size].astype(np.float64)
+def crop_points(crop: PosedCrop, pixels: np.ndarray | None = None) -> np.ndarray:
+    """Gripper-frame points of the crop's ``pixels`` (an (S, S) bool selection, default all): (n, 3), NaN
+    where there is no reading."""
+    pixels = np.ones(crop.depth_m.shape, bool) if pixels is None else pixels
+    rows, cols = np.nonzero(pixels)
     k = crop.camera_matrix
-    z = np.where(crop.depth_m > 0, crop.depth_m, np.nan).astype(np.float64)
+    z = crop.depth_m[rows, cols].astype(np.float32)
+    z = np.where(z > 0, z, np.nan)
     camera = np.stack([(cols - k[0, 2]) / k[0, 0] * z, (rows - k[1, 2]) / k[1, 1] * z, z], axis=-1)
-    gripper_from_camera = invert(crop.camera_from_gripper)
+    gripper_from_camera = invert(crop.camera_from_gripper).astype(np.float32)
     return camera @ gripper_from_camera[:3, :3].T + gripper_from_camera[:3, 3]
 
 
@@ -81,7 +84,7 @@ class Correspondence:
     matched: np.ndarray        # (S, S) bool, the same surface seen by a reference
     missing: np.ndarray        # (S, S) bool, item pixel; a reference sees item surface in front of its point
     extra: np.ndarray          # (S, S) bool, item pixel whose reference ray sees nothing this near
-    aligned_color: np.ndarray  # (S, S, 3) uint8, the reference's colour where matched, the view's elsewhere
+    aligned_color: np.ndarray  # (S, S, 3) uint8, the reference's colour along each compared pixel's ray
     colour_residual: np.ndarray  # (S, S) float32, |view - gain-matched reference| / 255 where matched, else 0
     region: np.ndarray         # (S, S) bool, pixels that were compared
 
@@ -105,16 +108,17 @@ def correspond(view: PosedCrop, reference_from_view: np.ndarray, references: lis
     registration, gripper frame of the view -> of the references) and keep, per pixel, the reference whose
     depth agrees best."""
     size = view.depth_m.shape[0]
-    points = crop_points(view)
-    has_point = region & np.isfinite(points[..., 0])
-    points_ref = points[has_point] @ reference_from_view[:3, :3].T + reference_from_view[:3, 3]
+    has_point = region & (view.depth_m > 0)
+    transform = reference_from_view.astype(np.float32)
+    points_ref = crop_points(view, has_point) @ transform[:3, :3].T + transform[:3, 3]
     best_error = np.full(len(points_ref), np.inf)
     best_signed = np.zeros(len(points_ref))
     best_on_item = np.zeros(len(points_ref), bool)
-    best_color = np.zeros((len(points_ref), 3))
+    best_color = np.zeros((len(points_ref), 3), np.float32)
     best_z = np.ones(len(points_ref))
     for reference in references:
-        camera = points_ref @ reference.camera_from_gripper[:3, :3].T + reference.camera_from_gripper[:3, 3]
+        pose = reference.camera_from_gripper.astype(np.float32)
+        camera = points_ref @ pose[:3, :3].T + pose[:3, 3]
         z = camera[:, 2]
         k = reference.camera_matrix
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -122,14 +126,14 @@ def correspond(view: PosedCrop, reference_from_view: np.ndarray, references: lis
             row = np.round(k[1, 1] * camera[:, 1] / z + k[1, 2])
         inside = (z > 0) & (col >= 0) & (col < size) & (row >= 0) & (row < size)
         col_i, row_i = np.where(inside, col, 0).astype(int), np.where(inside, row, 0).astype(int)
-        seen = reference.depth_m[row_i, col_i].astype(np.float64)
+        seen = reference.depth_m[row_i, col_i]
         inside &= seen > 0
         signed = np.where(inside, z - seen, np.inf)   # > 0: the reference sees something in front of the point
         better = np.abs(signed) < best_error
         best_error = np.where(better, np.abs(signed), best_error)
         best_signed = np.where(better, signed, best_signed)
         best_on_item = np.where(better, reference.mask[row_i, col_i], best_on_item)
-        best_color = np.where(better[:, None], reference.color[row_i, col_i].astype(np.float64), best_color)
+        best_color = np.where(better[:, None], reference.color[row_i, col_i], best_color)
         best_z = np.where(better, z, best_z)
     tolerance = DEPTH_TOLERANCE_M + DEPTH_TOLERANCE_PER_M * best_z
     on_item = view.mask[has_point]
@@ -140,17 +144,23 @@ def correspond(view: PosedCrop, reference_from_view: np.ndarray, references: lis
     extra_flat = on_item & ~matched_flat & ~missing_flat   # nothing in the references at this point's depth
     matched, missing, extra = (np.zeros((size, size), bool) for _ in range(3))
     matched[has_point], missing[has_point], extra[has_point] = matched_flat, missing_flat, extra_flat
-    aligned = view.color.astype(np.float64).copy()
+    aligned = view.color.copy()
     residual = np.zeros((size, size), np.float32)
     if matched_flat.any():
-        ours = view.color[has_point][matched_flat].astype(np.float64)
-        theirs = best_color[matched_flat]
-        gain = (ours.mean(axis=0) + 1.0) / (theirs.mean(axis=0) + 1.0)   # light differs a little between views
-        theirs = np.clip(theirs * gain, 0, 255)
-        rows_cols = np.argwhere(has_point)[matched_flat]
-        aligned[rows_cols[:, 0], rows_cols[:, 1]] = theirs
-        residual[rows_cols[:, 0], rows_cols[:, 1]] = np.abs(ours - theirs).mean(axis=1) / 255.0
-    return Correspondence(matched, missing, extra, aligned.astype(np.uint8), residual, has_point)
+        ours = view.color[has_point].astype(np.float64)
+        # Light differs a little between views: the reference's colours are matched to the view's on the
+        # surface both see.
+        # (medians: a stain on part of the surface must not shift the gain of the rest)
+        gain = (np.median(ours[matched_flat], axis=0) + 1.0) / (np.median(best_color[matched_flat], axis=0) + 1.0)
+        theirs = np.clip(best_color * gain, 0, 255)
+        rows_cols = np.argwhere(has_point)
+        # The aligned image is what the reference shows along each pixel's ray, matched or not: a hole or a
+        # dent shows the reference's intact face there, so the features differ where the item changed.
+        projected = np.isfinite(best_error)
+        aligned[rows_cols[projected, 0], rows_cols[projected, 1]] = theirs[projected].astype(np.uint8)
+        same = rows_cols[matched_flat]
+        residual[same[:, 0], same[:, 1]] = np.abs(ours[matched_flat] - theirs[matched_flat]).mean(axis=1) / 255.0
+    return Correspondence(matched, missing, extra, aligned, residual, has_point)
 
 
 def cell_means(values: np.ndarray, weights: np.ndarray, grid: int) -> np.ndarray:
@@ -227,3 +237,26 @@ def compare_region(view: PosedCrop, grow_px: int = 8) -> np.ndarray:
     part just beside the item is in it)."""
     kernel = np.ones((2 * grow_px + 1, 2 * grow_px + 1), np.uint8)
     return cv2.dilate(view.mask.astype(np.uint8), kernel).astype(bool)
+
+
+def correspond_view(view: PosedCrop, cloud: np.ndarray, references: list[PosedCrop], shape: ReferenceShape,
+                    registration: Registration | None = None) -> tuple[Correspondence, Registration]:
+    """Register a view (its item ``cloud``, gripper frame) to the reference ``shape`` and carry its pixels into
+    the reference views seen from nearest its camera."""
+    registration = registration or register(cloud, shape)
+    camera = (registration.transform @ np.append(view.camera_position, 1.0))[:3]
+    center = shape.points.mean(axis=0) if len(shape.points) else np.zeros(3)
+    chosen = [references[k] for k in nearest_references(camera, center, references)]
+    return correspond(view, registration.transform, chosen, compare_region(view)), registration
+
+
+def normalised(scores: RegisteredScores, nominal: dict[str, float]) -> dict[str, float]:
+    """The fusion inputs of a view: colour and feature residuals as ratios to what the gallery's own views
+    score (1 = as pristine), the shares and the overlap as they are."""
+    values = scores.as_dict()
+    for name in ("reg_colour", "reg_feature"):
+        values[name] = values[name] / max(nominal.get(name, 1.0), 1e-6)
+    return values
+
+
+PRISTINE = {"reg_missing": 0.0, "reg_extra": 0.0, "reg_colour": 1.0, "reg_feature": 1.0, "reg_overlap": 1.0}

@@ -124,7 +124,7 @@ class Registration:
     fitness: float          # share of the view's points within the final correspondence distance
 
 
-REGISTRATION_POINTS = 800   # the view's points ICP uses for the registered comparison (seeded thinning)
+REGISTRATION_POINTS = 400   # the view's points ICP uses for the registered comparison (seeded thinning)
 
 
 def register(points: np.ndarray, reference: ReferenceShape, coarse_m: float = 0.02,
@@ -134,6 +134,6 @@ def register(points: np.ndarray, reference: ReferenceShape, coarse_m: float = 0.
     if len(points) < 20 or len(reference.points) < 20:
         return Registration(np.eye(4), 0.0)
     query = _cloud(_thin(points, REGISTRATION_POINTS))
-    coarse = _icp(query, reference.icp_target, coarse_m, iterations=15)
-    fine = _icp(query, reference.icp_target, fine_m, coarse.transformation, iterations=10)
+    coarse = _icp(query, reference.icp_target, coarse_m, iterations=10)
+    fine = _icp(query, reference.icp_target, fine_m, coarse.transformation, iterations=8)
     return Registration(np.asarray(fine.transformation), float(fine.fitness))

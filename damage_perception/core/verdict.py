@@ -109,7 +109,8 @@ def decide(views: list[ViewResult], config: DecisionConfig, policy_decision: Dec
     if config.fusion == "learned":
         if fusion is None:
             raise ValueError("decision.fusion is 'learned' but no damage model is loaded")
-        fused = fusion.item_probability([view.logit for view in seen], has_gallery)
+        fused = fusion.item_probability([view.logit for view in seen], has_gallery,
+                                        signals=[view.signals for view in seen])
     else:
         fused = fuse_scores([view.score for view in seen], config.fusion)
     type_scores = {name: max(view.type_scores.get(name, 0.0) for view in seen) for name in DAMAGE_TYPES}

@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 from damage_perception.core.crops import CROP_SIZE, crop_item, cut
 from damage_perception.core.image_codec import clean_depth
+from damage_perception.core.registered_comparison import PosedCrop, crop_camera_matrix
 from damage_perception.core.shape_check import thin_points
 from damage_perception.core.transforms import invert
 from damage_perception.core.view_pipeline import ViewInput, ViewPipeline
@@ -242,6 +243,16 @@ class StudyEpisodeData:
     @property
     def damaged(self) -> bool:
         return self.meta["damage"] != "pristine"
+
+    def posed_crops(self, index: np.ndarray) -> list[PosedCrop] | None:
+        """The views ``index`` as posed crops (for the registered comparison); None for studies rendered
+        before the cameras were stored."""
+        if self.camera_from_gripper is None or self.intrinsics is None or self.box is None:
+            return None
+        size = self.color.shape[1]
+        return [PosedCrop(self.color[k], self.depth_m[k], self.mask[k],
+                          crop_camera_matrix(*self.intrinsics[k], self.box[k], size), self.camera_from_gripper[k])
+                for k in index]
 
     @property
     def shows_damage(self) -> np.ndarray:

@@ -47,7 +47,7 @@ class ItemScores:
         if not self.signals:
             return 0.0
         return fusion.item_probability([fusion.view_logit(s, self.has_gallery) for s in self.signals],
-                                       self.has_gallery)
+                                       self.has_gallery, signals=self.signals)
 
     @property
     def damaged(self) -> bool:
@@ -58,7 +58,8 @@ def gallery_of(model: DamageModel, episode: StudyEpisodeData):
     """The SKU gallery built from a study's gallery episode (its views where an item was found)."""
     found = episode.found
     return model.build_gallery(episode.meta["sku"], episode.color[found], episode.mask[found], episode.depth_m[found],
-                               episode.angle[found], [c for c, f in zip(episode.clouds, found) if f])
+                               episode.angle[found], [c for c, f in zip(episode.clouds, found) if f],
+                               posed=episode.posed_crops(np.flatnonzero(found)))
 
 
 def enrol_episodes(store, model, episodes, note: str = "", total: int | None = None,
@@ -89,7 +90,8 @@ def score_item(model: DamageModel, episode: StudyEpisodeData, gallery) -> ItemSc
     if len(index):
         signals = model.view_signals(episode.color[index], episode.mask[index], episode.depth_m[index],
                                      list(episode.angle[index]), [episode.clouds[k] for k in index],
-                                     list(episode.camera_position[index]), list(episode.geometric[index]), gallery)
+                                     list(episode.camera_position[index]), list(episode.geometric[index]), gallery,
+                                     episode.posed_crops(index))
     meta = episode.meta
     return ItemScores(meta["item_id"], meta["sku"], meta["kind"], meta["damage"], float(meta["severity"]),
                       meta.get("printed_damage_art", ""), [float(a) for a in episode.angle], found.tolist(),

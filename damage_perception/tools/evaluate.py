@@ -131,7 +131,8 @@ def plot_reliability(items, fusion, path: Path) -> Path:
 
     damaged = np.array([i.damaged for i in items])
     prior = float(damaged.mean())
-    probabilities = [fusion.item_probability([fusion.view_logit(s) for s in i.signals], prior=prior)
+    probabilities = [fusion.item_probability([fusion.view_logit(s) for s in i.signals], prior=prior,
+                                             signals=i.signals)
                      if i.signals else 0.0 for i in items]
     bins = reliability(probabilities, damaged, bins=10)
     figure, axis = plt.subplots(figsize=(5, 5))

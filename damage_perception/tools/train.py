@@ -18,7 +18,7 @@ from damage_perception.core.fusion import fit_fusion
 from damage_perception.core.metrics import auroc
 from damage_perception.core.training import TrainingViews, TrainSettings, train_head
 from damage_perception.data.study import Study
-from damage_perception.data.study_scores import fusion_data, save_scores, score_study
+from damage_perception.data.study_scores import fusion_data, load_scores, save_scores, score_study
 from damage_perception.sim.catalogue import sku_kind
 from damage_perception.tools import distributed
 
@@ -42,6 +42,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="continue the head's training from the latest checkpoint in --checkpoints")
     parser.add_argument("--gallery-scoring", choices=("patchcore", "top_mean"), default="patchcore",
                         help="how views are scored against a gallery (the fusion is fitted on these scores)")
+    parser.add_argument("--boosted-fusion", action="store_true",
+                        help="fit the boosted item model (monotone gradient-boosted trees over every signal's "
+                             "summaries across the views) besides the logistic ones; used with a gallery")
+    parser.add_argument("--fusion-scores", type=Path, default=None, metavar="SCORES",
+                        help="with --refit-fusion: fit on this scores.jsonl (from `evaluate` of the fusion study "
+                             "with the same model) instead of scoring the study again")
     parser.add_argument("--no-progress", action="store_true")
     distributed.add_arguments(parser)
 
@@ -112,7 +118,7 @@ def train(args: argparse.Namespace, shard) -> int:
     checkpoints = args.checkpoints or Path("out/models/checkpoints")
     if args.refit_fusion:
         model = DamageModel.load(args.refit_fusion)
-        recipe = model.version.rsplit("-", 1)[0].removeprefix("effl0-").removesuffix("-pc")
+        recipe = model.version.rsplit("-", 1)[0].removeprefix("effl0-").removesuffix("-gb").removesuffix("-pc")
     else:
         model = DamageModel(DamageHead())
         views = collect_training_views(study, train_skus, model, not args.no_progress)
@@ -125,9 +131,14 @@ def train(args: argparse.Namespace, shard) -> int:
             return 0
     model.gallery_scoring = args.gallery_scoring
     recipe += "-pc" if args.gallery_scoring == "patchcore" else ""
-    scores = score_study(fusion_study, model, validation_skus, progress=not args.no_progress)
-    save_scores(scores, checkpoints / "validation_scores.jsonl")
-    model.fusion = fit_fusion(fusion_data(scores))
+    if args.fusion_scores and args.refit_fusion:
+        scores = [item for item in load_scores(args.fusion_scores) if item.sku in set(validation_skus)]
+        print(f"train: fitting the fusion on {len(scores)} scored items of {args.fusion_scores}")
+    else:
+        scores = score_study(fusion_study, model, validation_skus, progress=not args.no_progress)
+        save_scores(scores, checkpoints / "validation_scores.jsonl")
+    model.fusion = fit_fusion(fusion_data(scores), boosted=args.boosted_fusion)
+    recipe += "-gb" if args.boosted_fusion else ""
     model.version = model_version(model.head, model.fusion, recipe)
     model.save(args.out)
     clean = [s["classifier"] for i in scores if not i.damaged for s in i.signals]

@@ -120,3 +120,39 @@ def test_signal_vector_takes_the_log_of_anomaly_and_item_summary_orders_views():
     vector = view_signal_vector({"anomaly": 0.0, "classifier": 2.0}, ("classifier", "anomaly"))
     np.testing.assert_allclose(vector, [2.0, np.log(1e-3)])
     np.testing.assert_allclose(item_summary(np.array([0.0, 3.0, -1.0, 1.0])), [3.0, 2.0, 0.75])
+
+
+def registered_item(rng, kind):
+    """Views of an item whose classifier is fooled by printed artwork ("art") or misses a missing part."""
+    views = []
+    for k in range(4):
+        view = {"classifier": rng.normal(-2.0, 1.0), "anomaly": float(np.exp(rng.normal(0, 0.2))),
+                "shape_extra": 0.01, "shape_missing": 0.01, "geometric": 0.1,
+                "reg_missing": abs(rng.normal(0.05, 0.03)), "reg_extra": abs(rng.normal(0.1, 0.05)),
+                "reg_colour": 1.0, "reg_feature": 1.0, "reg_overlap": 0.85}
+        if kind == "art":
+            view["classifier"] = rng.normal(3.0, 1.0)
+        if kind == "missing" and k < 2:
+            view["reg_missing"] = rng.uniform(0.4, 0.9)
+        views.append(view)
+    return views
+
+
+def test_boosted_item_model_uses_the_registered_signals_the_logistic_one_cannot():
+    rng = np.random.default_rng(3)
+    kinds = rng.choice(["good", "art", "missing"], size=600, p=[0.5, 0.25, 0.25])
+    data = FusionData([registered_item(rng, k) for k in kinds], [np.array([k == "missing"] * 2 + [False] * 2)
+                                                                   for k in kinds], kinds == "missing")
+    model = fit_fusion(data, boosted=True)
+    again = FusionModel.from_dict(json.loads(json.dumps(model.to_dict())))
+    test_kinds = rng.choice(["good", "art", "missing"], size=300, p=[0.5, 0.25, 0.25])
+    test = [registered_item(rng, k) for k in test_kinds]
+    boosted = np.array([again.item_probability([again.view_logit(v) for v in views], signals=views) for views in test])
+    logistic = np.array([again.item_probability([again.view_logit(v) for v in views]) for views in test])
+    damaged = test_kinds == "missing"
+    assert auroc(boosted[damaged], boosted[~damaged]) > 0.97
+    assert auroc(boosted[damaged], boosted[~damaged]) > auroc(logistic[damaged], logistic[~damaged]) + 0.05
+    no_gallery = again.item_probability([again.view_logit(v, False) for v in test[0]], has_gallery=False,
+                                        signals=test[0])
+    assert no_gallery == pytest.approx(again.item_probability([again.view_logit(v, False) for v in test[0]],
+                                                              has_gallery=False))

@@ -1,0 +1,85 @@
+import numpy as np
+import pytest
+
+from damage_perception.core.registered_comparison import (
+    PosedCrop,
+    cell_means,
+    correspond,
+    crop_camera_matrix,
+    crop_points,
+    nearest_references,
+    region_max,
+)
+from damage_perception.core.transforms import make_transform
+
+SIZE = 64
+
+
+def plane(depth=0.5, color=(120, 160, 90)):
+    k = np.array([[100.0, 0, 31.5], [0, 100.0, 31.5], [0, 0, 1]])
+    image = np.zeros((SIZE, SIZE, 3), np.uint8)
+    image[:] = color
+    # texture, so that colour residuals mean something
+    image[::8] += 40
+    return PosedCrop(image, np.full((SIZE, SIZE), depth, np.float32), np.ones((SIZE, SIZE), bool), k, np.eye(4))
+
+
+def test_crop_camera_matrix_maps_full_image_pixels_into_the_crop():
+    k = crop_camera_matrix(600.0, 600.0, 320.0, 240.0, (100, 300, 200, 400), 100)
+    # a point the full camera sees at pixel (col 300, row 200) is at the crop's (50, 50) centre area
+    full = np.array([300.0, 200.0])
+    scale = 100 / 200
+    assert k[0, 0] == pytest.approx(300.0)
+    assert k[0, 2] + (full[0] - 320.0) * scale == pytest.approx((full[0] - 200 + 0.5) * scale - 0.5)
+
+
+def test_crop_points_back_project_the_depth():
+    view = plane()
+    points = crop_points(view)
+    assert np.allclose(points[:, 2], 0.5)
+    assert points[:, 0].min() == pytest.approx(-31.5 / 100 * 0.5, abs=1e-6)
+
+
+def test_identical_views_match_everywhere():
+    view = plane()
+    result = correspond(view, np.eye(4), [plane()], np.ones((SIZE, SIZE), bool))
+    assert result.matched.mean() > 0.99
+    assert not result.missing.any() and not result.extra.any()
+    assert result.colour_residual.max() < 0.01
+
+
+def test_dent_reads_as_missing_bump_as_extra_stain_as_colour():
+    view = plane()
+    view.depth_m[8:32, 8:32] = 0.53       # pushed in (3 x 3 cells of 8 px): the reference's surface is in front
+    view.depth_m[40:56, 40:56] = 0.47     # material where the reference has none
+    view.color[40:56, 8:24] = (250, 20, 20)   # a stain on the same surface
+    result = correspond(view, np.eye(4), [plane()], np.ones((SIZE, SIZE), bool))
+    assert result.missing[10:30, 10:30].all() and not result.missing[34:, :].any()
+    assert result.extra[42:54, 42:54].all() and not result.extra[:36, :].any()
+    assert result.colour_residual[42:54, 10:22].min() > 0.2
+    assert result.colour_residual[:32, 34:].max() < 0.01
+    cells = cell_means(result.missing.astype(float), np.ones((SIZE, SIZE)), 8)
+    assert region_max(cells, np.ones((8, 8), bool)) > 0.5
+
+
+def test_registration_carries_points_into_a_moved_reference():
+    # the same plane, shifted 1 cm in the reference's gripper frame: with that registration nothing departs
+    view = plane()
+    shifted = plane()
+    shifted.camera_from_gripper = make_transform(np.array([0.01, 0.0, 0.0]), np.eye(3))
+    reference_from_view = make_transform(np.array([-0.01, 0.0, 0.0]), np.eye(3))
+    inner = np.zeros((SIZE, SIZE), bool)
+    inner[:, 8:-8] = True
+    result = correspond(view, reference_from_view, [shifted], inner)
+    assert result.matched[inner].mean() > 0.99
+
+
+def test_nearest_references_follow_the_camera_direction():
+    references = []
+    for angle in np.linspace(0, 2 * np.pi, 12, endpoint=False):
+        crop = plane()
+        position = np.array([np.cos(angle), np.sin(angle), 0.0])
+        crop.camera_from_gripper = make_transform(-position, np.eye(3))   # camera at ``position``
+        references.append(crop)
+    camera = np.array([np.cos(0.6), np.sin(0.6), 0.0])
+    assert sorted(nearest_references(camera, np.zeros(3), references)) == [1, 2]
