@@ -5,10 +5,14 @@ segmentation, geometric scoring. Prints medians and p95s; no assertions.
 
     .venv/bin/python benchmarks/bench_pipeline.py [--items 24] [--views 6]
     .venv/bin/python benchmarks/bench_pipeline.py --model --kinds carton,book,mailer,bottle,bag,blister
+    .venv/bin/python benchmarks/bench_pipeline.py --model --compare-model PREVIOUS.pt --kinds ...
 
-With ``--model`` the shipped damage model also runs on every view, against a gallery enrolled for the item's
-SKU beforehand (as the node does with ``model_path`` and ``store_path``): per-stage times of the classifier
-(backbone + head), the gallery anomaly and the 3D shape check. torch uses 2 threads (the CI machine's cores).
+With ``--model [FILE]`` a damage model (default: the shipped one) also runs on every view, against a gallery
+enrolled for the item's SKU beforehand (12 pristine views, as the node's ``~/enrol_sku`` does): per-stage
+times of the classifier (backbone + head), the gallery anomaly, the 3D shape check and the registered
+comparison. ``--compare-model`` runs a second model on the very same rendered views, in the same process,
+and prints both side by side with the ratio of their per-view totals. torch uses 2 threads (the CI machine's
+cores).
 """
 from __future__ import annotations
 
@@ -33,20 +37,23 @@ def percentile_line(name: str, seconds: list[float]) -> str:
     return f"{name:<22} median {np.median(ms):7.1f} ms   p95 {np.percentile(ms, 95):7.1f} ms"
 
 
-def load_model():
+def load_model(path: str | None):
     import torch
 
     from damage_perception.core.damage_model import DamageModel
     from damage_perception.core.station import SHIPPED_MODEL_FILE
     torch.set_num_threads(2)
-    return DamageModel.load(SHIPPED_MODEL_FILE)
+    return DamageModel.load(path or SHIPPED_MODEL_FILE)
 
 
-def enrolled_gallery(model, sku: str):
-    """The SKU's gallery as `damage-perception enrol --sim-skus` builds it (8 pristine views, fixed cell)."""
+def enrolled_gallery(model, sku: str, views: int = 12):
+    """The SKU's gallery as `damage-perception enrol --sim-skus` builds it (pristine views, fixed cell)."""
     from damage_perception.data.study import gallery_episode
     from damage_perception.data.study_scores import gallery_of
-    return gallery_of(model, gallery_episode(sku, views=8))
+    return gallery_of(model, gallery_episode(sku, views=views))
+
+
+MODEL_STAGES = ("classifier", "anomaly", "shape", "registered")
 
 
 def main() -> None:
@@ -55,52 +62,71 @@ def main() -> None:
     parser.add_argument("--views", type=int, default=6)
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--kinds", default="carton", help="comma-separated item kinds (default: carton)")
-    parser.add_argument("--model", action="store_true", help="run the shipped damage model too")
+    parser.add_argument("--model", nargs="?", const="", default=None, metavar="FILE",
+                        help="run a damage model too (default FILE: the shipped one)")
+    parser.add_argument("--compare-model", default=None, metavar="FILE",
+                        help="run this model too on the same views, side by side")
     args = parser.parse_args()
 
     gripper = GripperGeometry()
     renderer = CellRenderer(SceneConfig(), gripper)
-    model = load_model() if args.model else None
-    pipeline = ViewPipeline(gripper, model=model)
-    decision = DecisionConfig(fusion="learned") if model else DecisionConfig()
+    models = []
+    if args.model is not None:
+        models.append(load_model(args.model or None))
+    if args.compare_model:
+        models.append(load_model(args.compare_model))
+    pipelines = [ViewPipeline(gripper, model=m) for m in models] or [ViewPipeline(gripper)]
+    decision = DecisionConfig(fusion="learned") if models else DecisionConfig()
     rng = np.random.default_rng(args.seed)
-    stage_names = ("backproject", "segment", "score") + (("classifier", "anomaly", "shape") if model else ())
-    stages: dict[str, list[float]] = {name: [] for name in ("convert",) + stage_names + ("total",)}
-    ious, item_scores = [], []
+    stage_names = ("backproject", "segment", "score") + (MODEL_STAGES if models else ())
+    stages = [{name: [] for name in ("convert",) + stage_names + ("total",)} for _ in pipelines]
+    ious, item_scores = [], [[] for _ in pipelines]
     for spec in make_catalogue(args.items, damage_rate=0.5, seed=args.seed, kinds=tuple(args.kinds.split(","))):
-        gallery = enrolled_gallery(model, spec.sku) if model else None
+        galleries = [enrolled_gallery(m, spec.sku) for m in models] or [None]
         renderer.set_item(build_item(spec, gripper))
-        views = []
+        views = [[] for _ in pipelines]
         for index, angle in enumerate(np.linspace(0, 2 * np.pi, args.views, endpoint=False)):
             view = renderer.render(float(angle), rng)
             depth_msg = array_to_image(np.round(view.depth_m * 1000).astype(np.uint16), "16UC1")
-            start = time.perf_counter()
-            depth = depth_to_meters(depth_msg)
-            converted = time.perf_counter()
-            result, segment = pipeline.process(
-                ViewInput(depth, view.intrinsics, view.T_optical_gripper, list(view.finger_transforms), view.color),
-                index, float(angle), gallery)
-            done = time.perf_counter()
-            stages["convert"].append(converted - start)
-            stages["total"].append(done - start)
-            for stage in stage_names:
-                stages[stage].append(result.timings.get(stage, 0.0))
+            for k, (pipeline, gallery) in enumerate(zip(pipelines, galleries)):
+                start = time.perf_counter()
+                depth = depth_to_meters(depth_msg)
+                converted = time.perf_counter()
+                result, segment = pipeline.process(
+                    ViewInput(depth, view.intrinsics, view.T_optical_gripper, list(view.finger_transforms),
+                              view.color), index, float(angle), gallery)
+                done = time.perf_counter()
+                stages[k]["convert"].append(converted - start)
+                stages[k]["total"].append(done - start)
+                for stage in stage_names:
+                    stages[k][stage].append(result.timings.get(stage, 0.0))
+                views[k].append(result)
             ious.append(mask_iou(segment.mask, view.item_mask))
-            views.append(result)
-        item_scores.append((spec.damage, decide(views, decision, fusion=model.fusion if model else None).fused_score))
+        for k, model in enumerate(models or [None]):
+            fusion = model.fusion if model else None
+            item_scores[k].append((spec.damage, decide(views[k], decision, fusion=fusion).fused_score))
 
     print(f"{args.items} items ({args.kinds}) x {args.views} views = {len(ious)} rendered 640x480 views")
-    for name, seconds in stages.items():
-        print(percentile_line(f"per-view {name}", seconds))
+    names = [m.version for m in models] or ["geometric only"]
+    for k, name in enumerate(names):
+        print(f"--- {name}")
+        for stage, seconds in stages[k].items():
+            print(percentile_line(f"per-view {stage}", seconds))
+        print(item_line(item_scores[k], decision.divert_threshold))
+    if len(names) == 2:
+        ratio = np.median(stages[0]["total"]) / np.median(stages[1]["total"])
+        print(f"per-view total, median: {names[0]} / {names[1]} = {ratio:.2f}")
     print(f"segmentation IoU       median {np.median(ious):.3f}   min {np.min(ious):.3f}   "
           f"share >= 0.9: {np.mean(np.asarray(ious) >= 0.9):.1%}")
+
+
+def item_line(item_scores: list[tuple[str, float]], threshold: float) -> str:
     damaged = np.array([s for d, s in item_scores if d != "pristine"])
     pristine = np.array([s for d, s in item_scores if d == "pristine"])
     auroc = np.mean([[float(a > b) + 0.5 * float(a == b) for b in pristine] for a in damaged])
-    threshold = decision.divert_threshold
-    print(f"item scores (fused over views): {len(damaged)} damaged, {len(pristine)} pristine; AUROC {auroc:.3f}; "
-          f"at threshold {threshold}: recall {np.mean(damaged >= threshold):.1%}, "
-          f"false diverts {np.mean(pristine >= threshold):.1%}")
+    return (f"item scores (fused over views): {len(damaged)} damaged, {len(pristine)} pristine; AUROC {auroc:.3f}; "
+            f"at threshold {threshold}: recall {np.mean(damaged >= threshold):.1%}, "
+            f"false diverts {np.mean(pristine >= threshold):.1%}")
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ from damage_perception.core.registered_comparison import (
     PosedCrop,
     RegisteredScores,
     correspond_view,
+    disagreeing_views,
     normalised,
     residual_scores,
 )
@@ -88,9 +89,14 @@ class DamageModel:
     """Trained head + fitted fusion over the shared frozen backbone."""
 
     def __init__(self, head: DamageHead, fusion: FusionModel | None = None, version: str = "untrained",
-                 backbone: Backbone | OnnxBackbone | None = None, gallery_scoring: str = "patchcore") -> None:
+                 backbone: Backbone | OnnxBackbone | None = None, gallery_scoring: str = "patchcore",
+                 shape_check: bool = True) -> None:
         if gallery_scoring not in SCORINGS:
             raise ValueError(f"unknown gallery scoring {gallery_scoring!r}; one of {SCORINGS}")
+        # The ICP shape check against the union of the gallery clouds (shape_extra / shape_missing); models
+        # with the registered comparison leave it out (it cost a third of a view's time for item AUROC
+        # 0.53-0.61 on its own; the registered missing / extra shares measure the same per region).
+        self.shape_check = shape_check
         self.gallery_scoring = gallery_scoring   # how views are scored against a gallery (core.gallery)
         self.head = head.eval()
         self.fusion = fusion
@@ -128,9 +134,10 @@ class DamageModel:
                 anomaly = score_view(gallery, batch.patches[k], batch.cells[k], float(angles[k]),
                                      self.gallery_scoring)
                 timings["anomaly"] = time.perf_counter() - start
-                start = time.perf_counter()
-                shape = shape_scores(clouds[k], camera_positions[k], gallery.shape)
-                timings["shape"] = time.perf_counter() - start
+                if self.shape_check:
+                    start = time.perf_counter()
+                    shape = shape_scores(clouds[k], camera_positions[k], gallery.shape)
+                    timings["shape"] = time.perf_counter() - start
             view = ViewSignals(output, anomaly, shape, float(geometric[k]), timings, batch.patches[k][batch.cells[k]])
             if registered is not None:
                 scores, view.timings["registered"] = registered[0][k], registered[1]
@@ -165,24 +172,40 @@ class DamageModel:
         """A SKU's gallery from pristine views (crops, wrist angles, gripper-frame clouds, and the crops'
         cameras for the registered comparison where known)."""
         batch = self.featurize(colors, masks, depths_m)
-        gallery = build_gallery(sku, batch.patches, batch.cells, np.asarray(angles, float), clouds, version=version,
-                                posed=posed)
-        if posed and len(posed) == len(colors) and len(posed) >= 3:
-            gallery.registered_nominal = self.registered_nominal(gallery, batch, clouds, posed)
+        angles = np.asarray(angles, float)
+        gallery = build_gallery(sku, batch.patches, batch.cells, angles, clouds, version=version, posed=posed)
+        if not posed or len(posed) != len(colors) or len(posed) < 3:
+            return gallery
+        keep, refused = list(range(len(posed))), {}
+        leave_one_out = self.leave_one_out(gallery, batch, clouds, posed)
+        # One view at a time, the worst first: a bad view also spoils its neighbours' comparisons, which
+        # recover once it is gone.
+        while len(keep) > 3 and (disagreeing := disagreeing_views(leave_one_out)):
+            worst = max(disagreeing, key=lambda k: max(leave_one_out[k].get("reg_missing", 0.0),
+                                                       leave_one_out[k].get("reg_extra", 0.0)))
+            refused[keep[worst]] = disagreeing[worst]
+            keep = [k for k in keep if k != keep[worst]]
+            gallery = build_gallery(sku, batch.patches[keep], batch.cells[keep], angles[keep],
+                                    [clouds[k] for k in keep], version=version, posed=[posed[k] for k in keep])
+            leave_one_out = self.leave_one_out(gallery, self._subset(batch, keep), [clouds[k] for k in keep],
+                                               [posed[k] for k in keep])
+        gallery.metadata["refused_views"] = {f"{np.degrees(angles[k]):.0f} deg": why for k, why in refused.items()}
+        gallery.registered_nominal = {name: float(np.median([view[name] for view in leave_one_out]))
+                                      for name in (leave_one_out[0] if leave_one_out else {})}
         return gallery
 
-    def registered_nominal(self, gallery: SkuGallery, batch: Featurized, clouds: list[np.ndarray],
-                           posed: list[PosedCrop]) -> dict[str, float]:
-        """What the gallery's own views score in the registered comparison against the others (median of
-        each signal over the views, leave-one-out)."""
-        values: dict[str, list[float]] = {}
+    @staticmethod
+    def _subset(batch: Featurized, keep: list[int]) -> Featurized:
+        return Featurized(batch.features[keep], batch.patches[keep], batch.cells[keep], batch.depth[keep])
+
+    def leave_one_out(self, gallery: SkuGallery, batch: Featurized, clouds: list[np.ndarray],
+                      posed: list[PosedCrop]) -> list[dict[str, float]]:
+        """Each of the gallery's own views in the registered comparison against the others (raw scores)."""
+        values = []
         for k in range(len(posed)):
-            one = Featurized(batch.features[k:k + 1], batch.patches[k:k + 1], batch.cells[k:k + 1],
-                             batch.depth[k:k + 1])
-            scores = self.registered_comparison(one, [clouds[k]], gallery, [posed[k]], exclude=k)
-            for name, value in (scores[0][0].as_dict().items() if scores else ()):
-                values.setdefault(name, []).append(value)
-        return {name: float(np.median(v)) for name, v in values.items()}
+            scores = self.registered_comparison(self._subset(batch, [k]), [clouds[k]], gallery, [posed[k]], exclude=k)
+            values.append(scores[0][0].as_dict() if scores else {})
+        return values
 
     # --- files -------------------------------------------------------------------------------------
     def save(self, path: Path | str) -> Path:
@@ -190,7 +213,7 @@ class DamageModel:
         path.parent.mkdir(parents=True, exist_ok=True)
         torch.save({"format": MODEL_FORMAT, "version": self.version, "head": self.head.state_dict(),
                     "fusion": self.fusion.to_dict() if self.fusion else None,
-                    "gallery_scoring": self.gallery_scoring}, path)
+                    "gallery_scoring": self.gallery_scoring, "shape_check": self.shape_check}, path)
         return path
 
     @classmethod
@@ -215,4 +238,5 @@ class DamageModel:
         scoring = data.get("gallery_scoring", "top_mean")
         if scoring not in SCORINGS:
             raise ModelLoadError(f"model file {path} asks for gallery scoring {scoring!r}; this code has {SCORINGS}")
-        return cls(head, fusion, str(data.get("version", "unknown")), gallery_scoring=scoring)
+        return cls(head, fusion, str(data.get("version", "unknown")), gallery_scoring=scoring,
+                   shape_check=bool(data.get("shape_check", True)))

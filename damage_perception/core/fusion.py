@@ -20,10 +20,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from damage_perception.core.boosted_trees import BoostedTrees, fit_boosted_trees
+from damage_perception.core.registered_comparison import PRISTINE
 
 VIEW_SIGNALS = ("classifier", "anomaly", "shape_extra", "shape_missing", "geometric")
 CLASSIFIER_ONLY = ("classifier", "geometric")   # what is left without a gallery for the SKU
-REGISTERED_SIGNALS = ("reg_missing", "reg_extra", "reg_colour", "reg_feature")
+REGISTERED_SIGNALS = ("reg_missing", "reg_extra", "reg_colour", "reg_feature", "reg_beside")
 
 # (signal, summary over the item's views, monotone): summaries are "max", "top2" (mean of the two largest),
 # "mean" and "min"; monotone +1 = more of it is never evidence against damage, 0 = free.
@@ -33,7 +34,7 @@ ITEM_FEATURES: tuple[tuple[str, str, int], ...] = (
     ("shape_extra", "max", 1), ("shape_missing", "max", 1),
     ("reg_missing", "max", 1), ("reg_missing", "top2", 1), ("reg_extra", "max", 1), ("reg_extra", "top2", 1),
     ("reg_colour", "max", 1), ("reg_colour", "top2", 1), ("reg_feature", "max", 1), ("reg_feature", "top2", 1),
-    ("reg_overlap", "min", 0),
+    ("reg_beside", "max", 1), ("reg_beside", "top2", 1), ("reg_overlap", "min", 0),
 )
 
 
@@ -81,7 +82,7 @@ def view_signal_vector(signals: dict[str, float], names: tuple[str, ...]) -> np.
     """The fusion input of one view, in ``names`` order; anomaly enters as its log (a ratio to nominal)."""
     values = []
     for name in names:
-        value = float(signals[name])
+        value = float(signals[name] if name in signals else PRISTINE[name])
         values.append(np.log(max(value, 1e-3)) if name == "anomaly" else value)
     return np.asarray(values, float)
 
@@ -100,8 +101,6 @@ def _summary(values: np.ndarray, how: str) -> float:
 def item_features(signals: list[dict[str, float]]) -> np.ndarray:
     """The boosted item model's inputs (``ITEM_FEATURES`` order) from the item's views' signals; a signal a
     view lacks enters as its pristine value, anomaly as its log."""
-    from damage_perception.core.registered_comparison import PRISTINE
-
     pristine = {"anomaly": 1.0, "shape_extra": 0.0, "shape_missing": 0.0, **PRISTINE}
     row = []
     for name, how, _ in ITEM_FEATURES:
@@ -187,10 +186,10 @@ def fit_boosted_item_model(data: FusionData) -> BoostedTrees:
     return fit_boosted_trees(x, data.damaged.astype(int), names, tuple(m for _, _, m in ITEM_FEATURES))
 
 
-def fit_fusion(data: FusionData, boosted: bool = False) -> FusionModel:
+def fit_fusion(data: FusionData, boosted: bool = False, shape_check: bool = True) -> FusionModel:
     """Fit the view models on views that show damage against views of pristine items (views of damaged
     items that do not show it are left out: they are neither), then the item models on all items (with
-    ``boosted``, the boosted item model too)."""
+    ``boosted``, the boosted item model too; without ``shape_check`` the shape signals are left out)."""
     def view_models(names: tuple[str, ...]) -> LogisticModel:
         rows, labels = [], []
         for signals, shows, damaged in zip(data.signals, data.shows_damage, data.damaged):
@@ -206,6 +205,11 @@ def fit_fusion(data: FusionData, boosted: bool = False) -> FusionModel:
                 for signals in data.signals]
         return fit_logistic(np.array(rows), data.damaged.astype(int), ("max", "top2", "mean"), balanced=False)
 
-    full, partial = view_models(VIEW_SIGNALS), view_models(CLASSIFIER_ONLY)
+    registered = any("reg_missing" in view for signals in data.signals for view in signals)
+    names = VIEW_SIGNALS + REGISTERED_SIGNALS if registered else VIEW_SIGNALS
+    if not shape_check:
+        names = tuple(n for n in names if not n.startswith("shape_"))
+    full = view_models(names)
+    partial = view_models(CLASSIFIER_ONLY)
     return FusionModel(full, partial, item_model(full), item_model(partial), float(np.mean(data.damaged)),
                        fit_boosted_item_model(data) if boosted else None)

@@ -33,6 +33,8 @@ DEPTH_TOLERANCE_PER_M = 0.01  # ... plus this much per metre of range (stereo/To
 REFERENCES_PER_VIEW = 2      # reference views each pixel is carried into (the nearest cameras)
 REGION_CELLS = 3             # a region is REGION_CELLS x REGION_CELLS cells
 TOP_CELLS = 5                # residual summaries average this many worst cells
+BESIDE_MARGIN_M = 0.02       # "beside" needs the view's point this much nearer than the references' surface
+SILHOUETTE_PX = 3            # item pixels this near the outline are not judged "extra"
 MIN_OVERLAP = 0.3            # below this share of matched pixels the comparison says little (grazing view)
 
 
@@ -87,6 +89,7 @@ class Correspondence:
     aligned_color: np.ndarray  # (S, S, 3) uint8, the reference's colour along each compared pixel's ray
     colour_residual: np.ndarray  # (S, S) float32, |view - gain-matched reference| / 255 where matched, else 0
     region: np.ndarray         # (S, S) bool, pixels that were compared
+    beside: np.ndarray | None = None  # (S, S) bool, off-item pixel clearly nearer than the references' surface
 
 
 def nearest_references(camera_in_reference: np.ndarray, center: np.ndarray, references: list[PosedCrop],
@@ -141,9 +144,16 @@ def correspond(view: PosedCrop, reference_from_view: np.ndarray, references: lis
     # Only where this view sees the item: beside it, a silhouette a few pixels off (registration, a 15-degree
     # parallax) would read as missing material along every edge.
     missing_flat = on_item & np.isfinite(best_error) & (best_signed > tolerance) & best_on_item
-    extra_flat = on_item & ~matched_flat & ~missing_flat   # nothing in the references at this point's depth
-    matched, missing, extra = (np.zeros((size, size), bool) for _ in range(3))
+    # Nothing in the references at this point's depth; not within SILHOUETTE_PX of the item's outline, where a
+    # silhouette a pixel or two off puts the reference's background behind the item's edge.
+    inner = cv2.erode(view.mask.astype(np.uint8), np.ones((2 * SILHOUETTE_PX + 1,) * 2, np.uint8)).astype(bool)
+    extra_flat = inner[has_point] & ~matched_flat & ~missing_flat
+    # Beside the item (off its mask, inside the compared region): something clearly nearer than what the
+    # references see along the ray, e.g. powder spilled next to an intact bag, a flap or contents hanging out.
+    beside_flat = ~on_item & np.isfinite(best_error) & (best_signed < -(tolerance + BESIDE_MARGIN_M))
+    matched, missing, extra, beside = (np.zeros((size, size), bool) for _ in range(4))
     matched[has_point], missing[has_point], extra[has_point] = matched_flat, missing_flat, extra_flat
+    beside[has_point] = beside_flat
     aligned = view.color.copy()
     residual = np.zeros((size, size), np.float32)
     if matched_flat.any():
@@ -160,7 +170,7 @@ def correspond(view: PosedCrop, reference_from_view: np.ndarray, references: lis
         aligned[rows_cols[projected, 0], rows_cols[projected, 1]] = theirs[projected].astype(np.uint8)
         same = rows_cols[matched_flat]
         residual[same[:, 0], same[:, 1]] = np.abs(ours[matched_flat] - theirs[matched_flat]).mean(axis=1) / 255.0
-    return Correspondence(matched, missing, extra, aligned, residual, has_point)
+    return Correspondence(matched, missing, extra, aligned, residual, has_point, beside)
 
 
 def cell_means(values: np.ndarray, weights: np.ndarray, grid: int) -> np.ndarray:
@@ -209,11 +219,12 @@ class RegisteredScores:
     colour: float           # mean of the TOP_CELLS largest cell colour residuals
     feature: float          # mean of the TOP_CELLS largest cell feature residuals (neighbourhood distance)
     overlap: float          # share of compared pixels matched by a reference
+    beside: float           # largest regional share of off-item pixels nearer than the references see
     feature_map: np.ndarray  # (h, w) per-cell feature residual (0 outside the compared cells)
 
     def as_dict(self) -> dict[str, float]:
         return {"reg_missing": self.missing, "reg_extra": self.extra, "reg_colour": self.colour,
-                "reg_feature": self.feature, "reg_overlap": self.overlap}
+                "reg_feature": self.feature, "reg_overlap": self.overlap, "reg_beside": self.beside}
 
 
 def residual_scores(correspondence: Correspondence, query_patches: np.ndarray, aligned_patches: np.ndarray,
@@ -228,8 +239,12 @@ def residual_scores(correspondence: Correspondence, query_patches: np.ndarray, a
                         correspondence.matched.astype(np.float64), grid)
     feature = np.where(cells, neighbourhood_distance(query_patches, aligned_patches), 0.0)
     overlap = float(correspondence.matched[correspondence.region].mean()) if correspondence.region.any() else 0.0
+    beside = (cell_means(correspondence.beside.astype(np.float64), region, grid)
+              if correspondence.beside is not None else np.zeros_like(missing))
+    compared = cell_means(region, np.ones_like(region), grid) > 0.25
     return RegisteredScores(region_max(missing, cells), region_max(extra, cells), top_mean(colour[cells]),
-                            top_mean(feature[cells]), overlap, feature.astype(np.float32))
+                            top_mean(feature[cells]), overlap, region_max(beside, compared),
+                            feature.astype(np.float32))
 
 
 def compare_region(view: PosedCrop, grow_px: int = 8) -> np.ndarray:
@@ -259,4 +274,27 @@ def normalised(scores: RegisteredScores, nominal: dict[str, float]) -> dict[str,
     return values
 
 
-PRISTINE = {"reg_missing": 0.0, "reg_extra": 0.0, "reg_colour": 1.0, "reg_feature": 1.0, "reg_overlap": 1.0}
+PRISTINE = {"reg_missing": 0.0, "reg_extra": 0.0, "reg_colour": 1.0, "reg_feature": 1.0, "reg_overlap": 1.0,
+            "reg_beside": 0.0}
+
+
+DISAGREEING_SHARE = 0.35      # a reference view whose regional missing/extra share against the others is above
+DISAGREEING_FACTOR = 3.0      # this and this many times the gallery's median disagrees with them
+
+
+def disagreeing_views(leave_one_out: list[dict[str, float]]) -> dict[int, str]:
+    """Reference views that disagree with the rest of their gallery (each view's registered comparison with
+    the others, ``RegisteredScores.as_dict``): view index -> why. An item that slipped in the grasp, a hand
+    or another object in view, a damaged or wrong item among the references: a gallery that keeps such a
+    view would call the same defect pristine."""
+    refused = {}
+    for name in ("reg_missing", "reg_extra"):
+        values = np.array([view.get(name, 0.0) for view in leave_one_out])
+        if len(values) < 3:
+            return {}
+        limit = max(DISAGREEING_SHARE, DISAGREEING_FACTOR * float(np.median(values)))
+        for k in np.flatnonzero(values > limit):
+            what = "missing" if name == "reg_missing" else "extra"
+            refused.setdefault(int(k), f"{100 * values[k]:.0f} % of a region is {what} against the other "
+                                       f"reference views (limit {100 * limit:.0f} %)")
+    return refused

@@ -10,6 +10,7 @@ backbone weights and reports AUROC and latency of both.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import sys
@@ -18,6 +19,7 @@ from pathlib import Path
 import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
+import torch
 import yaml
 
 from damage_perception.baselines.anomalib_comparison import compare_with_anomalib
@@ -27,6 +29,8 @@ from damage_perception.data.study_scores import load_scores, save_scores, score_
 from damage_perception.tools.model_file import open_model
 
 TARGET_FPRS = (0.001, 0.01)
+SIGNALS_ALONE = ("classifier", "anomaly", "shape_extra", "shape_missing", "geometric", "reg_missing", "reg_extra",
+                 "reg_colour", "reg_feature")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -38,15 +42,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, default=None,
                         help="node YAML whose decision.divert_threshold (from calibrate) is also evaluated")
     parser.add_argument("--anomalib", action="store_true", help="also run anomalib's PatchCore on the same crops")
+    parser.add_argument("--compare-model", type=Path, default=None, metavar="MODEL",
+                        help="also evaluate this (e.g. the previous shipped) model on the same items, side by side; "
+                             "with the same head its fusion is applied to the same scores")
+    parser.add_argument("--tail", type=int, default=24,
+                        help="good items of highest score drawn in tail.png (their most suspicious view)")
     parser.add_argument("--no-progress", action="store_true")
 
 
 def item_scores_by_signal(items, fusion) -> dict[str, np.ndarray]:
     """Item scores: the fused probability, and each signal alone (its largest over the item's views)."""
     scores = {"fused": np.asarray([item.item_probability(fusion) for item in items])}
-    for name, sign in (("classifier", 1), ("anomaly", 1), ("shape_extra", 1), ("shape_missing", 1), ("geometric", 1)):
-        scores[name] = np.asarray([max((sign * s[name] for s in item.signals), default=-math.inf) for item in items])
-    return scores
+    for name in SIGNALS_ALONE:
+        scores[name] = np.asarray([max((s.get(name, -math.inf) for s in item.signals), default=-math.inf)
+                                   for item in items])
+    return {name: values for name, values in scores.items() if np.isfinite(values).any()}
 
 
 def operating_point(scores: np.ndarray, damaged: np.ndarray, target_fpr: float) -> dict:
@@ -67,7 +77,8 @@ def summarise(items, fusion, config_threshold: float | None = None) -> dict:
     art = np.array([bool(i.printed_damage_art) for i in items])
     kinds = sorted({i.kind for i in items})
     timings = {stage: float(np.median([t[stage] for i in items for t in i.timings if stage in t]) * 1000)
-               for stage in ("classifier", "anomaly", "shape")}
+               for stage in ("classifier", "anomaly", "shape", "registered")
+               if any(stage in t for i in items for t in i.timings)}
     summary = {
         "items": len(items), "good_items": int((~damaged).sum()), "damaged_items": int(damaged.sum()),
         "auroc": auroc(fused[damaged], fused[~damaged]),
@@ -176,12 +187,79 @@ def run(args: argparse.Namespace) -> int:
     if args.anomalib:
         summary["anomalib_comparison"] = compare_with_anomalib(Study(args.study), model, items,
                                                                progress=not args.no_progress)
+    if args.compare_model:
+        other = compare_model(args.compare_model, model, Study(args.study), items, args.no_progress)
+        if other is None:
+            return 2
+        summary["compared_with"] = other
     plot_roc(items, model.fusion, args.out / "roc.png")
+    plot_tail(Study(args.study), items, model.fusion, args.out / "tail.png", args.tail)
     plot_reliability(items, model.fusion, args.out / "reliability.png")
     (args.out / "evaluation.json").write_text(json.dumps(summary, indent=1))
     print_summary(summary)
     print(f"evaluate: wrote {args.out / 'evaluation.json'}, roc.png, reliability.png")
     return 0
+
+
+def compare_model(path: Path, model, study: Study, items, no_progress: bool) -> dict | None:
+    """The figures of another model on the same study: its fusion on the same scores when it shares the
+    head and the gallery scoring (the signals are the same), else the study scored again with it."""
+    other = open_model(path, "evaluate")
+    if other is None or other.fusion is None:
+        return None
+    same_head = all(torch.equal(a, b) for a, b in zip(model.head.state_dict().values(),
+                                                       other.head.state_dict().values()))
+    if same_head and other.gallery_scoring == model.gallery_scoring:
+        # It never used the registered signals: without its own registered stage its latency is less.
+        stripped = [dataclasses.replace(i, signals=[{k: v for k, v in s.items() if not k.startswith("reg_")}
+                                                    for s in i.signals],
+                                        timings=[{k: v for k, v in t.items() if k != "registered"} for t in i.timings])
+                    for i in items]
+        scored_again = False
+    else:
+        stripped = score_study(study, other, progress=not no_progress)
+        scored_again = True
+    figures = summarise(stripped, other.fusion)
+    return {"model_version": other.version, "scored_again": scored_again,
+            **{k: figures[k] for k in ("auroc", "operating_points", "missing_part_recall_at_fpr_0.001",
+                                        "printed_art_false_divert_rate_at_fpr_0.001", "per_type_recall_at_fpr_0.001",
+                                        "per_view_latency_ms_median")}}
+
+
+def plot_tail(study: Study, items, fusion, path: Path, count: int) -> Path | None:
+    """A contact sheet of the ``count`` good items of highest fused score: each one's most suspicious view
+    (highest classifier log-odds), with its score, kind and printed artwork: what sets the 0.1 % point."""
+    matplotlib.use("Agg")
+    good = sorted((i for i in items if not i.damaged and i.signals), key=lambda i: -i.item_probability(fusion))[:count]
+    if not good:
+        return None
+    columns = 6
+    rows = math.ceil(len(good) / columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(2.2 * columns, 2.5 * rows), squeeze=False)
+    for axis in axes.ravel():
+        axis.axis("off")
+    wanted, skus = {i.item_id for i in good}, {i.sku for i in good}
+    crops = {}
+    for entry in study.entries:
+        if entry["role"] == "item" and entry["sku"] in skus and len(crops) < len(wanted):
+            episode = study.load(entry)
+            if episode.meta["item_id"] in wanted:
+                crops[episode.meta["item_id"]] = episode
+    for axis, item in zip(axes.ravel(), good):
+        episode = crops.get(item.item_id)
+        if episode is None:
+            continue
+        found = np.flatnonzero(episode.found)
+        worst = int(np.argmax([s["classifier"] for s in item.signals]))
+        axis.imshow(episode.color[found[worst]])
+        signals = item.signals[worst]
+        axis.set_title(f"{item.item_probability(fusion):.3f} {item.kind}\n{item.printed_damage_art or 'plain'} "
+                       f"cls {signals['classifier']:.1f} an {signals['anomaly']:.2f}", fontsize=7)
+    figure.suptitle(f"The {len(good)} good items of highest damage score (most suspicious view)", fontsize=9)
+    figure.tight_layout()
+    figure.savefig(path, dpi=90)
+    plt.close(figure)
+    return path
 
 
 def print_summary(summary: dict) -> None:
@@ -211,3 +289,10 @@ def print_summary(summary: dict) -> None:
         at = summary["at_config_threshold"]
         print(f"  at the configured threshold {at['threshold']:.4g}: recall {100 * at['recall']:.1f}%, "
               f"false diverts {100 * at['false_divert_rate']:.2f}%")
+    if "compared_with" in summary:
+        other = summary["compared_with"]
+        points = ", ".join(f"recall at FPR {100 * p['target_fpr']:g}% {100 * p['recall']:.1f}%"
+                           for p in other["operating_points"])
+        latency = sum(other["per_view_latency_ms_median"].values())
+        print(f"  side by side, {other['model_version']} on the same items: AUROC {other['auroc']:.4f}, {points}, "
+              f"missing parts {100 * other['missing_part_recall_at_fpr_0.001']:.0f}%, per-view model ms {latency:.1f}")

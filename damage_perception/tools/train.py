@@ -48,6 +48,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fusion-scores", type=Path, default=None, metavar="SCORES",
                         help="with --refit-fusion: fit on this scores.jsonl (from `evaluate` of the fusion study "
                              "with the same model) instead of scoring the study again")
+    parser.add_argument("--no-shape-check", action="store_true",
+                        help="leave out the ICP shape check against the union of the gallery clouds (models with "
+                             "the registered comparison do not need it)")
     parser.add_argument("--no-progress", action="store_true")
     distributed.add_arguments(parser)
 
@@ -118,7 +121,9 @@ def train(args: argparse.Namespace, shard) -> int:
     checkpoints = args.checkpoints or Path("out/models/checkpoints")
     if args.refit_fusion:
         model = DamageModel.load(args.refit_fusion)
-        recipe = model.version.rsplit("-", 1)[0].removeprefix("effl0-").removesuffix("-gb").removesuffix("-pc")
+        recipe = model.version.rsplit("-", 1)[0].removeprefix("effl0-")
+        for suffix in ("-gb", "-noshape", "-pc"):   # what this run decides anew
+            recipe = recipe.removesuffix(suffix)
     else:
         model = DamageModel(DamageHead())
         views = collect_training_views(study, train_skus, model, not args.no_progress)
@@ -130,14 +135,16 @@ def train(args: argparse.Namespace, shard) -> int:
         if shard.rank != 0:   # rank 0 holds the same head: it alone fits the fusion and writes the model
             return 0
     model.gallery_scoring = args.gallery_scoring
+    model.shape_check = not args.no_shape_check
     recipe += "-pc" if args.gallery_scoring == "patchcore" else ""
+    recipe += "" if model.shape_check else "-noshape"
     if args.fusion_scores and args.refit_fusion:
         scores = [item for item in load_scores(args.fusion_scores) if item.sku in set(validation_skus)]
         print(f"train: fitting the fusion on {len(scores)} scored items of {args.fusion_scores}")
     else:
         scores = score_study(fusion_study, model, validation_skus, progress=not args.no_progress)
         save_scores(scores, checkpoints / "validation_scores.jsonl")
-    model.fusion = fit_fusion(fusion_data(scores), boosted=args.boosted_fusion)
+    model.fusion = fit_fusion(fusion_data(scores), boosted=args.boosted_fusion, shape_check=model.shape_check)
     recipe += "-gb" if args.boosted_fusion else ""
     model.version = model_version(model.head, model.fusion, recipe)
     model.save(args.out)

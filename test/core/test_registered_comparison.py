@@ -83,3 +83,47 @@ def test_nearest_references_follow_the_camera_direction():
         references.append(crop)
     camera = np.array([np.cos(0.6), np.sin(0.6), 0.0])
     assert sorted(nearest_references(camera, np.zeros(3), references)) == [1, 2]
+
+
+@pytest.fixture(scope="module")
+def shipped_model():
+    from damage_perception.core.damage_model import DamageModel
+    from damage_perception.core.station import SHIPPED_MODEL_FILE
+    return DamageModel.load(SHIPPED_MODEL_FILE)
+
+
+@pytest.fixture(scope="module")
+def rendered_galleries():
+    from damage_perception.data.study import gallery_episode
+    return gallery_episode("SKU-C0101", views=12, seed=5), gallery_episode("BK-C0102", views=12, seed=6)
+
+
+def build(model, episode, swap=None, index=4):
+    """The gallery of a rendered episode; with ``swap``, its view ``index`` taken from another item."""
+    found = np.flatnonzero(episode.found)
+    colors, masks, depths = episode.color[found].copy(), episode.mask[found].copy(), episode.depth_m[found].copy()
+    clouds = [episode.clouds[k] for k in found]
+    posed = episode.posed_crops(found)
+    if swap is not None:
+        other = int(np.flatnonzero(swap.found)[index])
+        colors[index], masks[index], depths[index] = swap.color[other], swap.mask[other], swap.depth_m[other]
+        clouds[index], posed[index] = swap.clouds[other], swap.posed_crops([other])[0]
+    return model.build_gallery(episode.meta["sku"], colors, masks, depths, episode.angle[found], clouds,
+                               posed=posed), episode.angle[found][index]
+
+
+def test_clean_gallery_keeps_every_view_and_knows_its_nominal(shipped_model, rendered_galleries):
+    gallery, _ = build(shipped_model, rendered_galleries[0])
+    assert gallery.metadata["refused_views"] == {}
+    assert len(gallery.views) == int(rendered_galleries[0].found.sum())
+    assert all(view.posed is not None for view in gallery.views)
+    assert 0.3 < gallery.registered_nominal["reg_overlap"] <= 1.0
+    assert gallery.registered_nominal["reg_missing"] < 0.1
+
+
+def test_a_reference_view_of_another_item_is_refused_with_a_reason(shipped_model, rendered_galleries):
+    gallery, angle = build(shipped_model, rendered_galleries[0], swap=rendered_galleries[1])
+    refused = gallery.metadata["refused_views"]
+    assert list(refused) == [f"{np.degrees(angle):.0f} deg"]
+    assert "against the other reference views" in next(iter(refused.values()))
+    assert len(gallery.views) == int(rendered_galleries[0].found.sum()) - 1
