@@ -179,9 +179,13 @@ class FusionData:
     damaged: np.ndarray                     # per item bool
 
 
-def fit_boosted_item_model(data: FusionData) -> BoostedTrees:
-    """The boosted item model (``ITEM_FEATURES``) fitted on every item, at the data's damage prior."""
+def fit_boosted_item_model(data: FusionData, shape_check: bool = True) -> BoostedTrees:
+    """The boosted item model (``ITEM_FEATURES``) fitted on every item, at the data's damage prior; without
+    ``shape_check`` the shape features are held at their pristine value (a constant is never split on, so
+    the model ignores them, as the node will not compute them)."""
     x = np.array([item_features(signals) for signals in data.signals])
+    if not shape_check:
+        x[:, [k for k, (name, _, _) in enumerate(ITEM_FEATURES) if name.startswith("shape_")]] = 0.0
     names = tuple(f"{name}_{how}" for name, how, _ in ITEM_FEATURES)
     return fit_boosted_trees(x, data.damaged.astype(int), names, tuple(m for _, _, m in ITEM_FEATURES))
 
@@ -212,4 +216,4 @@ def fit_fusion(data: FusionData, boosted: bool = False, shape_check: bool = True
     full = view_models(names)
     partial = view_models(CLASSIFIER_ONLY)
     return FusionModel(full, partial, item_model(full), item_model(partial), float(np.mean(data.damaged)),
-                       fit_boosted_item_model(data) if boosted else None)
+                       fit_boosted_item_model(data, shape_check) if boosted else None)
