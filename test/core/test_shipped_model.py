@@ -24,8 +24,8 @@ CONFIG = Path(__file__).resolve().parents[2] / "config" / "damage_perception.yam
 CASES = (("BL-H9002", "missing_part"), ("SKU-H9004", "hole"), ("ML-H9001", "hole"), ("BT-H9006", "spill"),
          ("BG-H9003", "hole"), ("BK-H9001", "crush"))
 # Bound: the shipped model (effl0-head-s1200-seed0-noshape-gb-537edf9959, galleries of 12 views) measured
-# 1.000 on these 12 items (36 of 36 pairs; the previous one 0.944); held-out item AUROC 0.973 (docs/models.md). Below 0.80, a model
-# ranks damaged items under pristine ones far more often than the shipped one does.
+# 1.000 on these 12 items (36 of 36 pairs; the previous one 0.944); held-out item AUROC 0.973 (docs/models.md).
+# Below 0.80, a model ranks damaged items under pristine ones far more often than the shipped one does.
 MIN_ITEM_AUROC = 0.80
 
 
