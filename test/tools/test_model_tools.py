@@ -64,7 +64,7 @@ def test_evaluate_writes_figures_and_plots(study, model_file, tmp_path):
     point = summary["operating_points"][0]
     assert point["target_fpr"] == 0.001 and point["measurable"] is False  # far too few good items: says so
     assert set(summary["signals_alone"]) == {"fused", "classifier", "anomaly", "shape_extra", "shape_missing",
-                                             "geometric"}
+                                             "geometric", "reg_missing", "reg_extra", "reg_colour", "reg_feature"}
     assert (out / "roc.png").stat().st_size > 10_000 and (out / "reliability.png").stat().st_size > 5_000
 
 
