@@ -74,7 +74,6 @@ class ViewSignals:
     timings: dict[str, float] = field(default_factory=dict)
     patches: np.ndarray | None = None   # (n, D) patch features of the item's cells (product identification)
     registered: dict[str, float] | None = None   # the registered comparison's inputs (normalised), if it ran
-    registered_map: np.ndarray | None = None     # (h, w) its per-cell feature residual
 
     def as_dict(self) -> dict[str, float]:
         """The fusion inputs (missing gallery signals as their pristine values)."""
@@ -142,7 +141,6 @@ class DamageModel:
             if registered is not None:
                 scores, view.timings["registered"] = registered[0][k], registered[1]
                 view.registered = normalised(scores, gallery.registered_nominal)
-                view.registered_map = scores.feature_map
             signals.append(view)
         return signals
 

@@ -25,6 +25,8 @@ from damage_perception.core.registered_comparison import PRISTINE
 VIEW_SIGNALS = ("classifier", "anomaly", "shape_extra", "shape_missing", "geometric")
 CLASSIFIER_ONLY = ("classifier", "geometric")   # what is left without a gallery for the SKU
 REGISTERED_SIGNALS = ("reg_missing", "reg_extra", "reg_colour", "reg_feature", "reg_beside")
+# What a view that lacks a gallery signal enters the fusion with (as ViewSignals.as_dict fills them in).
+PRISTINE_SIGNALS = {"anomaly": 1.0, "shape_extra": 0.0, "shape_missing": 0.0, **PRISTINE}
 
 # (signal, summary over the item's views, monotone): summaries are "max", "top2" (mean of the two largest),
 # "mean" and "min"; monotone +1 = more of it is never evidence against damage, 0 = free.
@@ -82,7 +84,7 @@ def view_signal_vector(signals: dict[str, float], names: tuple[str, ...]) -> np.
     """The fusion input of one view, in ``names`` order; anomaly enters as its log (a ratio to nominal)."""
     values = []
     for name in names:
-        value = float(signals[name] if name in signals else PRISTINE[name])
+        value = float(signals[name] if name in signals else PRISTINE_SIGNALS[name])
         values.append(np.log(max(value, 1e-3)) if name == "anomaly" else value)
     return np.asarray(values, float)
 
@@ -101,10 +103,9 @@ def _summary(values: np.ndarray, how: str) -> float:
 def item_features(signals: list[dict[str, float]]) -> np.ndarray:
     """The boosted item model's inputs (``ITEM_FEATURES`` order) from the item's views' signals; a signal a
     view lacks enters as its pristine value, anomaly as its log."""
-    pristine = {"anomaly": 1.0, "shape_extra": 0.0, "shape_missing": 0.0, **PRISTINE}
     row = []
     for name, how, _ in ITEM_FEATURES:
-        values = np.array([float(view.get(name, pristine.get(name, 0.0))) for view in signals] or [np.nan])
+        values = np.array([float(view.get(name, PRISTINE_SIGNALS.get(name, 0.0))) for view in signals] or [np.nan])
         if name == "anomaly":
             values = np.log(np.maximum(values, 1e-3))
         row.append(_summary(values, how))
@@ -113,10 +114,10 @@ def item_features(signals: list[dict[str, float]]) -> np.ndarray:
 
 def item_summary(view_logits: np.ndarray) -> np.ndarray:
     """Item-level inputs from its views' log-odds: largest, mean of the two largest, mean."""
-    ordered = np.sort(np.asarray(view_logits, float))[::-1]
-    if ordered.size == 0:
+    logits = np.asarray(view_logits, float)
+    if logits.size == 0:
         return np.zeros(3)
-    return np.array([ordered[0], ordered[:2].mean(), ordered.mean()])
+    return np.array([_summary(logits, how) for how in ("max", "top2", "mean")])
 
 
 @dataclass

@@ -89,7 +89,7 @@ class Correspondence:
     aligned_color: np.ndarray  # (S, S, 3) uint8, the reference's colour along each compared pixel's ray
     colour_residual: np.ndarray  # (S, S) float32, |view - gain-matched reference| / 255 where matched, else 0
     region: np.ndarray         # (S, S) bool, pixels that were compared
-    beside: np.ndarray | None = None  # (S, S) bool, off-item pixel clearly nearer than the references' surface
+    beside: np.ndarray         # (S, S) bool, off-item pixel clearly nearer than the references' surface
 
 
 def nearest_references(camera_in_reference: np.ndarray, center: np.ndarray, references: list[PosedCrop],
@@ -220,7 +220,6 @@ class RegisteredScores:
     feature: float          # mean of the TOP_CELLS largest cell feature residuals (neighbourhood distance)
     overlap: float          # share of compared pixels matched by a reference
     beside: float           # largest regional share of off-item pixels nearer than the references see
-    feature_map: np.ndarray  # (h, w) per-cell feature residual (0 outside the compared cells)
 
     def as_dict(self) -> dict[str, float]:
         return {"reg_missing": self.missing, "reg_extra": self.extra, "reg_colour": self.colour,
@@ -239,12 +238,10 @@ def residual_scores(correspondence: Correspondence, query_patches: np.ndarray, a
                         correspondence.matched.astype(np.float64), grid)
     feature = np.where(cells, neighbourhood_distance(query_patches, aligned_patches), 0.0)
     overlap = float(correspondence.matched[correspondence.region].mean()) if correspondence.region.any() else 0.0
-    beside = (cell_means(correspondence.beside.astype(np.float64), region, grid)
-              if correspondence.beside is not None else np.zeros_like(missing))
+    beside = cell_means(correspondence.beside.astype(np.float64), region, grid)
     compared = cell_means(region, np.ones_like(region), grid) > 0.25
     return RegisteredScores(region_max(missing, cells), region_max(extra, cells), top_mean(colour[cells]),
-                            top_mean(feature[cells]), overlap, region_max(beside, compared),
-                            feature.astype(np.float32))
+                            top_mean(feature[cells]), overlap, region_max(beside, compared))
 
 
 def compare_region(view: PosedCrop, grow_px: int = 8) -> np.ndarray:

@@ -177,23 +177,24 @@ def run(args: argparse.Namespace) -> int:
         print("evaluate: the model has no fitted fusion (train it with damage-perception train)", file=sys.stderr)
         return 2
     args.out.mkdir(parents=True, exist_ok=True)
+    study = Study(args.study)   # its index only: episodes are read as they are needed
     if args.scores:
         items = load_scores(args.scores)
     else:
-        items = score_study(Study(args.study), model, progress=not args.no_progress)
+        items = score_study(study, model, progress=not args.no_progress)
         save_scores(items, args.out / "scores.jsonl")
     summary = {"model_version": model.version, "study": str(args.study),
                **summarise(items, model.fusion, config_threshold(args.config))}
     if args.anomalib:
-        summary["anomalib_comparison"] = compare_with_anomalib(Study(args.study), model, items,
+        summary["anomalib_comparison"] = compare_with_anomalib(study, model, items,
                                                                progress=not args.no_progress)
     if args.compare_model:
-        other = compare_model(args.compare_model, model, Study(args.study), items, args.no_progress)
+        other = compare_model(args.compare_model, model, study, items, args.no_progress)
         if other is None:
             return 2
         summary["compared_with"] = other
     plot_roc(items, model.fusion, args.out / "roc.png")
-    plot_tail(Study(args.study), items, model.fusion, args.out / "tail.png", args.tail)
+    plot_tail(study, items, model.fusion, args.out / "tail.png", args.tail)
     plot_reliability(items, model.fusion, args.out / "reliability.png")
     (args.out / "evaluation.json").write_text(json.dumps(summary, indent=1))
     print_summary(summary)
