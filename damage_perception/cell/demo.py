@@ -13,6 +13,7 @@ import yaml
 
 from damage_perception.cell.processes import node_command, ros_environment, start, stop
 from damage_perception.core.damage_model import DamageModel
+from damage_perception.core.enrolment import ENROL_VIEWS
 from damage_perception.core.station import SHIPPED_MODEL_FILE, config_file
 from damage_perception.data.study import gallery_episode
 from damage_perception.data.study_scores import enrol_episodes
@@ -44,8 +45,9 @@ def enrol_cell_skus(store_path: Path, items: int, damage_rate: float, seed: int)
     missing = [sku for sku in skus if store.gallery(sku) is None]
     if missing:
         print(f"demo: enrolling reference galleries of {len(missing)} SKUs in {store_path}", flush=True)
-        enrol_episodes(store, DamageModel.load(SHIPPED_MODEL_FILE), (gallery_episode(sku) for sku in missing),
-                       "demo enrolment", len(missing), progress=False)
+        episodes = (gallery_episode(sku, ENROL_VIEWS) for sku in missing)
+        enrol_episodes(store, DamageModel.load(SHIPPED_MODEL_FILE), episodes, "demo enrolment", len(missing),
+                       progress=False)
     store.close()
 
 

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from damage_perception.core.camera import CameraIntrinsics
+from damage_perception.core.crops import ItemCrop
 from damage_perception.core.shape_check import ReferenceShape, Registration, register
 from damage_perception.core.transforms import invert
 
@@ -64,6 +66,13 @@ def crop_camera_matrix(fx: float, fy: float, cx: float, cy: float, box: tuple[in
     return np.array([[fx * scale_x, 0.0, (cx - col0 + 0.5) * scale_x - 0.5],
                      [0.0, fy * scale_y, (cy - row0 + 0.5) * scale_y - 0.5],
                      [0.0, 0.0, 1.0]])
+
+
+def posed_crop(crop: ItemCrop, intrinsics: CameraIntrinsics, camera_from_gripper: np.ndarray) -> PosedCrop:
+    """A view's item ``crop`` (``core.crops.crop_item``) as a posed crop: its camera matrix from the full
+    image's ``intrinsics`` and the crop's box, and the camera's pose at the frame (4x4, camera <- gripper)."""
+    k = crop_camera_matrix(intrinsics.fx, intrinsics.fy, intrinsics.cx, intrinsics.cy, crop.box, crop.size)
+    return PosedCrop(crop.color, crop.depth_m, crop.mask, k, np.asarray(camera_from_gripper, float).copy())
 
 
 def crop_points(crop: PosedCrop, pixels: np.ndarray | None = None) -> np.ndarray:

@@ -12,6 +12,7 @@ from damage_perception.core.damage_types import DAMAGE_TYPES
 
 if TYPE_CHECKING:
     from damage_perception.core.identification import ClaimCheck
+    from damage_perception.core.registered_comparison import PosedCrop
 
 
 class Decision(enum.IntEnum):
@@ -55,6 +56,7 @@ class ViewResult:
     embedding: np.ndarray | None = None             # the view's product embedding (core.identification)
     patches: np.ndarray | None = None               # (n, D) item-cell patch features, kept for auto-enrolment
     cloud: np.ndarray | None = None                 # (N, 3) thinned item points (gripper frame), likewise
+    posed: PosedCrop | None = None                  # the item crop and its camera (registered comparison), likewise
 
 
 @dataclass

@@ -14,10 +14,13 @@ from damage_perception.core.geometric_score import GeometricScoreConfig, score_g
 from damage_perception.core.gripper import GripperGeometry
 from damage_perception.core.identification import view_embedding
 from damage_perception.core.image_codec import valid_depth
+from damage_perception.core.registered_comparison import posed_crop
 from damage_perception.core.segmentation import ItemSegment, SegmentationConfig, segment_item
 from damage_perception.core.shape_check import thin_points
 from damage_perception.core.transforms import invert
 from damage_perception.core.verdict import ViewResult
+
+REG_COMPUTED = "reg_computed"   # view signal: 1 when the registered comparison ran, 0 when reg_* are defaults
 
 
 @dataclass(frozen=True)
@@ -49,7 +52,9 @@ class ViewPipeline:
     """Per-view processing; safe to call from a worker thread. With a ``DamageModel`` (whose fusion is
     fitted) a view's score is the fused probability that it shows damage; without, the geometric score.
     With ``keep_gallery_data`` a view scored against a gallery keeps its item-cell patches and thinned cloud
-    (``ViewResult.patches``, ``.cloud``) for auto-enrolment; off, they are not kept."""
+    (``ViewResult.patches``, ``.cloud``, ``.posed``) for auto-enrolment; off, they are not kept. Each view's
+    crop goes with its camera (``core.registered_comparison.PosedCrop``) into the registered comparison,
+    which runs when the gallery's reference views have theirs too (``ViewResult.signals["reg_computed"]``)."""
 
     def __init__(self, gripper: GripperGeometry, config: ViewPipelineConfig = ViewPipelineConfig(),
                  model=None, keep_gallery_data: bool = False):
@@ -109,11 +114,14 @@ class ViewPipeline:
         """Run the damage model on the view's item crop and put its fused view score into ``result``."""
         crop = crop_item(view.color, view.depth_m, segment.mask)
         cloud = thin_points(segment.points)
+        posed = posed_crop(crop, view.intrinsics, view.camera_from_gripper)
         signals = self.model.view_signals(crop.color[None], crop.mask[None], crop.depth_m[None], [result.wrist_angle],
-                                          [cloud], [camera_position], [result.score], gallery)[0]
+                                          [cloud], [camera_position], [result.score], gallery, posed=[posed])[0]
         logit = self.model.fusion.view_logit(signals.as_dict(), has_gallery=gallery is not None)
         result.timings.update(signals.timings)
-        result.signals = {**signals.as_dict(), "logit": logit}
+        # reg_computed 0: the reg_* signals are their pristine defaults (no gallery, or one enrolled without
+        # its views' cameras: a gallery stored before they were kept; re-enrol the SKU).
+        result.signals = {**signals.as_dict(), "logit": logit, REG_COMPUTED: float(signals.registered is not None)}
         result.logit = logit
         result.score = float(1.0 / (1.0 + np.exp(-logit)))
         result.type_scores = {**result.type_scores, **signals.classifier.type_probabilities}
@@ -123,7 +131,7 @@ class ViewPipeline:
             result.embedding = view_embedding(signals.patches, CORESET_RATIO, seed=result.index)
             result.timings["embedding"] = time.perf_counter() - start
         if self.keep_gallery_data and gallery is not None:
-            result.patches, result.cloud = signals.patches, cloud
+            result.patches, result.cloud, result.posed = signals.patches, cloud, posed
         if signals.shape is not None and signals.shape.location is not None:
             result.damage_location = signals.shape.location
         else:

@@ -75,8 +75,10 @@ def enrol_episodes(store, model, episodes, note: str = "", total: int | None = N
             versions[sku] = None
             continue
         versions[sku] = save_gallery(store, gallery, note or f"model {model.version}")
-        found = episode.found   # the views gallery_of built the gallery from, in its order
-        keep_reference_crops(store, sku, versions[sku], list(episode.angle[found]), list(episode.color[found]))
+        kept_angles = {view.angle for view in gallery.views}   # less the views the model refused
+        kept = [k for k in np.flatnonzero(episode.found) if float(episode.angle[k]) in kept_angles]
+        keep_reference_crops(store, sku, versions[sku], [float(episode.angle[k]) for k in kept],
+                             [episode.color[k] for k in kept])
         print(f"enrol: {sku} gallery version {versions[sku]} ({len(gallery.views)} views, "
               f"{sum(len(v.patches) for v in gallery.views)} patches, {len(gallery.shape.points)} shape points)")
     return versions

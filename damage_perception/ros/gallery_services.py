@@ -21,7 +21,7 @@ from damage_perception_interfaces.srv import EnrolSku, ReportLabel, RollbackGall
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 
-from damage_perception.core.enrolment import EnrolmentError, EnrolmentViews, enrolment_angles
+from damage_perception.core.enrolment import ENROL_VIEWS, EnrolmentError, EnrolmentViews, enrolment_angles
 from damage_perception.core.view_pipeline import ViewInput, ViewPipeline
 from damage_perception.store.database import InspectionStore, StoreError
 from damage_perception.store.galleries import save_gallery
@@ -39,7 +39,7 @@ class GalleryServices:
         self.node, self.store, self.model, self.model_problem = node, store, model, model_problem
         self.pipeline = pipeline  # segmentation only: the model runs once, on the collected crops
         self.capture, self.busy = capture, busy
-        node.declare_parameter("enrol_num_views", 8)
+        node.declare_parameter("enrol_num_views", ENROL_VIEWS)
         node.declare_parameter("enrol_deadline", 60.0)
         enrol_group, store_group = MutuallyExclusiveCallbackGroup(), MutuallyExclusiveCallbackGroup()
         node.create_service(EnrolSku, "~/enrol_sku", self._on_enrol, callback_group=enrol_group)
@@ -92,18 +92,23 @@ class GalleryServices:
             view = self.capture(angle, deadline)
             result, segment = self.pipeline.process(view, index=index, wrist_angle=angle)
             if result.found:
-                views.add(view.color, view.depth_m, segment, angle)
+                views.add(view.color, view.depth_m, segment, angle, view.intrinsics, view.camera_from_gripper)
             elif index == 0:  # nothing in the first view: an empty gripper (as an inspection concludes)
                 raise EnrolmentError(f"no item in the gripper: {result.reason}")
         gallery = views.build(self.model, request.sku, requested)
         note = request.note or f"enrolled at the station, model {self.model.version}"
         version = save_gallery(self.store, gallery, note)
+        for angle, why in gallery.metadata.get("refused_views", {}).items():
+            self.node.get_logger().warning(f"SKU '{request.sku}' version {version}: the view at {angle} was "
+                                           f"left out: {why}")
+        kept = views.kept_by(gallery)
         try:   # the enrolment crops the review station shows next to an item's views
-            keep_reference_crops(self.store, request.sku, version, views.angles, views.colors)
+            keep_reference_crops(self.store, request.sku, version, [views.angles[k] for k in kept],
+                                 [views.colors[k] for k in kept])
         except Exception as error:  # noqa: BLE001 - the gallery is enrolled; only the review page lacks its crops
             self.node.get_logger().warning(f"SKU '{request.sku}' version {version}: reference crops not kept: "
                                            f"{error!r}")
-        return version, len(views)
+        return version, len(gallery.views)
 
     # -- rollback and labels ------------------------------------------------------------------------
     def _on_rollback(self, request: RollbackGallery.Request,

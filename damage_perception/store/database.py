@@ -41,6 +41,7 @@ class StoredView:
     features: np.ndarray
     wrist_angle: float | None = None
     source: str = ""
+    posed: bytes | None = None   # the view's posed crop, encoded (``store.galleries.encode_posed``)
 
 
 @dataclass
@@ -54,6 +55,7 @@ class GalleryVersion:
     views: list[StoredView]
     nominal_score: float | None = None
     shape_points: np.ndarray | None = None   # (N, 3) float32
+    registered_nominal: dict[str, float] | None = None   # None: enrolled before it was kept (migration 5)
 
 
 @dataclass
@@ -174,14 +176,15 @@ class InspectionStore:
 
     # -- gallery -------------------------------------------------------------------------------------
     def enrol(self, sku: str, views: list[StoredView], note: str = "", nominal_score: float | None = None,
-              shape_points: np.ndarray | None = None) -> int:
-        """Store ``views`` (and the gallery's nominal score and reference shape) as the SKU's next gallery
-        version and make it the active one; returns the version."""
+              shape_points: np.ndarray | None = None, registered_nominal: dict[str, float] | None = None) -> int:
+        """Store ``views`` (and the gallery's nominal score, reference shape and registered nominal) as the
+        SKU's next gallery version and make it the active one; returns the version."""
         if not views:
             raise StoreError(f"no reference views to enrol for SKU {sku!r}")
         with self._transaction(write=True) as connection:
             self._lock_sku(connection, sku)
-            version = _insert_gallery(connection, sku, views, note, nominal_score, shape_points, active=True)
+            version = _insert_gallery(connection, sku, views, note, nominal_score, shape_points, active=True,
+                                      registered_nominal=registered_nominal)
             connection.execute(text("UPDATE gallery_versions SET active = 0 WHERE sku = :sku AND version != :v"),
                                {"sku": sku, "v": version})
             return version
@@ -209,17 +212,19 @@ class InspectionStore:
                            else ("version = :v", {"sku": sku, "v": int(version)}))
         with self._transaction() as connection:
             row = connection.execute(text(
-                "SELECT id, version, active, note, nominal_score, shape_points FROM gallery_versions "
+                "SELECT id, version, active, note, nominal_score, shape_points, registered_nominal "
+                "FROM gallery_versions "
                 f"WHERE sku = :sku AND {condition} ORDER BY version DESC LIMIT 1"), args).first()
             if row is None or row[0] == known_id:
                 return (None if row is None else row[0]), None
-            gallery_id, number, active, note, nominal, shape = row
-            views = [StoredView(_features(blob, dim), angle, source)
-                     for angle, dim, blob, source in connection.execute(text(
-                         "SELECT wrist_angle, feature_dim, features, source FROM reference_views "
+            gallery_id, number, active, note, nominal, shape, registered = row
+            views = [StoredView(_features(blob, dim), angle, source, None if posed is None else bytes(posed))
+                     for angle, dim, blob, source, posed in connection.execute(text(
+                         "SELECT wrist_angle, feature_dim, features, source, posed FROM reference_views "
                          "WHERE gallery_id = :g ORDER BY id"), {"g": gallery_id})]
         points = None if shape is None else np.frombuffer(shape, dtype=np.float32).reshape(-1, 3).copy()
-        return gallery_id, GalleryVersion(sku, number, bool(active), note, views, nominal, points)
+        return gallery_id, GalleryVersion(sku, number, bool(active), note, views, nominal, points,
+                                          None if registered is None else json.loads(registered))
 
     def import_versions(self, sku: str, versions: list[GalleryVersion]) -> bool:
         """Copy another store's gallery versions of ``sku`` here with their numbers and active flags, in one
@@ -231,7 +236,7 @@ class InspectionStore:
                 return False
             for stored in versions:
                 _insert_gallery(connection, sku, stored.views, stored.note, stored.nominal_score,
-                                stored.shape_points, stored.active, stored.version)
+                                stored.shape_points, stored.active, stored.version, stored.registered_nominal)
             return True
 
     def enrolled_skus(self) -> list[str]:
@@ -428,7 +433,7 @@ def _ensure_identity(connection: Connection) -> None:
 
 def _insert_gallery(connection: Connection, sku: str, views: list[StoredView], note: str,
                     nominal_score: float | None, shape_points: np.ndarray | None, active: bool,
-                    version: int | None = None) -> int:
+                    version: int | None = None, registered_nominal: dict[str, float] | None = None) -> int:
     """Insert one gallery version with its views (the next version unless given); returns the version."""
     if version is None:
         latest = connection.execute(text("SELECT MAX(version) FROM gallery_versions WHERE sku = :sku"),
@@ -437,15 +442,19 @@ def _insert_gallery(connection: Connection, sku: str, views: list[StoredView], n
     shape = None if shape_points is None else np.asarray(shape_points, np.float32).tobytes()
     gallery_id = connection.execute(text(
         "INSERT INTO gallery_versions (sku, version, note, num_views, active, created_at, nominal_score, "
-        "shape_points) VALUES (:sku, :v, :note, :n, :active, :t, :nominal, :shape) RETURNING id"),
+        "shape_points, registered_nominal) VALUES (:sku, :v, :note, :n, :active, :t, :nominal, :shape, :registered) "
+        "RETURNING id"),
         {"sku": sku, "v": version, "note": note, "n": len(views), "active": int(active), "t": time.time(),
-         "nominal": None if nominal_score is None else float(nominal_score), "shape": shape}).scalar_one()
+         "nominal": None if nominal_score is None else float(nominal_score), "shape": shape,
+         "registered": None if registered_nominal is None else json.dumps(
+             {name: float(value) for name, value in registered_nominal.items()})}).scalar_one()
     connection.execute(text(
-        "INSERT INTO reference_views (gallery_id, wrist_angle, feature_dim, features, source) "
-        "VALUES (:g, :angle, :dim, :features, :source)"),
+        "INSERT INTO reference_views (gallery_id, wrist_angle, feature_dim, features, source, posed) "
+        "VALUES (:g, :angle, :dim, :features, :source, :posed)"),
         [{"g": gallery_id, "angle": None if view.wrist_angle is None else float(view.wrist_angle),
           "dim": int(np.asarray(view.features).shape[-1]),
-          "features": np.asarray(view.features, dtype=np.float32).tobytes(), "source": view.source}
+          "features": np.asarray(view.features, dtype=np.float32).tobytes(), "source": view.source,
+          "posed": view.posed}
          for view in views])
     return version
 

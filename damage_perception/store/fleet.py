@@ -243,8 +243,9 @@ class FleetStore:
         return self._on_server(lambda server: server.gallery_versions(sku))
 
     def enrol(self, sku: str, views: list[StoredView], note: str = "", nominal_score: float | None = None,
-              shape_points=None) -> int:
-        return self._on_server(lambda server: server.enrol(sku, views, note, nominal_score, shape_points))
+              shape_points=None, registered_nominal: dict[str, float] | None = None) -> int:
+        return self._on_server(lambda server: server.enrol(sku, views, note, nominal_score, shape_points,
+                                                           registered_nominal))
 
     def activate(self, sku: str, version: int) -> None:
         self._on_server(lambda server: server.activate(sku, version))

@@ -140,6 +140,14 @@ MIGRATIONS: tuple[str, ...] = (
         created_at {real} NOT NULL
     );
     """,
+    # 5: what the registered comparison (core/registered_comparison.py) needs of a gallery: per reference
+    # view its posed crop (an npz: colour, depth, packed mask, the crop's camera matrix and the camera's pose;
+    # store/galleries.py), per gallery version the leave-one-out nominal of the reg_* signals (JSON). Views
+    # and versions enrolled before are NULL: their galleries load without the comparison.
+    """
+    ALTER TABLE reference_views ADD COLUMN posed {blob};
+    ALTER TABLE gallery_versions ADD COLUMN registered_nominal TEXT;
+    """,
 )
 
 

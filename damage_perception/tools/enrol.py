@@ -11,6 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from damage_perception.core.enrolment import ENROL_VIEWS
 from damage_perception.data.study import Study, gallery_episode
 from damage_perception.data.study_scores import enrol_episodes
 from damage_perception.store.database import StoreError
@@ -24,7 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", type=Path, default=None, help="model file (default: the shipped model)")
     parser.add_argument("--study", type=Path, default=None, help="enrol every gallery episode of this study")
     parser.add_argument("--sim-skus", default="", help="comma-separated SKUs to render and enrol in the sim cell")
-    parser.add_argument("--views", type=int, default=8, help="reference views per SKU when rendering")
+    parser.add_argument("--views", type=int, default=ENROL_VIEWS,
+                        help=f"reference views per SKU when rendering (default {ENROL_VIEWS}, as the node enrols)")
     parser.add_argument("--packaging-version", type=int, default=0, help="packaging version to render")
     parser.add_argument("--note", default="", help="note stored with the gallery version")
     parser.add_argument("--rollback", nargs=2, metavar=("SKU", "VERSION"), default=None,
