@@ -4,12 +4,13 @@ Each reference view keeps its patch coreset and, where it was enrolled with its 
 the registered comparison re-projects, ``core.registered_comparison.PosedCrop``) as one compressed npz blob:
 colour uint8, depth float32 metres (exactly as enrolled: the gallery's registered nominal was measured on
 it), the item mask as packed bits, the crop's 3x3 camera matrix and the 4x4 camera <- gripper pose; about
-60-100 kB per 160 px view. The version keeps the registered nominal as JSON. Versions enrolled before the
+80 kB per rendered 160 px view. The version keeps the registered nominal as JSON. Versions enrolled before the
 store kept them (schema migration 5) load with ``posed`` None and an empty nominal: no registered comparison.
 """
 from __future__ import annotations
 
 import io
+import zipfile
 
 import numpy as np
 
@@ -42,7 +43,7 @@ def decode_posed(blob: bytes) -> PosedCrop:
             mask = np.unpackbits(data["mask_bits"], count=int(np.prod(shape))).reshape(shape).astype(bool)
             return PosedCrop(data["color"], data["depth_m"], mask, data["camera_matrix"],
                              data["camera_from_gripper"])
-    except (OSError, KeyError, ValueError) as error:
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as error:
         raise StoreError(f"unreadable posed crop: {error}") from error
 
 

@@ -1,15 +1,21 @@
-"""Auto-enrolment: which passed items may grow their SKU's gallery, and the grown gallery (synthetic arrays)."""
+"""Enrolment: the node's views made into a posed gallery by the shipped model (rendered views); auto-enrolment:
+which passed items may grow their SKU's gallery, and the grown gallery (synthetic arrays)."""
 import dataclasses
 
 import numpy as np
 import pytest
 
 from damage_perception.core.damage_types import DAMAGE_TYPES
-from damage_perception.core.enrolment import AutoEnrolConfig, auto_enrol_decision, grown_gallery
+from damage_perception.core.enrolment import ENROL_VIEWS, AutoEnrolConfig, auto_enrol_decision, grown_gallery
 from damage_perception.core.gallery import build_gallery
+from damage_perception.core.registered_comparison import PRISTINE, crop_camera_matrix
 from damage_perception.core.verdict import Decision, ItemVerdict, ViewResult
+from damage_perception.core.view_pipeline import ViewPipeline
+from damage_perception.data.synthesize import view_angles, worker_renderer
 from damage_perception.store.database import InspectionStore
 from damage_perception.store.galleries import load_gallery, save_gallery
+from test.core.rendered_items import enrolment_views, rendered_views
+from test.store.test_galleries import NOMINAL, posed_crop
 
 GRID, DIM = 6, 16
 ANGLES = np.array([0.0, np.pi / 2, np.pi, 3 * np.pi / 2])
@@ -26,16 +32,27 @@ def cloud(seed: int) -> np.ndarray:
     return np.random.default_rng(seed).uniform(-0.05, 0.05, (200, 3)).astype(np.float32)
 
 
-def gallery(coreset_ratio: float = 0.1, views: int = 4):
+def gallery(coreset_ratio: float = 0.1, views: int = 4, posed: bool = False):
+    """A gallery of synthetic views; with ``posed``, each with a posed crop and the gallery's registered nominal
+    (as a model-built gallery has)."""
     patches = np.stack([view_patches(k) for k in range(views)])
     angles = np.resize(ANGLES, views) + (np.arange(views) // 4) * 0.1   # a second round 0.1 rad on
-    return build_gallery("SKU-1", patches, np.ones(patches.shape[:3], bool), angles,
-                         [cloud(k) for k in range(views)], coreset_ratio)
+    built = build_gallery("SKU-1", patches, np.ones(patches.shape[:3], bool), angles,
+                          [cloud(k) for k in range(views)], coreset_ratio,
+                          posed=[posed_crop(k) for k in range(views)] if posed else None)
+    if posed:
+        built.registered_nominal = dict(NOMINAL)
+    return built
 
 
 def item_view(index: int, anomaly: float = 0.9) -> ViewResult:
     return ViewResult(index, float(ANGLES[index % 4] + 0.05), True, 0.001, signals={"anomaly": anomaly},
                       patches=view_patches(100 + index).reshape(-1, DIM), cloud=cloud(100 + index))
+
+
+def posed_item_view(index: int) -> ViewResult:
+    """An item view as the pipeline keeps it for auto-enrolment, its posed crop too."""
+    return dataclasses.replace(item_view(index), posed=posed_crop(100 + index))
 
 
 def verdict(views: list[ViewResult] | None = None, **changes) -> ItemVerdict:
@@ -116,3 +133,84 @@ def test_the_store_numbers_the_grown_version_and_keeps_the_first(tmp_path):
     assert active.version == 2 and len(active.views) == 8 and active.metadata["note"].startswith("auto-enrolled")
     assert len(load_gallery(store, "SKU-1", 1).views) == 4
     store.close()
+
+
+def test_the_grown_gallery_keeps_the_old_views_posed_crops_and_adds_the_items():
+    current = gallery(posed=True)
+    item = [posed_item_view(k) for k in range(3)] + [item_view(3)]   # the last kept no posed crop
+    grown = grown_gallery(current, item)
+    assert [view.posed for view in grown.views[:4]] == [view.posed for view in current.views]
+    assert [view.posed for view in grown.views[4:]] == [view.posed for view in item]
+    assert grown.views[7].posed is None and grown.registered_nominal == current.registered_nominal == NOMINAL
+    assert grown.registered_nominal is not current.registered_nominal
+
+
+def test_a_gallery_enrolled_without_cameras_grows_without_them():
+    # No registered nominal to normalise the comparison with: the gallery stays one without the comparison.
+    grown = grown_gallery(gallery(), [posed_item_view(k) for k in range(4)])
+    assert all(view.posed is None for view in grown.views) and grown.registered_nominal == {}
+
+
+def test_a_grown_posed_gallery_keeps_its_crops_through_the_store(tmp_path):
+    store = InspectionStore(tmp_path / "station.db")
+    save_gallery(store, gallery(posed=True), "enrolled by a person")
+    grown = grown_gallery(load_gallery(store, "SKU-1"), [posed_item_view(k) for k in range(4)])
+    assert save_gallery(store, grown, "auto-enrolled from item 7") == 2
+    active = load_gallery(store, "SKU-1")
+    assert all(view.posed is not None for view in active.views) and active.registered_nominal == NOMINAL
+    np.testing.assert_array_equal(active.views[5].posed.color, posed_crop(101).color)
+    store.close()
+
+
+# --- enrolment at the station (rendered views, the shipped model) --------------------------------------
+
+@pytest.fixture(scope="module")
+def shipped_model():
+    from damage_perception.core.damage_model import DamageModel
+    from damage_perception.core.station import SHIPPED_MODEL_FILE
+    return DamageModel.load(SHIPPED_MODEL_FILE)
+
+
+@pytest.fixture(scope="module")
+def pipeline(shipped_model):
+    return ViewPipeline(worker_renderer()[1], model=shipped_model)
+
+
+@pytest.fixture(scope="module")
+def pristine_views():
+    """An item of SKU-C0101 at the enrolment's wrist angles."""
+    angles = view_angles(ENROL_VIEWS)
+    return rendered_views("SKU-C0101", "pristine", angles, seed=5), angles
+
+
+def test_the_enrolment_default_is_twelve_views():
+    assert ENROL_VIEWS == 12
+
+
+def test_enrolled_views_make_a_posed_gallery_with_its_registered_nominal(shipped_model, pipeline, pristine_views):
+    views, angles = pristine_views
+    enrolment, results = enrolment_views(pipeline, views, angles)
+    assert len(enrolment) == ENROL_VIEWS
+    built = enrolment.build(shipped_model, "SKU-C0101", ENROL_VIEWS)
+    assert built.metadata["refused_views"] == {} and enrolment.kept_by(built) == list(range(ENROL_VIEWS))
+    for reference, view, result, posed in zip(built.views, views, results, enrolment.posed):
+        assert reference.posed is posed
+        np.testing.assert_array_equal(posed.camera_from_gripper, view.camera_from_gripper)
+        i = view.intrinsics   # the crop's camera: the full image's moved to the crop's box
+        np.testing.assert_allclose(posed.camera_matrix, crop_camera_matrix(i.fx, i.fy, i.cx, i.cy, result.crop_box,
+                                                                           160))
+        assert posed.color.shape == (160, 160, 3) and posed.mask.sum() > 1000
+    assert set(built.registered_nominal) == set(PRISTINE)
+    assert 0.5 < built.registered_nominal["reg_overlap"] <= 1.0
+    assert built.registered_nominal["reg_missing"] < 0.1 and built.registered_nominal["reg_colour"] > 0
+
+
+def test_a_view_of_another_item_is_left_out_of_the_enrolment(shipped_model, pipeline, pristine_views):
+    views, angles = list(pristine_views[0]), pristine_views[1]
+    views[4] = rendered_views("BK-C0102", "pristine", [angles[4]], seed=6)[0]   # someone swapped the item
+    enrolment, _ = enrolment_views(pipeline, views, angles)
+    built = enrolment.build(shipped_model, "SKU-C0101", ENROL_VIEWS)
+    assert list(built.metadata["refused_views"]) == [f"{np.degrees(angles[4]):.0f} deg"]
+    kept = [k for k in range(ENROL_VIEWS) if k != 4]
+    assert enrolment.kept_by(built) == kept and [view.angle for view in built.views] == [angles[k] for k in kept]
+

@@ -15,8 +15,10 @@ from damage_perception.store.database import (
     StoreUnavailable,
 )
 from damage_perception.store.fleet import FleetStore, open_station_store
+from damage_perception.store.galleries import load_gallery, save_gallery
 from damage_perception.store.throwaway_postgres import ThrowawayPostgres
 from test.store.test_database import WRITER
+from test.store.test_galleries import NOMINAL, assert_same_crop, posed_gallery
 
 
 @pytest.fixture
@@ -90,6 +92,22 @@ def test_galleries_come_from_the_server_and_the_last_read_serves_while_it_is_dow
     server.start()
     assert station.flush(timeout=30) and other.flush(timeout=30)   # both have seen the server back
     assert station.enrol("sku-1", views(3)) == 3 and other.gallery("sku-1").version == 3
+    station.close()
+    other.close()
+
+
+def test_a_gallery_enrolled_at_one_station_reaches_another_with_its_posed_crops(tmp_path, server):
+    station = FleetStore(server.url, "st-1", tmp_path / "a.db", retry_seconds=0.2)
+    other = FleetStore(server.url, "st-2", tmp_path / "b.db", retry_seconds=0.2)
+    enrolled = posed_gallery(seed=3)
+    assert save_gallery(other, enrolled) == 1
+    read = load_gallery(station, "SKU-C0042")
+    server.kill()
+    cached = load_gallery(station, "SKU-C0042")   # the version last read serves while the server is down
+    for loaded in (read, cached):
+        assert loaded.registered_nominal == NOMINAL
+        for ours, theirs in zip(enrolled.views, loaded.views):
+            assert_same_crop(ours.posed, theirs.posed)
     station.close()
     other.close()
 
