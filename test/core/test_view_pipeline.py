@@ -1,15 +1,21 @@
-"""The view pipeline on rendered frames with invalid depth pixels mixed in: hidden surface is no evidence."""
+"""The view pipeline on rendered frames: invalid depth pixels mixed in (hidden surface is no evidence), and with
+the shipped damage model against a gallery enrolled with its cameras (the registered comparison runs live) or
+without (an old stored gallery: the reg_* signals keep their pristine defaults)."""
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 import pytest
 
 from damage_perception.core.gripper import GripperGeometry
-from damage_perception.core.view_pipeline import ViewInput, ViewPipeline
+from damage_perception.core.registered_comparison import PRISTINE
+from damage_perception.core.view_pipeline import REG_COMPUTED, ViewInput, ViewPipeline
 from damage_perception.sim.catalogue import make_catalogue
 from damage_perception.sim.items import build_item
 from damage_perception.sim.renderer import CellRenderer
 from damage_perception.sim.scene import SceneConfig
+from test.core.rendered_items import enrolment_views, rendered_views
 
 GRIPPER = GripperGeometry()
 GARBAGE = np.array([np.nan, np.inf, -np.inf, -0.5, 0.0], np.float32)
@@ -51,3 +57,58 @@ def test_scattered_invalid_depth_makes_the_view_unusable_not_intact(crushed_view
     result = process(crushed_view, with_garbage(crushed_view.depth_m, fraction))
     assert not result.found
     assert result.reason.startswith("invalid depth:"), result.reason
+
+
+# --- with the damage model: the registered comparison live ------------------------------------------------
+
+@pytest.fixture(scope="module")
+def enrolled():
+    """The shipped model's pipeline and a gallery of SKU-C0101 enrolled as the node enrols (12 posed views)."""
+    from damage_perception.core.damage_model import DamageModel
+    from damage_perception.core.enrolment import ENROL_VIEWS
+    from damage_perception.core.station import SHIPPED_MODEL_FILE
+    from damage_perception.data.synthesize import view_angles
+
+    model = DamageModel.load(SHIPPED_MODEL_FILE)
+    pipeline = ViewPipeline(GRIPPER, model=model, keep_gallery_data=True)
+    angles = view_angles(ENROL_VIEWS)
+    enrolment, _ = enrolment_views(pipeline, rendered_views("SKU-C0101", "pristine", angles, seed=5), angles)
+    return pipeline, enrolment.build(model, "SKU-C0101", ENROL_VIEWS)
+
+
+def without_cameras(gallery):
+    """The gallery as the store loads one enrolled before posed crops were kept."""
+    views = [dataclasses.replace(view, posed=None) for view in gallery.views]
+    return dataclasses.replace(gallery, views=views, registered_nominal={}, cache={})
+
+
+ANGLE = 0.1   # rad: between two reference views (every 30 degrees), as an inspection's views fall
+
+
+def test_a_view_against_a_posed_gallery_gets_computed_registered_signals(enrolled):
+    pipeline, gallery = enrolled
+    pristine = rendered_views("SKU-C0101", "pristine", [ANGLE], seed=9)[0]
+    holed = rendered_views("SKU-C0101", "hole", [ANGLE], seed=9)[0]
+    good, bad = (pipeline.process(view, wrist_angle=ANGLE, gallery=gallery)[0] for view in (pristine, holed))
+    assert good.found and bad.found
+    for result in (good, bad):
+        assert result.signals[REG_COMPUTED] == 1.0 and "registered" in result.timings
+        assert {name: result.signals[name] for name in PRISTINE} != PRISTINE
+        assert 0.3 < result.signals["reg_overlap"] < 1.0 and result.signals["reg_colour"] != 1.0
+    # the hole is material the references have and the view lacks, where it is
+    assert bad.signals["reg_missing"] > 0.5 > 0.1 > good.signals["reg_missing"]
+    assert bad.logit > good.logit
+    # kept for auto-enrolment: the view's crop with its camera
+    assert good.posed is not None and good.posed.mask.shape == (160, 160)
+    np.testing.assert_array_equal(good.posed.camera_from_gripper, pristine.camera_from_gripper)
+
+
+def test_a_gallery_without_cameras_still_scores_with_the_pristine_defaults(enrolled):
+    pipeline, gallery = enrolled
+    holed = rendered_views("SKU-C0101", "hole", [ANGLE], seed=9)[0]
+    result = pipeline.process(holed, wrist_angle=ANGLE, gallery=without_cameras(gallery))[0]
+    assert result.found and np.isfinite(result.logit) and "anomaly" in result.signals
+    assert result.signals[REG_COMPUTED] == 0.0 and "registered" not in result.timings
+    assert {name: result.signals[name] for name in PRISTINE} == PRISTINE
+    with_comparison = pipeline.process(holed, wrist_angle=ANGLE, gallery=gallery)[0]
+    assert with_comparison.logit > result.logit   # what the fallback misses of the hole

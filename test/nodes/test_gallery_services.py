@@ -1,12 +1,16 @@
 """The node's gallery services over DDS with the sim cell: enrol the held item, roll back, report a label."""
 from __future__ import annotations
 
+import io
+import json
 import sqlite3
 
+import numpy as np
 import rclpy
 from damage_perception_interfaces.action import InspectItem
 from damage_perception_interfaces.srv import EnrolSku, PresentItem, ReportLabel, RollbackGallery
 
+from damage_perception.core.registered_comparison import PRISTINE
 from test.nodes.conftest import make_client, running
 
 CELL = ("sim_cell_node", "sim_cell.yaml", {"num_items": 3, "damage_rate": 0.0, "seed": 11})
@@ -94,6 +98,15 @@ def test_enrol_rollback_and_label_through_the_node(tmp_path, ros_context):
                                 "ON g.id = m.gallery_id WHERE g.sku = ? GROUP BY g.version ORDER BY g.version",
                                 (sku,)).fetchall()
         crop = db.execute("SELECT crop FROM kept_views WHERE crop IS NOT NULL LIMIT 1").fetchone()[0]
+        posed = db.execute("SELECT g.version, COUNT(r.id), COUNT(r.posed), COUNT(g.registered_nominal) FROM "
+                           "reference_views r JOIN gallery_versions g ON g.id = r.gallery_id WHERE g.sku = ? "
+                           "GROUP BY g.version ORDER BY g.version", (sku,)).fetchall()
+        nominal = db.execute("SELECT registered_nominal FROM gallery_versions WHERE version = 1").fetchone()[0]
+        blob = db.execute("SELECT r.posed FROM reference_views r JOIN gallery_versions g ON g.id = r.gallery_id "
+                          "WHERE g.version = 1 ORDER BY r.id LIMIT 1").fetchone()[0]
+        first_views = [json.loads(scores) for (scores,) in db.execute(
+            "SELECT v.scores FROM kept_views v WHERE v.found = 1 AND v.inspection_id = "
+            "(SELECT MIN(id) FROM inspections)").fetchall()]
     assert versions == [(1, 1, "first packaging", first.views_used), (2, 0, "new packaging", second.views_used)]
     assert labels == [(after_rollback.item_id, 1, "crush", "qa-anna", f"{sku}@v1")]
     # the review station's media: every inspected item's views (2 each, the item found in both) ...
@@ -101,6 +114,19 @@ def test_enrol_rollback_and_label_through_the_node(tmp_path, ros_context):
     assert crop[:2] == b"\xff\xd8"   # a JPEG
     # ... and each gallery version's enrolment crops, one per reference view
     assert references == [(1, first.views_used), (2, second.views_used)]
+    # The registered comparison live: every reference view was stored with its crop and camera, each version
+    # with its registered nominal ...
+    assert posed == [(1, first.views_used, first.views_used, first.views_used),
+                     (2, second.views_used, second.views_used, second.views_used)]
+    assert set(json.loads(nominal)) == set(PRISTINE)
+    with np.load(io.BytesIO(blob)) as crop_data:
+        assert crop_data["color"].shape == (160, 160, 3) and crop_data["camera_from_gripper"].shape == (4, 4)
+    # ... and the first inspection's views were compared with them: computed reg_* signals, not the defaults
+    assert len(first_views) == 2
+    for scores in first_views:
+        assert scores["signal.reg_computed"] == 1.0, scores
+        assert {name: scores[f"signal.{name}"] for name in PRISTINE} != PRISTINE
+        assert 0.0 < scores["signal.reg_overlap"] < 1.0, scores
 
 
 def test_without_a_store_or_a_model_every_service_says_why(tmp_path, ros_context):
