@@ -28,7 +28,7 @@ from damage_perception.core.identification import GalleryIndex
 from damage_perception.core.inspection import InspectionError, Inspector
 from damage_perception.core.segmentation import ItemSegment
 from damage_perception.core.verdict import Decision, ViewResult
-from damage_perception.core.view_pipeline import ViewInput
+from damage_perception.core.view_pipeline import REG_COMPUTED, ViewInput
 from damage_perception.data.loaders import ros_messages as rm
 from damage_perception.data.loaders.rosbag import cdr_header, find_topic, nearest_index
 from damage_perception.data.loaders.tf_buffer import TransformHistory
@@ -204,6 +204,7 @@ class ReplayedItem:
     error: str = ""
     skipped: bool = False   # recorded as ERROR: there were no views to replay
     reason: str = field(default="", compare=False)
+    registered_views: int = 0   # views compared with the gallery's posed reference views (reg_computed)
 
     @property
     def num_views(self) -> int:
@@ -224,7 +225,8 @@ class ReplayedItem:
         row = {"item_id": self.recorded.item_id, "sku": self.recorded.sku,
                "decision": self.decision.name if self.decision is not None else None,
                "fused_score": self.fused_score, "threshold": self.threshold, "view_scores": list(self.view_scores),
-               "num_views": self.num_views, "recorded_decision": self.recorded.decision.name,
+               "num_views": self.num_views, "registered_views": self.registered_views,
+               "recorded_decision": self.recorded.decision.name,
                "recorded_fused_score": self.recorded.fused_score}
         return {**row, "error": self.error} if self.error else row
 
@@ -263,7 +265,8 @@ def replay_item(cell: RecordedCell, recorded: RecordedVerdict, setup: ReplaySetu
     if frames != len(stamps):
         raise ReplayError(f"the policy stopped after {frames} frames; the live run took {len(stamps)}")
     return ReplayedItem(recorded, verdict.decision, float(verdict.fused_score), float(verdict.threshold),
-                        tuple(float(view.score) for view in verdict.views if view.found), reason=verdict.reason)
+                        tuple(float(view.score) for view in verdict.views if view.found), reason=verdict.reason,
+                        registered_views=sum(view.signals.get(REG_COMPUTED, 0.0) == 1.0 for view in verdict.views))
 
 
 def replay_verdicts(cell: RecordedCell, setup: ReplaySetup,

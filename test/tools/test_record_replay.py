@@ -108,6 +108,9 @@ def test_replay_of_a_recorded_cell_gives_the_live_verdicts(tmp_path, ros_context
         assert row["decision"] == Decision(verdict.decision).name, row
         assert abs(row["fused_score"] - verdict.fused_score) <= 1e-4, (row, verdict.fused_score)
         assert row["num_views"] == verdict.num_views and "error" not in row
+        if verdict.gallery_version:   # against a posed gallery every view ran the registered comparison, as live
+            assert row["registered_views"] == verdict.num_views, row
+    assert any(verdict.gallery_version for verdict in live)
 
 
 # -- frame matching, on a bag written here -----------------------------------------------------------
