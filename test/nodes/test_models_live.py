@@ -65,6 +65,8 @@ def test_a_confidently_passed_item_is_auto_enrolled_and_the_next_item_uses_the_g
     assert grown is not None and grown.note.startswith("auto-enrolled"), versions
     assert versions[2] > versions[1]
     assert second.gallery_version == f"{sku}@v2", second.reason
+    # the grown version keeps the registered comparison: the enrolled views' posed crops and the item's own
+    assert all(view.posed is not None for view in grown.views) and grown.registered_nominal
 
 
 def test_an_item_sent_under_another_enrolled_sku_goes_to_review_as_a_mismatch(tmp_path, ros_context):
