@@ -28,6 +28,7 @@ from damage_perception.core.gallery import (
 )
 from damage_perception.core.onnx_backbone import OnnxBackbone, fast_backbone
 from damage_perception.core.registered_comparison import (
+    ALIGNMENTS,
     PRISTINE,
     PosedCrop,
     RegisteredScores,
@@ -89,13 +90,14 @@ class DamageModel:
 
     def __init__(self, head: DamageHead, fusion: FusionModel | None = None, version: str = "untrained",
                  backbone: Backbone | OnnxBackbone | None = None, gallery_scoring: str = "patchcore",
-                 shape_check: bool = True) -> None:
+                 shape_check: bool = True, alignment: str = "coloured") -> None:
         if gallery_scoring not in SCORINGS:
             raise ValueError(f"unknown gallery scoring {gallery_scoring!r}; one of {SCORINGS}")
         # The ICP shape check against the union of the gallery clouds (shape_extra / shape_missing); models
         # with the registered comparison leave it out (it cost a third of a view's time for item AUROC
         # 0.53-0.61 on its own; the registered missing / extra shares measure the same per region).
         self.shape_check = shape_check
+        self.alignment = alignment   # how the registered comparison aligns a view (core.registered_comparison)
         self.gallery_scoring = gallery_scoring   # how views are scored against a gallery (core.gallery)
         self.head = head.eval()
         self.fusion = fusion
@@ -156,7 +158,7 @@ class DamageModel:
         if not posed or len(posed) != len(clouds) or len(references) < 2:
             return None
         start = time.perf_counter()
-        correspondences = [correspond_view(view, cloud, references, gallery.shape)[0]
+        correspondences = [correspond_view(view, cloud, references, gallery.shape, alignment=self.alignment)[0]
                            for view, cloud in zip(posed, clouds)]
         aligned = self.featurize(np.stack([c.aligned_color for c in correspondences]),
                                  np.stack([view.mask for view in posed]), np.stack([view.depth_m for view in posed]))
@@ -211,7 +213,8 @@ class DamageModel:
         path.parent.mkdir(parents=True, exist_ok=True)
         torch.save({"format": MODEL_FORMAT, "version": self.version, "head": self.head.state_dict(),
                     "fusion": self.fusion.to_dict() if self.fusion else None,
-                    "gallery_scoring": self.gallery_scoring, "shape_check": self.shape_check}, path)
+                    "gallery_scoring": self.gallery_scoring, "shape_check": self.shape_check,
+                    "alignment": self.alignment}, path)
         return path
 
     @classmethod
@@ -236,5 +239,9 @@ class DamageModel:
         scoring = data.get("gallery_scoring", "top_mean")
         if scoring not in SCORINGS:
             raise ModelLoadError(f"model file {path} asks for gallery scoring {scoring!r}; this code has {SCORINGS}")
+        alignment = str(data.get("alignment", "shape"))   # files from before it was recorded aligned by shape
+        if alignment not in ALIGNMENTS:
+            raise ModelLoadError(f"model file {path} asks for alignment {alignment!r}; this code has {ALIGNMENTS}")
         return cls(head, fusion, str(data.get("version", "unknown")), gallery_scoring=scoring,
-                   shape_check=bool(data.get("shape_check", True)))
+                   shape_check=bool(data.get("shape_check", True)),
+                   alignment=alignment)

@@ -20,10 +20,12 @@ so a missing part is scored where it is, not as one share of the whole item. Pla
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
+import open3d as o3d
+from scipy.spatial import cKDTree
 
 from damage_perception.core.camera import CameraIntrinsics
 from damage_perception.core.crops import ItemCrop
@@ -37,6 +39,11 @@ REGION_CELLS = 3             # a region is REGION_CELLS x REGION_CELLS cells
 TOP_CELLS = 5                # residual summaries average this many worst cells
 BESIDE_MARGIN_M = 0.02       # "beside" needs the view's point this much nearer than the references' surface
 SILHOUETTE_PX = 3            # item pixels this near the outline are not judged "extra"
+COLOUR_VOXEL_M = 0.003       # coloured ICP runs on clouds thinned to this voxel
+COLOUR_STAGES = ((0.01, 20), (0.005, 20))   # (correspondence distance m, iterations) of coloured ICP
+COLOUR_MAX_SHIFT_M = 0.02     # a coloured refinement moving the item more than this from ICP's is refused
+COLOUR_FITNESS_SLACK = 0.02   # ... and one whose geometric fit (share of points within 1 cm) drops by more
+COLOUR_GAIN = 0.8             # ... or whose colour difference does not fall below this share of ICP's
 MIN_OVERLAP = 0.3            # below this share of matched pixels the comparison says little (grazing view)
 
 
@@ -50,6 +57,7 @@ class PosedCrop:
     mask: np.ndarray                  # (S, S) bool, the segmented item
     camera_matrix: np.ndarray         # 3x3 K of the crop's pixels
     camera_from_gripper: np.ndarray   # 4x4
+    cache: dict = field(default_factory=dict, repr=False, compare=False)  # derived (its coloured cloud)
 
     @property
     def camera_position(self) -> np.ndarray:
@@ -115,10 +123,12 @@ def nearest_references(camera_in_reference: np.ndarray, center: np.ndarray, refe
 
 
 def correspond(view: PosedCrop, reference_from_view: np.ndarray, references: list[PosedCrop],
-               region: np.ndarray) -> Correspondence:
+               region: np.ndarray, coherent_colour: bool = True) -> Correspondence:
     """Carry the view's ``region`` pixels into each of ``references`` through ``reference_from_view`` (the
     registration, gripper frame of the view -> of the references) and keep, per pixel, the reference whose
-    depth agrees best."""
+    depth agrees best. With ``coherent_colour`` (the ``coloured`` alignment) a pixel's aligned colour comes
+    from the nearest reference that sees its surface and only the references' item is pasted; without it
+    (``shape``, the v2 models) from the best-agreeing reference, whatever it shows."""
     size = view.depth_m.shape[0]
     has_point = region & (view.depth_m > 0)
     transform = reference_from_view.astype(np.float32)
@@ -128,6 +138,11 @@ def correspond(view: PosedCrop, reference_from_view: np.ndarray, references: lis
     best_on_item = np.zeros(len(points_ref), bool)
     best_color = np.zeros((len(points_ref), 3), np.float32)
     best_z = np.ones(len(points_ref))
+    # The aligned colour of a pixel comes from the first reference (nearest camera first) that sees the same
+    # surface: taking each pixel from whichever reference's depth happens to agree best mixes views lit and
+    # shaded differently into a speckle whose features differ from the view everywhere.
+    coherent_color = np.zeros((len(points_ref), 3), np.float32)
+    coherent = np.zeros(len(points_ref), bool)
     for reference in references:
         pose = reference.camera_from_gripper.astype(np.float32)
         camera = points_ref @ pose[:3, :3].T + pose[:3, 3]
@@ -147,7 +162,12 @@ def correspond(view: PosedCrop, reference_from_view: np.ndarray, references: lis
         best_on_item = np.where(better, reference.mask[row_i, col_i], best_on_item)
         best_color = np.where(better[:, None], reference.color[row_i, col_i], best_color)
         best_z = np.where(better, z, best_z)
+        first = ~coherent & (np.abs(signed) <= DEPTH_TOLERANCE_M + DEPTH_TOLERANCE_PER_M * z)
+        coherent_color[first] = reference.color[row_i[first], col_i[first]]
+        coherent |= first
     tolerance = DEPTH_TOLERANCE_M + DEPTH_TOLERANCE_PER_M * best_z
+    if coherent_colour:
+        best_color = np.where(coherent[:, None], coherent_color, best_color)
     on_item = view.mask[has_point]
     matched_flat = best_error <= tolerance
     # Only where this view sees the item: beside it, a silhouette a few pixels off (registration, a 15-degree
@@ -175,7 +195,9 @@ def correspond(view: PosedCrop, reference_from_view: np.ndarray, references: lis
         rows_cols = np.argwhere(has_point)
         # The aligned image is what the reference shows along each pixel's ray, matched or not: a hole or a
         # dent shows the reference's intact face there, so the features differ where the item changed.
-        projected = np.isfinite(best_error)
+        # Only where the reference shows the item: its gripper or background (grasped elsewhere on the item)
+        # would otherwise be pasted over the view's and read as a change.
+        projected = np.isfinite(best_error) & (best_on_item | (not coherent_colour))
         aligned[rows_cols[projected, 0], rows_cols[projected, 1]] = theirs[projected].astype(np.uint8)
         same = rows_cols[matched_flat]
         residual[same[:, 0], same[:, 1]] = np.abs(ours[matched_flat] - theirs[matched_flat]).mean(axis=1) / 255.0
@@ -260,15 +282,88 @@ def compare_region(view: PosedCrop, grow_px: int = 8) -> np.ndarray:
     return cv2.dilate(view.mask.astype(np.uint8), kernel).astype(bool)
 
 
+def coloured_cloud(crop: PosedCrop) -> o3d.geometry.PointCloud | None:
+    """The crop's item pixels as a gripper-frame cloud with colours and normals (thinned; cached on the
+    crop), for coloured ICP; None when too few pixels have depth."""
+    if "coloured_cloud" not in crop.cache:
+        pixels = crop.mask & (crop.depth_m > 0)
+        points = crop_points(crop, pixels)
+        colours = crop.color[pixels].astype(np.float64) / 255.0
+        ok = np.isfinite(points).all(axis=1)
+        cloud = None
+        if ok.sum() >= 50:
+            cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(points[ok].astype(np.float64)))
+            cloud.colors = o3d.utility.Vector3dVector(colours[ok])
+            cloud = cloud.voxel_down_sample(COLOUR_VOXEL_M)
+            cloud.estimate_normals(o3d.geometry.KDTreeSearchParamHybrid(radius=4 * COLOUR_VOXEL_M, max_nn=30))
+        crop.cache["coloured_cloud"] = cloud
+    return crop.cache["coloured_cloud"]
+
+
+def refine_with_colour(view: PosedCrop, reference: PosedCrop, transform: np.ndarray) -> np.ndarray:
+    """Refine ``transform`` (reference <- view, from ICP on shape alone) with coloured ICP against the
+    nearest reference view: a flat face (a card, a book cover) lets geometric ICP slide in its plane, the
+    printed artwork does not. Falls back to ``transform`` when the refinement fails or moves too far."""
+    source, target = coloured_cloud(view), coloured_cloud(reference)
+    if source is None or target is None or len(source.points) < 50 or len(target.points) < 50:
+        return transform
+    refined = transform
+    try:
+        for distance, iterations in COLOUR_STAGES:
+            result = o3d.pipelines.registration.registration_colored_icp(
+                source, target, distance, refined,
+                o3d.pipelines.registration.TransformationEstimationForColoredICP(),
+                o3d.pipelines.registration.ICPConvergenceCriteria(1e-6, 1e-6, iterations))
+            refined = np.asarray(result.transformation)
+    except RuntimeError:
+        return transform
+    centre = np.asarray(source.get_center())
+    moved = np.linalg.norm((refined[:3, :3] - transform[:3, :3]) @ centre + refined[:3, 3] - transform[:3, 3])
+    if not np.isfinite(refined).all() or moved > COLOUR_MAX_SHIFT_M:
+        return transform
+    # Kept only where the print now fits clearly better and the surfaces still fit as well: under a light
+    # that moved with the wrist, colour alone pulls a plain face a few millimetres off its place (measured on
+    # galleries, whose views share one grasp: up to 11 mm without this check).
+    distance = COLOUR_STAGES[0][0]   # wider than a slide: a face moved within its plane keeps its points
+    before, after = (_colour_fit(source, target, distance, t) for t in (transform, refined))
+    if after[0] < before[0] - COLOUR_FITNESS_SLACK or after[1] > COLOUR_GAIN * before[1]:
+        return transform
+    return refined
+
+
+def _colour_fit(source: o3d.geometry.PointCloud, target: o3d.geometry.PointCloud, distance: float,
+                transform: np.ndarray) -> tuple[float, float]:
+    """(share of source points with a target point within ``distance``, their mean absolute colour
+    difference) under ``transform``."""
+    points = np.asarray(source.points) @ transform[:3, :3].T + transform[:3, 3]
+    tree = cKDTree(np.asarray(target.points))
+    gap, nearest = tree.query(points, distance_upper_bound=distance)
+    near = np.isfinite(gap)
+    if not near.any():
+        return 0.0, np.inf
+    difference = np.abs(np.asarray(source.colors)[near] - np.asarray(target.colors)[nearest[near]]).mean()
+    return float(near.mean()), float(difference)
+
+
+ALIGNMENTS = ("shape", "coloured")   # shape: ICP on the shape alone (v2 models); coloured: + coloured ICP
+
+
 def correspond_view(view: PosedCrop, cloud: np.ndarray, references: list[PosedCrop], shape: ReferenceShape,
-                    registration: Registration | None = None) -> tuple[Correspondence, Registration]:
+                    registration: Registration | None = None,
+                    alignment: str = "coloured") -> tuple[Correspondence, Registration]:
     """Register a view (its item ``cloud``, gripper frame) to the reference ``shape`` and carry its pixels into
-    the reference views seen from nearest its camera."""
+    the reference views seen from nearest its camera; with the ``coloured`` alignment the registration is
+    refined against the nearest reference's print and the aligned image is taken coherently (``correspond``)."""
+    if alignment not in ALIGNMENTS:
+        raise ValueError(f"unknown alignment {alignment!r}; one of {ALIGNMENTS}")
     registration = registration or register(cloud, shape)
     camera = (registration.transform @ np.append(view.camera_position, 1.0))[:3]
     center = shape.points.mean(axis=0) if len(shape.points) else np.zeros(3)
     chosen = [references[k] for k in nearest_references(camera, center, references)]
-    return correspond(view, registration.transform, chosen, compare_region(view)), registration
+    coloured = alignment == "coloured"
+    if coloured and chosen:
+        registration = Registration(refine_with_colour(view, chosen[0], registration.transform), registration.fitness)
+    return correspond(view, registration.transform, chosen, compare_region(view), coloured), registration
 
 
 def normalised(scores: RegisteredScores, nominal: dict[str, float]) -> dict[str, float]:

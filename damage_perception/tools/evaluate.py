@@ -210,12 +210,15 @@ def compare_model(path: Path, model, study: Study, items, no_progress: bool) -> 
         return None
     same_head = all(torch.equal(a, b) for a, b in zip(model.head.state_dict().values(),
                                                        other.head.state_dict().values()))
-    if same_head and other.gallery_scoring == model.gallery_scoring:
-        # It never used the registered signals: without its own registered stage its latency is less.
+    # A model without the boosted item model never read the registered signals, whichever alignment it names.
+    no_registered = other.fusion.boosted is None
+    if same_head and other.gallery_scoring == model.gallery_scoring and (no_registered
+                                                                           or other.alignment == model.alignment):
+        # Without its own registered stage (when it reads none) its latency is less.
         stripped = [dataclasses.replace(i, signals=[{k: v for k, v in s.items() if not k.startswith("reg_")}
                                                     for s in i.signals],
                                         timings=[{k: v for k, v in t.items() if k != "registered"} for t in i.timings])
-                    for i in items]
+                    for i in items] if no_registered else items
         scored_again = False
     else:
         stripped = score_study(study, other, progress=not no_progress)

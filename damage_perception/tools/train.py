@@ -16,6 +16,7 @@ from damage_perception.core.classifier import DamageHead, cell_labels
 from damage_perception.core.damage_model import DamageModel
 from damage_perception.core.fusion import fit_fusion
 from damage_perception.core.metrics import auroc
+from damage_perception.core.registered_comparison import ALIGNMENTS
 from damage_perception.core.training import TrainingViews, TrainSettings, train_head
 from damage_perception.data.study import Study
 from damage_perception.data.study_scores import fusion_data, load_scores, save_scores, score_study
@@ -51,6 +52,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-shape-check", action="store_true",
                         help="leave out the ICP shape check against the union of the gallery clouds (models with "
                              "the registered comparison do not need it)")
+    parser.add_argument("--alignment", choices=ALIGNMENTS, default="coloured",
+                        help="how the registered comparison aligns a view with its references: coloured = shape "
+                             "ICP refined by coloured ICP against the nearest reference's print (default), "
+                             "shape = ICP on the shape alone (the v2 models)")
     parser.add_argument("--no-progress", action="store_true")
     distributed.add_arguments(parser)
 
@@ -122,7 +127,7 @@ def train(args: argparse.Namespace, shard) -> int:
     if args.refit_fusion:
         model = DamageModel.load(args.refit_fusion)
         recipe = model.version.rsplit("-", 1)[0].removeprefix("effl0-")
-        for suffix in ("-gb", "-noshape", "-pc"):   # what this run decides anew
+        for suffix in ("-gb", "-ca", "-noshape", "-pc"):   # what this run decides anew
             recipe = recipe.removesuffix(suffix)
     else:
         model = DamageModel(DamageHead())
@@ -136,8 +141,10 @@ def train(args: argparse.Namespace, shard) -> int:
             return 0
     model.gallery_scoring = args.gallery_scoring
     model.shape_check = not args.no_shape_check
+    model.alignment = args.alignment
     recipe += "-pc" if args.gallery_scoring == "patchcore" else ""
     recipe += "" if model.shape_check else "-noshape"
+    recipe += "-ca" if model.alignment == "coloured" else ""
     if args.fusion_scores and args.refit_fusion:
         scores = [item for item in load_scores(args.fusion_scores) if item.sku in set(validation_skus)]
         print(f"train: fitting the fusion on {len(scores)} scored items of {args.fusion_scores}")

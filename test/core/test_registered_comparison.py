@@ -8,6 +8,7 @@ from damage_perception.core.registered_comparison import (
     crop_camera_matrix,
     crop_points,
     nearest_references,
+    refine_with_colour,
     region_max,
 )
 from damage_perception.core.transforms import make_transform
@@ -83,6 +84,31 @@ def test_nearest_references_follow_the_camera_direction():
         references.append(crop)
     camera = np.array([np.cos(0.6), np.sin(0.6), 0.0])
     assert sorted(nearest_references(camera, np.zeros(3), references)) == [1, 2]
+
+
+def printed_plane(shift_px=0):
+    """A 64 px flat card 0.5 m away (1.25 mm per px) with smooth printed blobs, the print slid by ``shift_px``."""
+    import cv2
+    rng = np.random.default_rng(3)
+    ink = cv2.GaussianBlur(rng.random((SIZE, SIZE + 16)).astype(np.float32), (0, 0), 3)
+    ink = (ink - ink.min()) / (ink.max() - ink.min())
+    ink = ink[:, 8 + shift_px:8 + shift_px + SIZE]
+    image = (np.stack([ink, 1 - ink, 0.5 * ink], -1) * 255).astype(np.uint8)
+    k = np.array([[400.0, 0, 31.5], [0, 400.0, 31.5], [0, 0, 1]])
+    return PosedCrop(image, np.full((SIZE, SIZE), 0.5, np.float32), np.ones((SIZE, SIZE), bool), k, np.eye(4))
+
+
+def test_coloured_refinement_finds_a_slide_in_the_plane_of_a_flat_face():
+    # Geometry alone cannot tell where a flat card sits in its plane; the print can: the reference's print
+    # is 5 px (6.25 mm) to the side, the identity (what shape ICP gives) is refined to that slide.
+    view, reference = printed_plane(), printed_plane(shift_px=5)
+    refined = refine_with_colour(view, reference, np.eye(4))
+    assert refined[0, 3] == pytest.approx(-0.00625, abs=0.002)
+    inner = np.zeros((SIZE, SIZE), bool)
+    inner[8:-8, 12:-12] = True
+    before = correspond(view, np.eye(4), [reference], inner).colour_residual[inner].mean()
+    after = correspond(view, refined, [reference], inner).colour_residual[inner].mean()
+    assert after < 0.5 * before
 
 
 @pytest.fixture(scope="module")
