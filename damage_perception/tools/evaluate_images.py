@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from damage_perception.core.appearance import AppearanceModel, square_photo
+from damage_perception.core.appearance import SHIPPED_APPEARANCE_FILE, AppearanceModel, square_photo
 from damage_perception.core.damage_model import ModelLoadError
 from damage_perception.core.metrics import detection_figures, figures_line
 from damage_perception.data.loaders.mvtec import read_color
@@ -35,7 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=Path("out/evaluation/images"), help="folder for the figures")
     parser.add_argument("--model", type=Path, default=None, help="model file (default: the shipped model)")
     parser.add_argument("--appearance", type=Path, default=None,
-                        help="also score with this appearance model file (train-appearance), side by side")
+                        help="also score with this appearance model file (train-appearance; 'shipped': the "
+                             "installed one), side by side")
     parser.add_argument("--size", type=int, default=160, help="px of the square crop the backbone sees")
     parser.add_argument("--split", choices=("all", "heldout", "train"), default="all",
                         help="score all photos, or the held-out / training part of the seeded split")
@@ -99,7 +100,8 @@ def run(args: argparse.Namespace) -> int:
     appearance = None
     if args.appearance is not None:
         try:
-            appearance = AppearanceModel.load(args.appearance)
+            appearance = AppearanceModel.load(SHIPPED_APPEARANCE_FILE if str(args.appearance) == "shipped"
+                                              else args.appearance)
         except ModelLoadError as error:
             print(f"evaluate-images: {error}", file=sys.stderr)
             return 2

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from damage_perception.core.appearance import (
+    SHIPPED_APPEARANCE_FILE,
     AppearanceModel,
     TailTrainer,
     TrainSettings,
@@ -156,3 +157,12 @@ def test_training_interrupted_and_resumed_from_its_state_ends_where_straight_tra
                             resumed.model.trained_modules().state_dict().values()):
         torch.testing.assert_close(a, b, msg=name)
     assert [h.loss for h in resumed.history] == pytest.approx([h.loss for h in straight.history])
+
+
+def test_the_shipped_appearance_model_loads_and_scores():
+    shipped = AppearanceModel.load(SHIPPED_APPEARANCE_FILE)
+    assert SHIPPED_APPEARANCE_FILE.stat().st_size <= 20e6
+    assert shipped.version.startswith("app-") and shipped.meta["split"] == "train" and shipped.meta["seed"] == 0
+    photos = _photos(2, True, np.random.default_rng(7), side=160)
+    probabilities = appearance_probability(shipped, list(photos))
+    assert probabilities.shape == (2,) and np.all((probabilities > 0) & (probabilities < 1))
