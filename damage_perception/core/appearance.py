@@ -9,7 +9,7 @@ training photo are computed once and cached (``trunk_maps``), and training runs 
 
 A model file (``AppearanceModel.save``) holds a format tag, a version string, the backbone's name, the
 resolution, the first trained block, the test-time augmentation (flip, scales) and the trained weights
-(about 12 MB for Lite0); ``AppearanceModel.load`` raises ``ModelLoadError`` with the reason on a missing or
+(11 MB for Lite0, 15 MB for Lite2); ``AppearanceModel.load`` raises ``ModelLoadError`` with the reason on a missing or
 corrupt file. ``appearance_probability(model, images)`` is the one call a user of the model needs.
 No ROS here.
 """

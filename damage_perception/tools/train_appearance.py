@@ -160,7 +160,7 @@ def run(args: argparse.Namespace) -> int:
     settings = TrainSettings(epochs=args.epochs, batch=args.batch, lr_backbone=args.lr_backbone,
                              lr_head=args.lr_head, patience=args.patience, seed=args.seed)
     trainer = TailTrainer(model, train_maps, fit_labels, val_maps, val_labels, settings)
-    checkpoint = work / f"checkpoint-{key}.pt"
+    checkpoint = work / f"checkpoint-{key}-c{args.copies}.pt"
     if checkpoint.is_file():
         state = torch.load(checkpoint, map_location="cpu", weights_only=False)
         if state.get("settings") == settings.to_dict():
