@@ -37,6 +37,8 @@ COMMANDS = {  # sub-command -> (module, help)
         "MVTec AD layout: enrol train/good as the gallery, score test images; image AUROC, recall at FPR 1%% and 5%%"),
     "evaluate-images": ("damage_perception.tools.evaluate_images",
         "photos in DIR/damaged and DIR/intact (no depth): no-gallery classifier: AUROC, recall at FPR 1%% and 5%%"),
+    "train-appearance": ("damage_perception.tools.train_appearance",
+        "fine-tune the appearance model (last backbone stage + head) on real photos in DIR/damaged and DIR/intact"),
     "enrol": ("damage_perception.tools.enrol",
         "enrol reference galleries for SKUs (from a study or rendered in the sim cell) into a station store"),
     "drift": ("damage_perception.tools.drift",

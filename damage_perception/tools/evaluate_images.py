@@ -5,18 +5,25 @@ whole-image crops (``image_inputs``); the image's score is the view's damage log
 heldout --seed N`` only the seeded, stratified held-out share of DIR is scored (``photo_split``: the same
 split ``train-appearance`` leaves out), so a figure on photos used for training is never reported by mistake.
 Prints and writes ``evaluation.json`` (AUROC, recall at FPR 1 % and 5 %); the figures are the last line.
+``--appearance FILE`` also scores the same photos with a trained appearance model (``train-appearance``,
+``core/appearance.py``): its figures and ms per image sit under ``appearance`` in ``evaluation.json``, beside
+the classifier's, and its line is printed last.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from damage_perception.core.appearance import SHIPPED_APPEARANCE_FILE, AppearanceModel, square_photo
+from damage_perception.core.damage_model import ModelLoadError
 from damage_perception.core.metrics import detection_figures, figures_line
+from damage_perception.data.loaders.mvtec import read_color
 from damage_perception.tools.image_inputs import check_size, featurize_images, image_files
 from damage_perception.tools.model_file import open_model
 
@@ -27,6 +34,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("folder", type=Path, help="DIR with damaged/ and intact/ photos")
     parser.add_argument("--out", type=Path, default=Path("out/evaluation/images"), help="folder for the figures")
     parser.add_argument("--model", type=Path, default=None, help="model file (default: the shipped model)")
+    parser.add_argument("--appearance", type=Path, default=None,
+                        help="also score with this appearance model file (train-appearance; 'shipped': the "
+                             "installed one), side by side")
     parser.add_argument("--size", type=int, default=160, help="px of the square crop the backbone sees")
     parser.add_argument("--split", choices=("all", "heldout", "train"), default="all",
                         help="score all photos, or the held-out / training part of the seeded split")
@@ -61,6 +71,22 @@ def image_scores(model, paths: list[Path], size: int) -> np.ndarray:
     return np.asarray(scores, float)
 
 
+def appearance_scores(model: AppearanceModel, paths: list[Path], batch: int = 16) -> np.ndarray:
+    """The appearance model's damage log-odds of each photo (its own size and test-time augmentation)."""
+    scores = []
+    for start in range(0, len(paths), batch):
+        chunk = paths[start:start + batch]
+        scores.append(model.logits(np.stack([square_photo(read_color(p), model.size) for p in chunk])))
+    return np.concatenate(scores) if scores else np.zeros(0)
+
+
+def _timed(score, files: dict[str, list[Path]]) -> tuple[dict[str, np.ndarray], float]:
+    """({class: scores}, ms per photo, reading included)."""
+    started = time.perf_counter()
+    scores = {name: score(files[name]) for name in CLASS_FOLDERS}
+    return scores, 1000 * (time.perf_counter() - started) / max(1, sum(len(v) for v in files.values()))
+
+
 def run(args: argparse.Namespace) -> int:
     problem = check_size(args.size)
     files = selected(args) if problem is None else {}
@@ -71,18 +97,44 @@ def run(args: argparse.Namespace) -> int:
     model = open_model(args.model, "evaluate-images")
     if model is None:
         return 2
+    appearance = None
+    if args.appearance is not None:
+        try:
+            appearance = AppearanceModel.load(SHIPPED_APPEARANCE_FILE if str(args.appearance) == "shipped"
+                                              else args.appearance)
+        except ModelLoadError as error:
+            print(f"evaluate-images: {error}", file=sys.stderr)
+            return 2
     torch.set_num_threads(min(2, torch.get_num_threads()))
-    scores = {name: image_scores(model, files[name], args.size) for name in CLASS_FOLDERS}
+    scores, ms = _timed(lambda paths: image_scores(model, paths, args.size), files)
     figures = detection_figures(scores["damaged"], scores["intact"])
     summary = {"folder": str(args.folder), "model": model.version, "size": args.size, "split": args.split,
-               "seed": args.seed, "heldout_share": args.heldout_share, **figures}
+               "seed": args.seed, "heldout_share": args.heldout_share, **figures, "ms_per_image": round(ms, 1)}
+    if appearance is not None:
+        runs_on = appearance.use_onnx(2)
+        app_scores, app_ms = _timed(lambda paths: appearance_scores(appearance, paths), files)
+        app_figures = detection_figures(app_scores["damaged"], app_scores["intact"])
+        summary["appearance"] = {"file": str(args.appearance), "model": appearance.version, "size": appearance.size,
+                                 "backbone": appearance.backbone, "scales": list(appearance.scales),
+                                 "flip_tta": appearance.flip_tta, "runs_on": runs_on, **app_figures,
+                                 "ms_per_image": round(app_ms, 1)}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "evaluation.json").write_text(json.dumps(summary, indent=1))
     with (args.out / "scores.jsonl").open("w") as file:
         for name in CLASS_FOLDERS:
-            for path, score in zip(files[name], scores[name]):
-                file.write(json.dumps({"image": str(path), "label": name, "score": float(score)}) + "\n")
-    print(f"evaluate-images: model {model.version}, {args.size} px, split {args.split} (seed {args.seed})")
+            for k, (path, score) in enumerate(zip(files[name], scores[name])):
+                row = {"image": str(path), "label": name, "score": float(score)}
+                if appearance is not None:
+                    row["appearance_score"] = float(app_scores[name][k])
+                file.write(json.dumps(row) + "\n")
+    print(f"evaluate-images: model {model.version}, {args.size} px, split {args.split} (seed {args.seed}), "
+          f"{ms:.0f} ms per image")
+    if appearance is not None:
+        print(f"evaluate-images: appearance model {appearance.version}, {appearance.size} px, "
+              f"scales {appearance.scales}, flip {appearance.flip_tta}, {summary['appearance']['runs_on']}, "
+              f"{app_ms:.0f} ms per image")
     print(f"wrote {args.out / 'evaluation.json'}")
     print(figures_line("images", figures))
+    if appearance is not None:
+        print(figures_line("appearance", app_figures))
     return 0
