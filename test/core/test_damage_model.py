@@ -66,3 +66,17 @@ def test_a_head_of_another_shape_does_not_fit(model, tmp_path):
     torch.save(data, path)
     with pytest.raises(ModelLoadError, match="does not fit"):
         DamageModel.load(path)
+
+
+def test_the_alignment_is_recorded_and_files_without_it_align_by_shape(model, tmp_path):
+    model.alignment = "coloured"
+    path = model.save(tmp_path / "model.pt")
+    assert DamageModel.load(path).alignment == "coloured"
+    data = torch.load(path, weights_only=True)
+    del data["alignment"]   # a file written before the alignment was recorded (the v2 models)
+    torch.save(data, path)
+    assert DamageModel.load(path).alignment == "shape"
+    data["alignment"] = "telepathic"
+    torch.save(data, path)
+    with pytest.raises(ModelLoadError, match="alignment"):
+        DamageModel.load(path)
