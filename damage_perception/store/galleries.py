@@ -55,19 +55,23 @@ def save_gallery(store: InspectionStore, gallery: SkuGallery, note: str = "") ->
                        dict(gallery.registered_nominal) or None)
 
 
-def load_gallery(store: InspectionStore, sku: str, version: int | None = None) -> SkuGallery | None:
-    """The SKU's active (or given) gallery version, or None when it has none."""
+def load_gallery(store: InspectionStore, sku: str, version: int | None = None,
+                 with_posed: bool = True) -> SkuGallery | None:
+    """The SKU's active (or given) gallery version, or None when it has none; ``with_posed=False`` leaves the
+    views' posed crops undecoded (``posed`` None), for uses that need only the patches."""
     stored = store.gallery(sku, version)
     if stored is None:
         return None
     views = [ReferenceView(float(v.wrist_angle or 0.0), np.atleast_2d(v.features).astype(np.float32),
-                           None if v.posed is None else decode_posed(v.posed))
+                           decode_posed(v.posed) if with_posed and v.posed is not None else None)
              for v in stored.views]
     shape = ReferenceShape(stored.shape_points if stored.shape_points is not None else np.zeros((0, 3), np.float32))
     return SkuGallery(sku, views, shape, stored.nominal_score or 1.0, stored.version, {"note": stored.note},
                       dict(stored.registered_nominal or {}))
 
 
-def active_galleries(store: InspectionStore) -> list[SkuGallery]:
-    """The active gallery of every SKU that has one (for ``core.identification.GalleryIndex``)."""
-    return [gallery for sku in store.skus_with_gallery() if (gallery := load_gallery(store, sku)) is not None]
+def active_galleries(store: InspectionStore, with_posed: bool = False) -> list[SkuGallery]:
+    """The active gallery of every SKU that has one (for ``core.identification.GalleryIndex``, which needs
+    only the patches: by default the posed crops, about 1 MB per 12-view SKU decoded, are left out)."""
+    return [gallery for sku in store.skus_with_gallery()
+            if (gallery := load_gallery(store, sku, with_posed=with_posed)) is not None]

@@ -116,6 +116,16 @@ def test_posed_crops_and_the_registered_nominal_load_back_exactly(store):
             assert_same_crop(ours.posed, theirs.posed)
 
 
+def test_the_identification_index_reads_patches_without_decoding_posed_crops(store):
+    saved = posed_gallery(seed=0)
+    save_gallery(store, saved)
+    (indexed,) = active_galleries(store)
+    assert all(view.posed is None for view in indexed.views)
+    for ours, theirs in zip(saved.views, indexed.views):
+        assert np.array_equal(ours.patches, theirs.patches)
+    assert all(view.posed is not None for view in active_galleries(store, with_posed=True)[0].views)
+
+
 def test_a_gallery_without_cameras_loads_without_them(store):
     save_gallery(store, gallery(seed=0))
     save_gallery(store, posed_gallery(seed=1))
