@@ -220,10 +220,11 @@ class DamagePerceptionNode(Node):
                              view_stamps=[frame.depth.header.stamp for frame in frames])
         return msg, (verdict, gallery)
 
-    def _capture_view(self, angle: float, deadline: float) -> ViewInput:
-        """For an enrolment: send the wrist to ``angle`` ourselves and wait for the view there."""
+    def _capture_view(self, angle: float, deadline: float, not_before_ns: int = 0) -> ViewInput:
+        """For an enrolment: send the wrist to ``angle`` ourselves and wait for a view there stamped at or after
+        ``not_before_ns``."""
         self.wrist_pub.publish(self._wrist_pose(angle))
-        return self.camera.wait_for_view(angle, deadline)[0]
+        return self.camera.wait_for_view(angle, deadline, not_before_ns)[0]
 
     def _wrist_pose(self, angle: float) -> PoseStamped:
         return wrist_pose(angle, self.settings.presentation_frame, self.get_clock().now().to_msg())

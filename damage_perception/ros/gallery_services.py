@@ -27,8 +27,9 @@ from damage_perception.store.database import InspectionStore, StoreError
 from damage_perception.store.galleries import save_gallery
 from damage_perception.store.item_media import keep_reference_crops
 
-# capture(angle, deadline): move the wrist to ``angle`` and return the first view that shows it there
-Capture = Callable[[float, float], ViewInput]
+# capture(angle, deadline, not_before_ns): move the wrist to ``angle`` and return the first view that shows it
+# there, stamped at or after ``not_before_ns``
+Capture = Callable[[float, float, int], ViewInput]
 
 
 class GalleryServices:
@@ -87,9 +88,12 @@ class GalleryServices:
     def _enrol(self, request: EnrolSku.Request) -> tuple[int, int]:
         requested = int(request.num_views) or int(self.node.get_parameter("enrol_num_views").value)
         deadline = time.monotonic() + float(self.node.get_parameter("enrol_deadline").value)
+        # Only frames stamped after the request: one rendered while the item was still being presented shows an
+        # empty gripper (the first view would then end the enrolment as "no item in the gripper").
+        requested_ns = self.node.get_clock().now().nanoseconds
         views = EnrolmentViews()
         for index, angle in enumerate(enrolment_angles(requested)):
-            view = self.capture(angle, deadline)
+            view = self.capture(angle, deadline, requested_ns)
             result, segment = self.pipeline.process(view, index=index, wrist_angle=angle)
             if result.found:
                 views.add(view.color, view.depth_m, segment, angle, view.intrinsics, view.camera_from_gripper)

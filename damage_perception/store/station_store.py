@@ -35,6 +35,7 @@ from damage_perception.store.galleries import (
 
 class Log(Protocol):
     def error(self, message: str) -> object: ...
+    def warning(self, message: str) -> object: ...
     def info(self, message: str) -> object: ...
 
 
@@ -55,6 +56,7 @@ class StationStore:
         self.station_id = station_id or default_station_id()
         self.store: InspectionStore | FleetStore | None = None
         self._index: tuple[tuple, GalleryIndex | None] = ((), None)   # (active versions, their index)
+        self._warned_unposed: set[tuple[str, int]] = set()   # (SKU, version) said once to have no posed crops
         if path:
             try:
                 self.store = open_station_store(path, self.station_id, outbox)
@@ -70,10 +72,16 @@ class StationStore:
         if self.store is None or not sku:
             return None
         try:
-            return load_gallery(self.store, sku)
+            gallery = load_gallery(self.store, sku)
         except (StoreError, ValueError) as error:
             self.log.error(f"gallery of SKU '{sku}' unreadable: {error}")
             return None
+        if gallery is not None and not any(view.posed is not None for view in gallery.views) \
+                and (sku, gallery.version) not in self._warned_unposed:
+            self._warned_unposed.add((sku, gallery.version))
+            self.log.warning(f"gallery v{gallery.version} of SKU '{sku}' has no posed reference crops (enrolled "
+                             "before store migration 5): its views get no registered comparison; re-enrol the SKU")
+        return gallery
 
     def identification_index(self) -> GalleryIndex | None:
         """Every active gallery's embeddings; None with fewer than two SKUs enrolled."""

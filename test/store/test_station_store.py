@@ -1,0 +1,42 @@
+"""StationStore: what the node's store layer says about the galleries it hands out (a real SQLite file)."""
+from __future__ import annotations
+
+from damage_perception.store.database import InspectionStore
+from damage_perception.store.galleries import save_gallery
+from damage_perception.store.station_store import StationStore
+from test.store.test_galleries import gallery, posed_gallery
+
+
+class RecordingLog:
+    """Collects what the store layer logs, by level."""
+
+    def __init__(self) -> None:
+        self.lines: dict[str, list[str]] = {"error": [], "warning": [], "info": []}
+
+    def error(self, message: str) -> None:
+        self.lines["error"].append(message)
+
+    def warning(self, message: str) -> None:
+        self.lines["warning"].append(message)
+
+    def info(self, message: str) -> None:
+        self.lines["info"].append(message)
+
+
+def test_a_gallery_without_posed_crops_is_said_once_per_version_and_still_served(tmp_path):
+    path = tmp_path / "station.db"
+    writer = InspectionStore(str(path))
+    save_gallery(writer, gallery(seed=0))              # enrolled without cameras (as before migration 5)
+    writer.close()
+    log = RecordingLog()
+    station = StationStore(str(path), log)
+    try:
+        assert station.gallery("SKU-C0042") is not None
+        assert station.gallery("SKU-C0042") is not None
+        assert len(log.lines["warning"]) == 1 and "re-enrol" in log.lines["warning"][0]
+        save_gallery(station.store, posed_gallery(seed=1))   # re-enrolled with cameras: nothing to say
+        served = station.gallery("SKU-C0042")
+        assert served.version == 2 and all(view.posed is not None for view in served.views)
+        assert len(log.lines["warning"]) == 1 and not log.lines["error"]
+    finally:
+        station.close()
