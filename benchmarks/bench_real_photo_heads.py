@@ -20,10 +20,10 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
 from damage_perception.core.backbone import backbone_weights_path, prepare_images
+from damage_perception.core.crops import square_on_grey
 from damage_perception.core.metrics import auroc
 from damage_perception.data.loaders.mvtec import read_color
 from damage_perception.tools.evaluate_images import photo_split
-from damage_perception.tools.image_inputs import square_image
 
 torch.set_num_threads(2)  # the CI machine's cores
 
@@ -35,7 +35,7 @@ with contextlib.redirect_stdout(io.StringIO()):
 def feats(paths, S):
     A, B = [], []
     for i in range(0, len(paths), 16):
-        c = np.stack([square_image(read_color(p), S) for p in paths[i : i + 16]])
+        c = np.stack([square_on_grey(read_color(p), S) for p in paths[i : i + 16]])
         x = prepare_images(c, np.ones(c.shape[:3], bool))
         with torch.no_grad():
             y = net._swish(net._bn0(net._conv_stem(x)))

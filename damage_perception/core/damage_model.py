@@ -46,6 +46,20 @@ class ModelLoadError(RuntimeError):
     """A model file is missing, unreadable or not a damage model."""
 
 
+def read_model_file(path: Path, label: str, kind: str, model_format: int) -> dict:
+    """The dict a model file of ``model_format`` holds (``torch.load``, tensors only); ``ModelLoadError``
+    when the file is absent, unreadable or not ``kind`` ("``label`` X does not exist", ...)."""
+    if not path.is_file():
+        raise ModelLoadError(f"{label} {path} does not exist")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises many types for a damaged file
+        raise ModelLoadError(f"{label} {path} is unreadable ({type(error).__name__}: {error})") from error
+    if not isinstance(data, dict) or data.get("format") != model_format:
+        raise ModelLoadError(f"{label} {path} is not {kind} of format {model_format}")
+    return data
+
+
 @functools.lru_cache(maxsize=1)
 def shared_backbone() -> Backbone | OnnxBackbone:
     """One frozen backbone per process (its weights are read once), run by ONNX Runtime (about 4-20 times
@@ -221,14 +235,7 @@ class DamageModel:
     def load(cls, path: Path | str) -> DamageModel:
         """Load a model file; ``ModelLoadError`` says why when it cannot."""
         path = Path(path)
-        if not path.is_file():
-            raise ModelLoadError(f"model file {path} does not exist")
-        try:
-            data = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as error:  # torch raises many types for a damaged file
-            raise ModelLoadError(f"model file {path} is unreadable ({type(error).__name__}: {error})") from error
-        if not isinstance(data, dict) or data.get("format") != MODEL_FORMAT:
-            raise ModelLoadError(f"model file {path} is not a damage model of format {MODEL_FORMAT}")
+        data = read_model_file(path, "model file", "a damage model", MODEL_FORMAT)
         head = DamageHead()
         try:
             head.load_state_dict(data["head"])

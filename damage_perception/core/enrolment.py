@@ -69,7 +69,6 @@ class EnrolmentViews:
         return model.build_gallery(sku, np.stack(self.colors), np.stack(self.masks), np.stack(self.depths_m),
                                    np.asarray(self.angles, float), self.clouds, posed=list(self.posed))
 
-
     def kept_by(self, gallery) -> list[int]:
         """Indices of the views ``gallery`` (built by ``build``) kept as reference views, in its order (the
         model refuses views that disagree with the others)."""

@@ -17,27 +17,38 @@ import torch
 from damage_perception.core.backbone import Backbone
 
 
+def onnx_session(module: torch.nn.Module, example: torch.Tensor, output_name: str,
+                 output_axes: dict[int, str], threads: int = 2):
+    """An ONNX Runtime CPU session of ``module``, exported once (legacy exporter, opset 17) to a temporary
+    folder that is removed again: input "images" with dynamic batch, height and width, output ``output_name``
+    with the dynamic ``output_axes``; ``threads`` intra-op threads."""
+    import onnxruntime
+
+    folder = Path(tempfile.mkdtemp(prefix="damage_onnx_"))
+    path = folder / "module.onnx"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(module, example, str(path), input_names=["images"], output_names=[output_name],
+                              opset_version=17, dynamo=False,
+                              dynamic_axes={"images": {0: "batch", 2: "height", 3: "width"},
+                                            output_name: output_axes})
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    finally:
+        path.unlink(missing_ok=True)
+        folder.rmdir()
+
+
 class OnnxBackbone:
     """Callable like ``Backbone``: (B, 3, S, S) tensor in, (B, 152, S/8, S/8) tensor out."""
 
     def __init__(self, network: Backbone, threads: int = 2) -> None:
-        import onnxruntime
-
         self.network = network   # kept: what the export came from, and what ``torch_forward`` runs
-        folder = Path(tempfile.mkdtemp(prefix="damage_backbone_"))
-        path = folder / "backbone.onnx"
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(network, torch.zeros(2, 3, 160, 160), str(path), input_names=["images"],
-                              output_names=["features"], opset_version=17, dynamo=False,
-                              dynamic_axes={"images": {0: "batch", 2: "height", 3: "width"},
-                                            "features": {0: "batch", 2: "rows", 3: "cols"}})
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        path.unlink()
-        folder.rmdir()
+        self.session = onnx_session(network, torch.zeros(2, 3, 160, 160), "features",
+                                    {0: "batch", 2: "rows", 3: "cols"}, threads)
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         features = self.session.run(None, {"images": np.ascontiguousarray(images.numpy(), np.float32)})[0]

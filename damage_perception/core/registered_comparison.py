@@ -57,7 +57,7 @@ class PosedCrop:
     mask: np.ndarray                  # (S, S) bool, the segmented item
     camera_matrix: np.ndarray         # 3x3 K of the crop's pixels
     camera_from_gripper: np.ndarray   # 4x4
-    cache: dict = field(default_factory=dict, repr=False, compare=False)  # derived (its coloured cloud)
+    cache: dict = field(default_factory=dict, repr=False, compare=False)  # derived: coloured cloud, its tree
 
     @property
     def camera_position(self) -> np.ndarray:
@@ -325,18 +325,20 @@ def refine_with_colour(view: PosedCrop, reference: PosedCrop, transform: np.ndar
     # that moved with the wrist, colour alone pulls a plain face a few millimetres off its place (measured on
     # galleries, whose views share one grasp: up to 11 mm without this check).
     distance = COLOUR_STAGES[0][0]   # wider than a slide: a face moved within its plane keeps its points
-    before, after = (_colour_fit(source, target, distance, t) for t in (transform, refined))
+    if "tree" not in reference.cache:   # a reference view serves every view compared with it
+        reference.cache["tree"] = cKDTree(np.asarray(target.points))
+    tree = reference.cache["tree"]
+    before, after = (_colour_fit(source, target, tree, distance, t) for t in (transform, refined))
     if after[0] < before[0] - COLOUR_FITNESS_SLACK or after[1] > COLOUR_GAIN * before[1]:
         return transform
     return refined
 
 
-def _colour_fit(source: o3d.geometry.PointCloud, target: o3d.geometry.PointCloud, distance: float,
-                transform: np.ndarray) -> tuple[float, float]:
+def _colour_fit(source: o3d.geometry.PointCloud, target: o3d.geometry.PointCloud, tree: cKDTree,
+                distance: float, transform: np.ndarray) -> tuple[float, float]:
     """(share of source points with a target point within ``distance``, their mean absolute colour
-    difference) under ``transform``."""
+    difference) under ``transform``; ``tree`` holds the target's points."""
     points = np.asarray(source.points) @ transform[:3, :3].T + transform[:3, 3]
-    tree = cKDTree(np.asarray(target.points))
     gap, nearest = tree.query(points, distance_upper_bound=distance)
     near = np.isfinite(gap)
     if not near.any():

@@ -8,22 +8,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
 import numpy as np
 
+from damage_perception.core.crops import square_on_grey
 from damage_perception.data.loaders.mvtec import IMAGE_SUFFIXES, read_color
-
-GREY = 128
-
-
-def square_image(color: np.ndarray, size: int) -> np.ndarray:
-    """(size, size, 3) uint8: ``color`` centred on a grey square of its larger side, resized."""
-    height, width = color.shape[:2]
-    side = max(height, width)
-    square = np.full((side, side, 3), GREY, np.uint8)
-    row, col = (side - height) // 2, (side - width) // 2
-    square[row:row + height, col:col + width] = color
-    return cv2.resize(square, (size, size), interpolation=cv2.INTER_AREA)
 
 
 def image_files(folder: Path) -> list[Path]:
@@ -37,7 +25,7 @@ def featurize_images(model, paths: list[Path], size: int, batch: int = 16):
     """Yield (paths, ``Featurized``) per batch of images read from ``paths`` as whole-image crops."""
     for start in range(0, len(paths), batch):
         chunk = paths[start:start + batch]
-        colors = np.stack([square_image(read_color(p), size) for p in chunk])
+        colors = np.stack([square_on_grey(read_color(p), size) for p in chunk])
         masks = np.ones(colors.shape[:3], bool)
         yield chunk, model.featurize(colors, masks, np.zeros(colors.shape[:3], np.float32))
 

@@ -7,12 +7,12 @@ import os
 import shutil
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 
 from damage_perception.cli import main
 from damage_perception.tools.evaluate_images import photo_split
+from test.tools.photo_folders import write_photos
 
 BOTTLE = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "mvtec-ad-bottle" / "bottle"
 
@@ -47,13 +47,7 @@ def test_evaluate_mvtec_refuses_a_folder_without_the_layout(tmp_path, capsys):
 
 
 def _photos(folder: Path, count: int, damaged: bool, rng: np.random.Generator) -> None:
-    folder.mkdir(parents=True)
-    for k in range(count):
-        size = (int(rng.integers(90, 200)), int(rng.integers(90, 200)))  # photos of any size
-        image = np.full(size + (3,), (150, 110, 70), np.uint8) + rng.integers(0, 20, size + (3,), dtype=np.uint8)
-        if damaged:
-            cv2.line(image, (5, 5), (size[1] - 5, size[0] - 5), (20, 20, 20), 9)
-        cv2.imwrite(str(folder / f"{k}.jpg"), image)
+    write_photos(folder, count, damaged, rng)
 
 
 def test_evaluate_images_writes_figures_for_a_seeded_heldout_split(tmp_path, capsys):

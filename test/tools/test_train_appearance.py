@@ -6,22 +6,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from damage_perception.cli import main
 from damage_perception.core.appearance import AppearanceModel
 from damage_perception.tools.evaluate_images import photo_split
+from test.tools.photo_folders import write_photos
 
 
 def _photos(folder: Path, count: int, damaged: bool, rng: np.random.Generator) -> None:
-    folder.mkdir(parents=True)
-    for k in range(count):
-        size = (int(rng.integers(90, 160)), int(rng.integers(90, 160)))  # photos of any size
-        image = np.full(size + (3,), (150, 110, 70), np.uint8) + rng.integers(0, 20, size + (3,), dtype=np.uint8)
-        if damaged:
-            cv2.line(image, (5, 5), (size[1] - 5, size[0] - 5), (20, 20, 20), 9)
-        cv2.imwrite(str(folder / f"{'d' if damaged else 'i'}{k}.jpg"), image)
+    write_photos(folder, count, damaged, rng, largest=160, prefix="d" if damaged else "i")
 
 
 def test_train_appearance_end_to_end(tmp_path, capsys):
