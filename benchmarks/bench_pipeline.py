@@ -11,8 +11,8 @@ With ``--model [FILE]`` a damage model (default: the shipped one) also runs on e
 enrolled for the item's SKU beforehand (12 pristine views, as the node's ``~/enrol_sku`` does): per-stage
 times of the classifier (backbone + head), the gallery anomaly, the 3D shape check and the registered
 comparison. ``--compare-model`` runs a second model on the very same rendered views, in the same process,
-and prints both side by side with the ratio of their per-view totals. torch uses 2 threads (the CI machine's
-cores).
+and prints both side by side with the ratio of their per-view totals. Threads as in the node: ONNX Runtime
+2 (the CI machine's cores), torch 1 (``use_inference_threads``).
 """
 from __future__ import annotations
 
@@ -38,12 +38,11 @@ def percentile_line(name: str, seconds: list[float]) -> str:
 
 
 def load_model(path: str | None):
-    import torch
-
-    from damage_perception.core.damage_model import DamageModel
+    from damage_perception.core.damage_model import DamageModel, use_inference_threads
     from damage_perception.core.station import SHIPPED_MODEL_FILE
-    torch.set_num_threads(2)
-    return DamageModel.load(path or SHIPPED_MODEL_FILE)
+    model = DamageModel.load(path or SHIPPED_MODEL_FILE)
+    use_inference_threads()   # as the node: ONNX Runtime's 2 threads for the backbone, torch on one
+    return model
 
 
 def enrolled_gallery(model, sku: str, views: int = 12):

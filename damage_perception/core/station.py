@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import yaml
 from ament_index_python.packages import get_package_share_directory
 
-from damage_perception.core.damage_model import DamageModel, ModelLoadError
+from damage_perception.core.damage_model import DamageModel, ModelLoadError, use_inference_threads
 from damage_perception.core.enrolment import AutoEnrolConfig
 from damage_perception.core.gripper import GripperGeometry
 from damage_perception.core.identification import IdentificationConfig
@@ -88,6 +88,7 @@ def load_station_model(model_path: str) -> DamageModel | None:
     model = DamageModel.load(path)
     if model.fusion is None:
         raise ModelLoadError(f"{path} has no fitted fusion (train it with damage-perception train)")
+    use_inference_threads()
     return model
 
 

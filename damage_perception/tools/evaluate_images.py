@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from damage_perception.core.appearance import SHIPPED_APPEARANCE_FILE, AppearanceModel, square_photo
 from damage_perception.core.damage_model import ModelLoadError
@@ -105,7 +104,6 @@ def run(args: argparse.Namespace) -> int:
         except ModelLoadError as error:
             print(f"evaluate-images: {error}", file=sys.stderr)
             return 2
-    torch.set_num_threads(min(2, torch.get_num_threads()))
     scores, ms = _timed(lambda paths: image_scores(model, paths, args.size), files)
     figures = detection_figures(scores["damaged"], scores["intact"])
     summary = {"folder": str(args.folder), "model": model.version, "size": args.size, "split": args.split,

@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from damage_perception.core.gallery import CORESET_RATIO, build_gallery, score_view
 from damage_perception.core.metrics import detection_figures, figures_line
@@ -51,7 +50,6 @@ def run(args: argparse.Namespace) -> int:
     model = open_model(args.model, "evaluate-mvtec")
     if model is None:
         return 2
-    torch.set_num_threads(min(2, torch.get_num_threads()))
     start = time.perf_counter()
     train = image_files(root / "train" / "good")[:args.max_train]
     patches, cells = [], []
