@@ -131,6 +131,11 @@ class FusionModel:
     fitted_prior: float          # share of damaged items in the data the item models were fitted on
     boosted: BoostedTrees | None = None   # the item model with a gallery, when fitted (needs the signals)
 
+    @property
+    def reads_geometric(self) -> bool:
+        """Whether a view model reads the RANSAC geometric score (models fitted with ``geometric=False`` do not)."""
+        return "geometric" in self.view.names or "geometric" in self.view_classifier_only.names
+
     def view_logit(self, signals: dict[str, float], has_gallery: bool = True) -> float:
         model = self.view if has_gallery else self.view_classifier_only
         return float(model.logit(view_signal_vector(signals, model.names)))
@@ -191,10 +196,12 @@ def fit_boosted_item_model(data: FusionData, shape_check: bool = True) -> Booste
     return fit_boosted_trees(x, data.damaged.astype(int), names, tuple(m for _, _, m in ITEM_FEATURES))
 
 
-def fit_fusion(data: FusionData, boosted: bool = False, shape_check: bool = True) -> FusionModel:
+def fit_fusion(data: FusionData, boosted: bool = False, shape_check: bool = True,
+               geometric: bool = True) -> FusionModel:
     """Fit the view models on views that show damage against views of pristine items (views of damaged
     items that do not show it are left out: they are neither), then the item models on all items (with
-    ``boosted``, the boosted item model too; without ``shape_check`` the shape signals are left out)."""
+    ``boosted``, the boosted item model too; without ``shape_check`` the shape signals are left out, without
+    ``geometric`` the RANSAC geometric score: a node running the model then does not compute it)."""
     def view_models(names: tuple[str, ...]) -> LogisticModel:
         rows, labels = [], []
         for signals, shows, damaged in zip(data.signals, data.shows_damage, data.damaged):
@@ -214,7 +221,8 @@ def fit_fusion(data: FusionData, boosted: bool = False, shape_check: bool = True
     names = VIEW_SIGNALS + REGISTERED_SIGNALS if registered else VIEW_SIGNALS
     if not shape_check:
         names = tuple(n for n in names if not n.startswith("shape_"))
-    full = view_models(names)
-    partial = view_models(CLASSIFIER_ONLY)
+    without = () if geometric else ("geometric",)
+    full = view_models(tuple(n for n in names if n not in without))
+    partial = view_models(tuple(n for n in CLASSIFIER_ONLY if n not in without))
     return FusionModel(full, partial, item_model(full), item_model(partial), float(np.mean(data.damaged)),
                        fit_boosted_item_model(data, shape_check) if boosted else None)

@@ -52,6 +52,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-shape-check", action="store_true",
                         help="leave out the ICP shape check against the union of the gallery clouds (models with "
                              "the registered comparison do not need it)")
+    parser.add_argument("--no-geometric", action="store_true",
+                        help="leave the RANSAC geometric score out of the view fusion (the node then skips it)")
     parser.add_argument("--alignment", choices=ALIGNMENTS, default="coloured",
                         help="how the registered comparison aligns a view with its references: coloured = shape "
                              "ICP refined by coloured ICP against the nearest reference's print (default), "
@@ -127,7 +129,7 @@ def train(args: argparse.Namespace, shard) -> int:
     if args.refit_fusion:
         model = DamageModel.load(args.refit_fusion)
         recipe = model.version.rsplit("-", 1)[0].removeprefix("effl0-")
-        for suffix in ("-gb", "-ca", "-noshape", "-pc"):   # what this run decides anew
+        for suffix in ("-gb", "-nogeo", "-ca", "-noshape", "-pc"):   # what this run decides anew
             recipe = recipe.removesuffix(suffix)
     else:
         model = DamageModel(DamageHead())
@@ -151,7 +153,9 @@ def train(args: argparse.Namespace, shard) -> int:
     else:
         scores = score_study(fusion_study, model, validation_skus, progress=not args.no_progress)
         save_scores(scores, checkpoints / "validation_scores.jsonl")
-    model.fusion = fit_fusion(fusion_data(scores), boosted=args.boosted_fusion, shape_check=model.shape_check)
+    model.fusion = fit_fusion(fusion_data(scores), boosted=args.boosted_fusion, shape_check=model.shape_check,
+                              geometric=not args.no_geometric)
+    recipe += "-nogeo" if args.no_geometric else ""
     recipe += "-gb" if args.boosted_fusion else ""
     model.version = model_version(model.head, model.fusion, recipe)
     model.save(args.out)

@@ -156,3 +156,15 @@ def test_boosted_item_model_ranks_missing_parts_above_printed_artwork():
                                         signals=test[0])
     assert no_gallery == pytest.approx(again.item_probability([again.view_logit(v, False) for v in test[0]],
                                                               has_gallery=False))
+
+
+def test_fusion_fitted_without_the_geometric_score_does_not_read_it(fitted):
+    data, model = fitted
+    without = fit_fusion(data, geometric=False)
+    assert model.reads_geometric and not without.reads_geometric
+    assert without.view.names == tuple(n for n in VIEW_SIGNALS if n != "geometric")
+    assert without.view_classifier_only.names == ("classifier",)
+    # a view's geometric score changes the model fitted with it, not the one fitted without
+    view = dict.fromkeys(VIEW_SIGNALS, 0.5)
+    louder = {**view, "geometric": 5.0}
+    assert without.view_logit(louder) == without.view_logit(view) and model.view_logit(louder) != model.view_logit(view)

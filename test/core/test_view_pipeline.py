@@ -3,6 +3,7 @@ the shipped damage model against a gallery enrolled with its cameras (the regist
 without (an old stored gallery: the reg_* signals keep their pristine defaults)."""
 from __future__ import annotations
 
+import copy
 import dataclasses
 
 import numpy as np
@@ -112,3 +113,29 @@ def test_a_gallery_without_cameras_still_scores_with_the_pristine_defaults(enrol
     assert {name: result.signals[name] for name in PRISTINE} == PRISTINE
     with_comparison = pipeline.process(holed, wrist_angle=ANGLE, gallery=gallery)[0]
     assert with_comparison.logit > result.logit   # what the fallback misses of the hole
+
+
+def without_geometric(logistic):
+    """The logistic view model with the geometric score's input left out."""
+    from damage_perception.core.fusion import LogisticModel
+    keep = [k for k, name in enumerate(logistic.names) if name != "geometric"]
+    return LogisticModel(tuple(logistic.names[k] for k in keep), logistic.mean[keep], logistic.scale[keep],
+                         logistic.coef[keep], logistic.intercept)
+
+
+def test_a_model_whose_fusion_does_not_read_the_geometric_score_skips_it(enrolled):
+    pipeline, gallery = enrolled
+    model = copy.copy(pipeline.model)
+    model.fusion = dataclasses.replace(model.fusion, view=without_geometric(model.fusion.view),
+                                       view_classifier_only=without_geometric(model.fusion.view_classifier_only))
+    assert pipeline.model.fusion.reads_geometric and not model.fusion.reads_geometric
+    holed = rendered_views("SKU-C0101", "hole", [ANGLE], seed=9)[0]
+    full = pipeline.process(holed, wrist_angle=ANGLE, gallery=gallery)[0]
+    skipped = ViewPipeline(GRIPPER, model=model).process(holed, wrist_angle=ANGLE, gallery=gallery)[0]
+    assert full.signals["geometric"] > 0.0 and skipped.signals["geometric"] == 0.0
+    # the same view logit less the geometric term
+    view = pipeline.model.fusion.view
+    k = view.names.index("geometric")
+    geometric_term = view.coef[k] * (full.signals["geometric"] - view.mean[k]) / view.scale[k]
+    assert skipped.logit == pytest.approx(full.logit - geometric_term, abs=1e-6)
+    assert skipped.signals["reg_missing"] == pytest.approx(full.signals["reg_missing"])
