@@ -1,7 +1,8 @@
 """Per-view latency of the node's pipeline and segmentation IoU on rendered views; item-level separation.
 
 Each view goes through what the node does per frame: Image messages -> numpy (conversions), back-projection,
-segmentation, geometric scoring. Prints medians and p95s; no assertions.
+segmentation, geometric scoring. Prints medians and p95s, and per item the time from its last view's frame to
+the decision (that view's processing and the fusion over all views); no assertions.
 
     .venv/bin/python benchmarks/bench_pipeline.py [--items 24] [--views 6]
     .venv/bin/python benchmarks/bench_pipeline.py --model --kinds carton,book,mailer,bottle,bag,blister
@@ -79,7 +80,7 @@ def main() -> None:
     rng = np.random.default_rng(args.seed)
     stage_names = ("backproject", "segment", "score") + (MODEL_STAGES if models else ())
     stages = [{name: [] for name in ("convert",) + stage_names + ("total",)} for _ in pipelines]
-    ious, item_scores = [], [[] for _ in pipelines]
+    ious, item_scores, after_last_frame = [], [[] for _ in pipelines], [[] for _ in pipelines]
     for spec in make_catalogue(args.items, damage_rate=0.5, seed=args.seed, kinds=tuple(args.kinds.split(","))):
         galleries = [enrolled_gallery(m, spec.sku) for m in models] or [None]
         renderer.set_item(build_item(spec, gripper))
@@ -103,7 +104,11 @@ def main() -> None:
             ious.append(mask_iou(segment.mask, view.item_mask))
         for k, model in enumerate(models or [None]):
             fusion = model.fusion if model else None
-            item_scores[k].append((spec.damage, decide(views[k], decision, fusion=fusion).fused_score))
+            start = time.perf_counter()
+            fused = decide(views[k], decision, fusion=fusion).fused_score
+            # what the verdict waits for once the last view's frame is in: that view's processing, the decision
+            after_last_frame[k].append(stages[k]["total"][-1] + time.perf_counter() - start)
+            item_scores[k].append((spec.damage, fused))
 
     print(f"{args.items} items ({args.kinds}) x {args.views} views = {len(ious)} rendered 640x480 views")
     names = [m.version for m in models] or ["geometric only"]
@@ -111,6 +116,7 @@ def main() -> None:
         print(f"--- {name}")
         for stage, seconds in stages[k].items():
             print(percentile_line(f"per-view {stage}", seconds))
+        print(percentile_line("verdict after last view", after_last_frame[k]))
         print(item_line(item_scores[k], decision.divert_threshold))
     if len(names) == 2:
         ratio = np.median(stages[0]["total"]) / np.median(stages[1]["total"])
