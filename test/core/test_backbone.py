@@ -121,3 +121,19 @@ def test_onnx_runtime_backbone_gives_the_torch_networks_maps():
         expected = network(batch)
         assert runner(batch).shape == expected.shape
         assert float((runner(batch) - expected).abs().max()) < 1e-3 * float(expected.abs().max())
+    # idle threads sleep instead of spin-waiting: on 2 cores a spinning pool slowed what follows each call 3x
+    options = runner.session.get_session_options()
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    assert options.intra_op_num_threads == 2
+
+
+def test_inference_threads_leave_torch_one_thread_beside_onnx_runtime():
+    import torch
+
+    from damage_perception.core.damage_model import use_inference_threads
+    before = torch.get_num_threads()
+    try:
+        use_inference_threads()
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
