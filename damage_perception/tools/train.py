@@ -52,6 +52,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-shape-check", action="store_true",
                         help="leave out the ICP shape check against the union of the gallery clouds (models with "
                              "the registered comparison do not need it)")
+    parser.add_argument("--keep-item-model", action="store_true",
+                        help="with --refit-fusion: keep that model's boosted item model and refit only the view "
+                             "and logistic item models (e.g. with --no-geometric): decisions with a gallery, and "
+                             "the threshold calibrated on them, stay the same")
     parser.add_argument("--no-geometric", action="store_true",
                         help="leave the RANSAC geometric score out of the view fusion (the node then skips it)")
     parser.add_argument("--alignment", choices=ALIGNMENTS, default="coloured",
@@ -126,8 +130,17 @@ def train(args: argparse.Namespace, shard) -> int:
         return 2
     print(f"train: {len(train_skus)} SKUs to train the head, {len(validation_skus)} to fit the fusion")
     checkpoints = args.checkpoints or Path("out/models/checkpoints")
+    kept_item_model = None
+    if args.keep_item_model and not args.refit_fusion:
+        print("train: --keep-item-model needs --refit-fusion MODEL", file=sys.stderr)
+        return 2
     if args.refit_fusion:
         model = DamageModel.load(args.refit_fusion)
+        if args.keep_item_model:
+            if model.fusion is None or model.fusion.boosted is None:
+                print(f"train: {args.refit_fusion} has no boosted item model to keep", file=sys.stderr)
+                return 2
+            kept_item_model = model.fusion.boosted
         recipe = model.version.rsplit("-", 1)[0].removeprefix("effl0-")
         for suffix in ("-gb", "-nogeo", "-ca", "-noshape", "-pc"):   # what this run decides anew
             recipe = recipe.removesuffix(suffix)
@@ -153,10 +166,12 @@ def train(args: argparse.Namespace, shard) -> int:
     else:
         scores = score_study(fusion_study, model, validation_skus, progress=not args.no_progress)
         save_scores(scores, checkpoints / "validation_scores.jsonl")
-    model.fusion = fit_fusion(fusion_data(scores), boosted=args.boosted_fusion, shape_check=model.shape_check,
-                              geometric=not args.no_geometric)
+    model.fusion = fit_fusion(fusion_data(scores), boosted=args.boosted_fusion and kept_item_model is None,
+                              shape_check=model.shape_check, geometric=not args.no_geometric)
+    if kept_item_model is not None:
+        model.fusion.boosted = kept_item_model
     recipe += "-nogeo" if args.no_geometric else ""
-    recipe += "-gb" if args.boosted_fusion else ""
+    recipe += "-gb" if model.fusion.boosted is not None else ""
     model.version = model_version(model.head, model.fusion, recipe)
     model.save(args.out)
     clean = [s["classifier"] for i in scores if not i.damaged for s in i.signals]

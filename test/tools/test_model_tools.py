@@ -115,6 +115,25 @@ def test_refit_fusion_keeps_the_head_and_changes_the_version_with_the_fusion(stu
     assert (after.version != before.version) == (after.fusion.to_dict() != before.fusion.to_dict())
 
 
+def test_refit_keeping_the_item_model_changes_only_the_view_models(study, model_file, tmp_path):
+    common = [str(study), "--validation-share", "0.5", "--seed", "1", "--checkpoints", str(tmp_path / "checkpoints"),
+              "--no-progress"]
+    scores = tmp_path / "eval"
+    assert cli.main(["evaluate", str(study), "--model", str(model_file), "--out", str(scores), "--no-progress"]) == 0
+    common += ["--fusion-scores", str(scores / "scores.jsonl")]
+    assert cli.main(["train", "--refit-fusion", str(model_file), "--out", str(tmp_path / "plain.pt"),
+                     "--keep-item-model", *common]) == 2   # nothing to keep: the model has no boosted item model
+    boosted, kept = tmp_path / "boosted.pt", tmp_path / "kept.pt"
+    assert cli.main(["train", "--refit-fusion", str(model_file), "--out", str(boosted), "--boosted-fusion",
+                     *common]) == 0
+    assert cli.main(["train", "--refit-fusion", str(boosted), "--out", str(kept), "--keep-item-model",
+                     "--no-geometric", *common]) == 0
+    before, after = DamageModel.load(boosted), DamageModel.load(kept)
+    assert after.fusion.boosted.to_dict() == before.fusion.boosted.to_dict()
+    assert before.fusion.reads_geometric and not after.fusion.reads_geometric
+    assert "-nogeo-gb-" in after.version and after.version != before.version
+
+
 def test_tune_replays_the_policies_over_a_model_scored_study(study, model_file, tmp_path):
     scores = tmp_path / "eval"
     assert cli.main(["evaluate", str(study), "--model", str(model_file), "--out", str(scores), "--no-progress"]) == 0
