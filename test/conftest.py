@@ -38,3 +38,13 @@ def store_location(request, tmp_path):
     if request.param == "sqlite":
         return str(tmp_path / "station.db")
     return request.getfixturevalue("postgres_server").create_database()
+
+
+@pytest.fixture(autouse=True)
+def torch_threads():
+    """Each test starts from the process's torch threads: a tool run in-process (``cli.main``) sets torch to
+    its inference threads (one, beside ONNX Runtime), which would slow the training tests that follow."""
+    import torch
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
