@@ -71,7 +71,7 @@ def shared_backbone() -> Backbone | OnnxBackbone:
 def use_inference_threads() -> None:
     """Run torch's share of inference (the head, pooling, softmax: small ops) on one thread when ONNX Runtime
     runs the backbone on its own threads. On 2 cores torch's pool otherwise fights ONNX Runtime, open3d and
-    numpy for them: per view 107 -> 91 ms quiet, 418 -> 188 ms beside a render
+    numpy for them: per view 195 ms on one torch thread against 411 ms on two, beside a render
     (``benchmarks/bench_inference_threads.py``). The torch fallback backbone keeps torch's threads."""
     if isinstance(shared_backbone(), OnnxBackbone):
         torch.set_num_threads(1)

@@ -42,7 +42,7 @@ SILHOUETTE_PX = 3            # item pixels this near the outline are not judged 
 COLOUR_VOXEL_M = 0.004       # coloured ICP runs on clouds thinned to this voxel
 # (correspondence distance m, iterations) of coloured ICP. One stage on 4 mm voxels costs less than half
 # of two (1 cm, then 5 mm, 20 iterations each) on 3 mm, for the same missing-part signal (reg_missing
-# AUROC 0.755 vs 0.765 on a 64-item missing-part study; 5 mm voxels: 0.687).
+# AUROC 0.755 vs 0.765 on bench_missing_parts.py's 64-item study, one-off measurement; 5 mm voxels: 0.687).
 COLOUR_STAGES = ((0.01, 15),)
 COLOUR_MAX_SHIFT_M = 0.02     # a coloured refinement moving the item more than this from ICP's is refused
 COLOUR_FITNESS_SLACK = 0.02   # ... and one whose geometric fit (share of points within 1 cm) drops by more
