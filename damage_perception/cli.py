@@ -28,6 +28,8 @@ COMMANDS = {  # sub-command -> (module, help)
         "crops"),
     "train": ("damage_perception.tools.train",
         "train the damage classifier on a rendered study and fit view/item fusion on its held-back SKUs"),
+    "train-comparator": ("damage_perception.tools.train_comparator",
+        "train the learned comparator (view against its aligned reference, per cell) on a study; adds it to a model"),
     "calibrate": ("damage_perception.tools.calibrate",
         "choose the divert threshold from good items at a target FPR (upper confidence bound) and write it to the"
         " config"),

@@ -17,6 +17,7 @@ import torch
 
 from damage_perception.core.backbone import Backbone, cell_masks, depth_channels, prepare_images
 from damage_perception.core.classifier import ClassifierOutput, DamageHead, classifier_outputs
+from damage_perception.core.comparator import ComparatorHead, ComparatorOutput, compare, residual_maps
 from damage_perception.core.fusion import FusionModel
 from damage_perception.core.gallery import (
     SCORINGS,
@@ -29,6 +30,7 @@ from damage_perception.core.gallery import (
 from damage_perception.core.onnx_backbone import OnnxBackbone, fast_backbone
 from damage_perception.core.registered_comparison import (
     ALIGNMENTS,
+    LEARNED_SIGNAL,
     PRISTINE,
     PosedCrop,
     RegisteredScores,
@@ -88,6 +90,25 @@ class Featurized:
 
 
 @dataclass
+class RegisteredViews:
+    """A batch of views in the registered comparison: raw scores, the per-cell inputs of the learned
+    comparator and its outputs (when the model has one)."""
+
+    scores: list[RegisteredScores]
+    maps: np.ndarray                 # (B, h, w, len(comparator.MAP_NAMES)) per-cell residual maps
+    aligned_patches: np.ndarray      # (B, h, w, D) patch features of the aligned reference images
+    comparator: list[ComparatorOutput] | None
+    seconds_per_view: float
+
+    def raw(self, k: int) -> dict[str, float]:
+        """View ``k``'s raw scores (before the gallery's nominal), the comparator's among them."""
+        values = self.scores[k].as_dict()
+        if self.comparator is not None:
+            values[LEARNED_SIGNAL] = self.comparator[k].score
+        return values
+
+
+@dataclass
 class ViewSignals:
     """Every signal one view gives; ``anomaly`` and ``shape`` are None without a gallery."""
 
@@ -113,7 +134,8 @@ class DamageModel:
 
     def __init__(self, head: DamageHead, fusion: FusionModel | None = None, version: str = "untrained",
                  backbone: Backbone | OnnxBackbone | None = None, gallery_scoring: str = "patchcore",
-                 shape_check: bool = True, alignment: str = "coloured") -> None:
+                 shape_check: bool = True, alignment: str = "coloured",
+                 comparator: ComparatorHead | None = None) -> None:
         if gallery_scoring not in SCORINGS:
             raise ValueError(f"unknown gallery scoring {gallery_scoring!r}; one of {SCORINGS}")
         # The ICP shape check against the union of the gallery clouds (shape_extra / shape_missing); models
@@ -123,6 +145,8 @@ class DamageModel:
         self.alignment = alignment   # how the registered comparison aligns a view (core.registered_comparison)
         self.gallery_scoring = gallery_scoring   # how views are scored against a gallery (core.gallery)
         self.head = head.eval()
+        # the learned comparator (core.comparator) over the registered comparison's per-cell inputs
+        self.comparator = comparator.eval() if comparator is not None else None
         self.fusion = fusion
         self.version = version
         self.backbone = backbone or shared_backbone()
@@ -164,17 +188,18 @@ class DamageModel:
                     timings["shape"] = time.perf_counter() - start
             view = ViewSignals(output, anomaly, shape, float(geometric[k]), timings, batch.patches[k][batch.cells[k]])
             if registered is not None:
-                scores, view.timings["registered"] = registered[0][k], registered[1]
-                view.registered = normalised(scores, gallery.registered_nominal)
+                view.timings["registered"] = registered.seconds_per_view
+                view.registered = normalised(registered.raw(k), gallery.registered_nominal)
             signals.append(view)
         return signals
 
     def registered_comparison(self, batch: Featurized, clouds: list[np.ndarray], gallery: SkuGallery | None,
                               posed: list[PosedCrop] | None,
-                              exclude: int | None = None) -> tuple[list[RegisteredScores], float] | None:
+                              exclude: int | None = None) -> RegisteredViews | None:
         """Each view against its pose-matched, registered reference views (``core.registered_comparison``),
-        with the time it took per view; None when the views' or the gallery's posed crops are unknown.
-        ``exclude``: leave that reference view out (the gallery's own leave-one-out)."""
+        the learned comparator's view scores when the model has one, and the time it took per view; None
+        when the views' or the gallery's posed crops are unknown. ``exclude``: leave that reference view out
+        (the gallery's own leave-one-out)."""
         # Views added without a camera (auto-enrolment from an older gallery) are left out of this comparison.
         references = [view.posed for k, view in enumerate(gallery.views)
                       if k != exclude and view.posed is not None] if gallery else []
@@ -187,7 +212,10 @@ class DamageModel:
                                  np.stack([view.mask for view in posed]), np.stack([view.depth_m for view in posed]))
         scores = [residual_scores(c, batch.patches[k], aligned.patches[k], batch.cells[k])
                   for k, c in enumerate(correspondences)]
-        return scores, (time.perf_counter() - start) / len(posed)
+        maps = np.stack([residual_maps(c, batch.patches[k], aligned.patches[k], batch.cells[k])
+                         for k, c in enumerate(correspondences)])
+        learned = compare(self.comparator, batch.patches, aligned.patches, maps) if self.comparator else None
+        return RegisteredViews(scores, maps, aligned.patches, learned, (time.perf_counter() - start) / len(posed))
 
     def build_gallery(self, sku: str, colors: np.ndarray, masks: np.ndarray, depths_m: np.ndarray,
                       angles: np.ndarray, clouds: list[np.ndarray], version: int = 1,
@@ -227,17 +255,20 @@ class DamageModel:
         values = []
         for k in range(len(posed)):
             scores = self.registered_comparison(self._subset(batch, [k]), [clouds[k]], gallery, [posed[k]], exclude=k)
-            values.append(scores[0][0].as_dict() if scores else {})
+            values.append(scores.raw(0) if scores else {})
         return values
 
     # --- files -------------------------------------------------------------------------------------
     def save(self, path: Path | str) -> Path:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
+        comparator = None
+        if self.comparator is not None:
+            comparator = {"feature_dim": self.comparator.feature_dim, "state": self.comparator.state_dict()}
         torch.save({"format": MODEL_FORMAT, "version": self.version, "head": self.head.state_dict(),
                     "fusion": self.fusion.to_dict() if self.fusion else None,
                     "gallery_scoring": self.gallery_scoring, "shape_check": self.shape_check,
-                    "alignment": self.alignment}, path)
+                    "alignment": self.alignment, "comparator": comparator}, path)
         return path
 
     @classmethod
@@ -249,6 +280,10 @@ class DamageModel:
         try:
             head.load_state_dict(data["head"])
             fusion = FusionModel.from_dict(data["fusion"]) if data.get("fusion") else None
+            comparator = None   # files from before the comparator have none
+            if data.get("comparator"):
+                comparator = ComparatorHead(int(data["comparator"]["feature_dim"]))
+                comparator.load_state_dict(data["comparator"]["state"])
         except (KeyError, RuntimeError, TypeError, ValueError) as error:
             raise ModelLoadError(f"model file {path} does not fit this code's model: {error}") from error
         # Files from before the scoring was recorded were fitted (fusion) on top_mean anomaly scores.
@@ -260,4 +295,4 @@ class DamageModel:
             raise ModelLoadError(f"model file {path} asks for alignment {alignment!r}; this code has {ALIGNMENTS}")
         return cls(head, fusion, str(data.get("version", "unknown")), gallery_scoring=scoring,
                    shape_check=bool(data.get("shape_check", True)),
-                   alignment=alignment)
+                   alignment=alignment, comparator=comparator)

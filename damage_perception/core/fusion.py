@@ -20,13 +20,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from damage_perception.core.boosted_trees import BoostedTrees, fit_boosted_trees
-from damage_perception.core.registered_comparison import PRISTINE
+from damage_perception.core.registered_comparison import LEARNED_SIGNAL, PRISTINE
 
 VIEW_SIGNALS = ("classifier", "anomaly", "shape_extra", "shape_missing", "geometric")
 CLASSIFIER_ONLY = ("classifier", "geometric")   # what is left without a gallery for the SKU
 REGISTERED_SIGNALS = ("reg_missing", "reg_extra", "reg_colour", "reg_feature", "reg_beside")
 # What a view that lacks a gallery signal enters the fusion with (as ViewSignals.as_dict fills them in).
-PRISTINE_SIGNALS = {"anomaly": 1.0, "shape_extra": 0.0, "shape_missing": 0.0, **PRISTINE}
+PRISTINE_SIGNALS = {"anomaly": 1.0, "shape_extra": 0.0, "shape_missing": 0.0, **PRISTINE, LEARNED_SIGNAL: 0.0}
 
 # (signal, summary over the item's views, monotone): summaries are "max", "top2" (mean of the two largest),
 # "mean" and "min"; monotone +1 = more of it is never evidence against damage, 0 = free.
@@ -37,6 +37,8 @@ ITEM_FEATURES: tuple[tuple[str, str, int], ...] = (
     ("reg_missing", "max", 1), ("reg_missing", "top2", 1), ("reg_extra", "max", 1), ("reg_extra", "top2", 1),
     ("reg_colour", "max", 1), ("reg_colour", "top2", 1), ("reg_feature", "max", 1), ("reg_feature", "top2", 1),
     ("reg_beside", "max", 1), ("reg_beside", "top2", 1), ("reg_overlap", "min", 0),
+    # the learned comparator's, where the model has one (fits without it leave these out)
+    (LEARNED_SIGNAL, "max", 1), (LEARNED_SIGNAL, "top2", 1), (LEARNED_SIGNAL, "mean", 1),
 )
 
 
@@ -100,11 +102,12 @@ def _summary(values: np.ndarray, how: str) -> float:
     return float(ordered[-1])
 
 
-def item_features(signals: list[dict[str, float]]) -> np.ndarray:
-    """The boosted item model's inputs (``ITEM_FEATURES`` order) from the item's views' signals; a signal a
-    view lacks enters as its pristine value, anomaly as its log."""
+def item_features(signals: list[dict[str, float]],
+                  features: tuple[tuple[str, str, int], ...] = ITEM_FEATURES) -> np.ndarray:
+    """The boosted item model's inputs (``features`` order, (signal, summary, monotone) as ``ITEM_FEATURES``)
+    from the item's views' signals; a signal a view lacks enters as its pristine value, anomaly as its log."""
     row = []
-    for name, how, _ in ITEM_FEATURES:
+    for name, how, _ in features:
         values = np.array([float(view.get(name, PRISTINE_SIGNALS.get(name, 0.0))) for view in signals] or [np.nan])
         if name == "anomaly":
             values = np.log(np.maximum(values, 1e-3))
@@ -146,7 +149,7 @@ class FusionModel:
         item model when it is fitted, there is a gallery and the views' ``signals`` are given, else the
         logistic model over the views' log-odds."""
         if self.boosted is not None and has_gallery and signals:
-            logit = float(self.boosted.logit(item_features(signals)))
+            logit = float(self.boosted.logit(item_features(signals, boosted_features(self.boosted))))
         else:
             model = self.item if has_gallery else self.item_classifier_only
             logit = float(model.logit(item_summary(np.asarray(view_logits))))
@@ -185,15 +188,25 @@ class FusionData:
     damaged: np.ndarray                     # per item bool
 
 
+def boosted_features(model: BoostedTrees) -> tuple[tuple[str, str, int], ...]:
+    """The (signal, summary, monotone) inputs a boosted item model was fitted on, from its names
+    (``signal_summary``): models fitted before a signal existed keep reading only theirs."""
+    monotone = {(name, how): m for name, how, m in ITEM_FEATURES}
+    pairs = [tuple(name.rsplit("_", 1)) for name in model.names]
+    return tuple((name, how, monotone.get((name, how), 0)) for name, how in pairs)
+
+
 def fit_boosted_item_model(data: FusionData, shape_check: bool = True) -> BoostedTrees:
-    """The boosted item model (``ITEM_FEATURES``) fitted on every item, at the data's damage prior; without
-    ``shape_check`` the shape features are held at their pristine value (a constant is never split on, so
-    the model ignores them, as the node will not compute them)."""
-    x = np.array([item_features(signals) for signals in data.signals])
+    """The boosted item model (``ITEM_FEATURES``; the comparator's only when the data has it) fitted on every
+    item, at the data's damage prior; without ``shape_check`` the shape features are held at their pristine
+    value (a constant is never split on, so the model ignores them, as the node will not compute them)."""
+    learned = any(LEARNED_SIGNAL in view for signals in data.signals for view in signals)
+    features = tuple(f for f in ITEM_FEATURES if learned or f[0] != LEARNED_SIGNAL)
+    x = np.array([item_features(signals, features) for signals in data.signals])
     if not shape_check:
-        x[:, [k for k, (name, _, _) in enumerate(ITEM_FEATURES) if name.startswith("shape_")]] = 0.0
-    names = tuple(f"{name}_{how}" for name, how, _ in ITEM_FEATURES)
-    return fit_boosted_trees(x, data.damaged.astype(int), names, tuple(m for _, _, m in ITEM_FEATURES))
+        x[:, [k for k, (name, _, _) in enumerate(features) if name.startswith("shape_")]] = 0.0
+    names = tuple(f"{name}_{how}" for name, how, _ in features)
+    return fit_boosted_trees(x, data.damaged.astype(int), names, tuple(m for _, _, m in features))
 
 
 def fit_fusion(data: FusionData, boosted: bool = False, shape_check: bool = True,
@@ -218,7 +231,9 @@ def fit_fusion(data: FusionData, boosted: bool = False, shape_check: bool = True
         return fit_logistic(np.array(rows), data.damaged.astype(int), ("max", "top2", "mean"), balanced=False)
 
     registered = any("reg_missing" in view for signals in data.signals for view in signals)
+    learned = any(LEARNED_SIGNAL in view for signals in data.signals for view in signals)
     names = VIEW_SIGNALS + REGISTERED_SIGNALS if registered else VIEW_SIGNALS
+    names += (LEARNED_SIGNAL,) if learned else ()
     if not shape_check:
         names = tuple(n for n in names if not n.startswith("shape_"))
     without = () if geometric else ("geometric",)

@@ -374,12 +374,20 @@ def correspond_view(view: PosedCrop, cloud: np.ndarray, references: list[PosedCr
     return correspond(view, registration.transform, chosen, compare_region(view), coloured), registration
 
 
-def normalised(scores: RegisteredScores, nominal: dict[str, float]) -> dict[str, float]:
-    """The fusion inputs of a view: colour and feature residuals as ratios to what the gallery's own views
-    score (1 = as pristine), the shares and the overlap as they are."""
-    values = scores.as_dict()
+LEARNED_SIGNAL = "reg_learned"   # the learned comparator's view score (core.comparator), a log-odds
+
+
+def normalised(raw: dict[str, float], nominal: dict[str, float]) -> dict[str, float]:
+    """The fusion inputs of a view from its raw scores (``RegisteredScores.as_dict``, with the comparator's
+    ``LEARNED_SIGNAL`` when it ran): colour and feature residuals as ratios to what the gallery's own views
+    score (1 = as pristine), the comparator's log-odds less theirs (0 = as pristine), shares and overlap as
+    they are."""
+    values = dict(raw)
     for name in ("reg_colour", "reg_feature"):
         values[name] = values[name] / max(nominal.get(name, 1.0), 1e-6)
+    if LEARNED_SIGNAL in values:
+        # a gallery enrolled by a model without a comparator has no nominal for it: taken as 0
+        values[LEARNED_SIGNAL] -= nominal.get(LEARNED_SIGNAL, 0.0)
     return values
 
 

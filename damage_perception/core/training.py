@@ -1,5 +1,5 @@
-"""Training loop of the classifier head on cached backbone features (the backbone is frozen, so its
-features are computed once per view and the head trains in minutes on a CPU)."""
+"""Training loops of the classifier head and of the learned comparator on cached backbone features (the
+backbone is frozen, so its features are computed once per view and the heads train in minutes on a CPU)."""
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from damage_perception.core.classifier import DamageHead, classifier_loss
+from damage_perception.core.comparator import ComparatorHead, compared_cells
 
 
 @dataclass
@@ -134,3 +135,60 @@ def _data_parallel(head: DamageHead) -> torch.nn.Module:
     from torch.nn.parallel import DistributedDataParallel
 
     return DistributedDataParallel(head)
+
+
+@dataclass(frozen=True)
+class ComparatorSettings:
+    steps: int = 1500
+    batch: int = 64
+    learning_rate: float = 2e-3
+    weight_decay: float = 1e-4
+    damaged_share: float = 0.5    # share of each batch drawn from views that show damage
+    damaged_cell_weight: float = 4.0   # damaged cells are rare: their loss counts this much more
+    seed: int = 0
+
+
+def train_comparator(query: np.ndarray, aligned: np.ndarray, maps: np.ndarray, labels: np.ndarray,
+                     settings: ComparatorSettings = ComparatorSettings(), progress: bool = True,
+                     on_step: Callable[[int, float], None] | None = None) -> ComparatorHead:
+    """Train a fresh comparator on pairs: patches (N, h, w, D) of the views and of their aligned references,
+    residual maps (N, h, w, M), soft cell labels (N, h, w). Binary cross-entropy over compared cells, batches
+    balanced between views that show damage and views that do not (pristine items' views among them, with
+    their printed artwork: that is what teaches the head that a change, not a look, is damage)."""
+    from tqdm import tqdm
+
+    torch.manual_seed(settings.seed)
+    rng = np.random.default_rng(settings.seed)
+    compared = compared_cells(maps)
+    shows = ((labels > 0.5) & compared).reshape(len(labels), -1).any(axis=1)
+    damaged, clean = np.flatnonzero(shows), np.flatnonzero(~shows)
+    if len(damaged) == 0 or len(clean) == 0:
+        raise ValueError(f"need views with and without damage, got {len(damaged)} and {len(clean)}")
+
+    def channels_first(array: np.ndarray, index: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(array[index], np.float32)).permute(0, 3, 1, 2)
+
+    head = ComparatorHead(query.shape[-1])
+    sample = rng.choice(len(labels), min(len(labels), 512), replace=False)
+    head.fit_standardisation(*(channels_first(array, sample) for array in (query, aligned, maps)))
+    optimiser = torch.optim.AdamW(head.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, settings.steps)
+    head.train()
+    with tqdm(range(1, settings.steps + 1), unit="step", disable=not progress, dynamic_ncols=True,
+              desc="comparator") as bar:
+        for step in bar:
+            n_damaged = int(round(settings.batch * settings.damaged_share))
+            index = np.concatenate([rng.choice(damaged, n_damaged), rng.choice(clean, settings.batch - n_damaged)])
+            logits = head(channels_first(query, index), channels_first(aligned, index), channels_first(maps, index))
+            target = torch.from_numpy(labels[index])
+            weight = torch.from_numpy(compared[index]).float() * (1.0 + (settings.damaged_cell_weight - 1.0) * target)
+            loss = (torch.nn.functional.binary_cross_entropy_with_logits(logits, target, reduction="none")
+                    * weight).sum() / weight.sum().clamp_min(1.0)
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            schedule.step()
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+            if on_step:
+                on_step(step, loss.item())
+    return head.eval()

@@ -30,7 +30,7 @@ from damage_perception.tools.model_file import open_model
 
 TARGET_FPRS = (0.001, 0.01)
 SIGNALS_ALONE = ("classifier", "anomaly", "shape_extra", "shape_missing", "geometric", "reg_missing", "reg_extra",
-                 "reg_colour", "reg_feature")
+                 "reg_colour", "reg_feature", "reg_learned")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -96,10 +96,13 @@ def collect_training_views(study, skus: list[str], model, progress: bool = True)
     return TrainingViews(torch.cat(features), torch.cat(depth), torch.cat(cells), torch.cat(labels))
 
 
-def model_version(head, fusion, recipe: str) -> str:
-    """A version naming the recipe and the hash of the head's weights and the fusion's coefficients."""
+def model_version(head, fusion, recipe: str, comparator=None) -> str:
+    """A version naming the recipe and the hash of the head's weights, the fusion's coefficients and the
+    comparator's weights (when there is one)."""
     buffer = io.BytesIO()
     torch.save(head.state_dict(), buffer)
+    if comparator is not None:
+        torch.save(comparator.state_dict(), buffer)
     buffer.write(json.dumps(fusion.to_dict() if fusion else None, sort_keys=True).encode())
     return f"effl0-{recipe}-{hashlib.sha256(buffer.getvalue()).hexdigest()[:10]}"
 
@@ -172,7 +175,7 @@ def train(args: argparse.Namespace, shard) -> int:
         model.fusion.boosted = kept_item_model
     recipe += "-nogeo" if args.no_geometric else ""
     recipe += "-gb" if model.fusion.boosted is not None else ""
-    model.version = model_version(model.head, model.fusion, recipe)
+    model.version = model_version(model.head, model.fusion, recipe, model.comparator)
     model.save(args.out)
     clean = [s["classifier"] for i in scores if not i.damaged for s in i.signals]
     shown = [s["classifier"] for i in scores if i.damaged for s, v in zip(i.signals, i.shows_damage) if v]

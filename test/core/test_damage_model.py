@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from damage_perception.core.classifier import DamageHead
+from damage_perception.core.comparator import ComparatorHead
 from damage_perception.core.damage_model import DamageModel, ModelLoadError
 from damage_perception.core.fusion import VIEW_SIGNALS, FusionData, fit_fusion
 
@@ -80,3 +81,13 @@ def test_the_alignment_is_recorded_and_files_without_it_align_by_shape(model, tm
     torch.save(data, path)
     with pytest.raises(ModelLoadError, match="alignment"):
         DamageModel.load(path)
+
+
+def test_a_comparator_is_saved_with_the_model_and_files_without_one_load_without(model, tmp_path):
+    assert DamageModel.load(model.save(tmp_path / "plain.pt")).comparator is None
+    torch.manual_seed(4)
+    comparator = ComparatorHead(152)
+    with_comparator = DamageModel(model.head, model.fusion, "with-comparator", comparator=comparator)
+    loaded = DamageModel.load(with_comparator.save(tmp_path / "comparator.pt"))
+    for name, tensor in comparator.state_dict().items():
+        assert torch.equal(tensor, loaded.comparator.state_dict()[name]), name

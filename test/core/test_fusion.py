@@ -9,12 +9,14 @@ from damage_perception.core.fusion import (
     FusionData,
     FusionModel,
     LogisticModel,
+    boosted_features,
     fit_fusion,
     fit_logistic,
     item_summary,
     view_signal_vector,
 )
 from damage_perception.core.metrics import auroc
+from damage_perception.core.registered_comparison import LEARNED_SIGNAL
 
 INFORMATIVE = ("classifier", "anomaly", "shape_extra")
 
@@ -168,3 +170,22 @@ def test_fusion_fitted_without_the_geometric_score_does_not_read_it(fitted):
     view = dict.fromkeys(VIEW_SIGNALS, 0.5)
     louder = {**view, "geometric": 5.0}
     assert without.view_logit(louder) == without.view_logit(view) and model.view_logit(louder) != model.view_logit(view)
+
+
+def test_a_boosted_model_reads_the_comparator_only_when_fitted_with_it():
+    rng = np.random.default_rng(5)
+    kinds = rng.choice(["good", "missing"], size=400)
+    items = [registered_item(rng, k) for k in kinds]
+    shows = [np.array([k == "missing"] * 2 + [False] * 2) for k in kinds]
+    before = fit_fusion(FusionData(items, shows, kinds == "missing"), boosted=True)
+    for views, kind in zip(items, kinds):   # a comparator that sees the missing part in its two views
+        for k, view in enumerate(views):
+            view[LEARNED_SIGNAL] = rng.normal(4.0 if kind == "missing" and k < 2 else -4.0, 0.5)
+    after = fit_fusion(FusionData(items, shows, kinds == "missing"), boosted=True)
+    assert LEARNED_SIGNAL not in before.view.names and LEARNED_SIGNAL in after.view.names
+    assert [f for f in boosted_features(after.boosted) if f[0] == LEARNED_SIGNAL] == \
+        [(LEARNED_SIGNAL, "max", 1), (LEARNED_SIGNAL, "top2", 1), (LEARNED_SIGNAL, "mean", 1)]
+    views = items[list(kinds).index("good")]
+    louder = [{**view, LEARNED_SIGNAL: 8.0} for view in views]
+    assert before.item_logit([], signals=louder) == before.item_logit([], signals=views)
+    assert after.item_logit([], signals=louder) > after.item_logit([], signals=views)

@@ -145,3 +145,28 @@ def test_tune_replays_the_policies_over_a_model_scored_study(study, model_file, 
     assert fixed == {1: 1.0, 3: 3.0}
     assert all(float(row["mean_views"]) <= int(row["max_views"]) for row in rows)
     assert (out / "pareto.png").stat().st_size > 10_000
+
+
+def test_train_comparator_adds_a_comparator_the_refitted_fusion_reads(study, model_file, tmp_path):
+    cache, first = tmp_path / "pairs", tmp_path / "comparator.pt"
+    command = ["train-comparator", str(study), "--model", str(model_file), "--cache", str(cache), "--steps", "10",
+               "--check-share", "0.5", "--no-progress"]
+    assert cli.main([*command, "--out", str(first)]) == 0
+    assert sorted(p.name for p in cache.iterdir()) == sorted(f"{sku}.npz" for sku in
+                                                            {e["sku"] for e in json.loads(
+                                                                (study / "study.json").read_text())["episodes"]})
+    again = tmp_path / "again.pt"
+    assert cli.main([*command, "--out", str(again)]) == 0   # from the cached pairs, to the same weights
+    model = DamageModel.load(first)
+    assert model.comparator is not None and "-cmp10-" in model.version
+    assert DamageModel.load(again).version == model.version
+    scores = tmp_path / "eval"
+    assert cli.main(["evaluate", str(study), "--model", str(first), "--out", str(scores), "--no-progress"]) == 0
+    items = [json.loads(line) for line in (scores / "scores.jsonl").read_text().splitlines()]
+    assert all("reg_learned" in view for item in items if item["has_gallery"] for view in item["signals"])
+    refitted = tmp_path / "refitted.pt"
+    assert cli.main(["train", str(study), "--refit-fusion", str(first), "--out", str(refitted), "--boosted-fusion",
+                     "--fusion-scores", str(scores / "scores.jsonl"), "--validation-share", "0.5",
+                     "--checkpoints", str(tmp_path / "checkpoints"), "--no-progress"]) == 0
+    fusion = DamageModel.load(refitted).fusion
+    assert "reg_learned" in fusion.view.names and "reg_learned_max" in fusion.boosted.names

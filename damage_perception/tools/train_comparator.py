@@ -1,0 +1,88 @@
+"""`damage-perception train-comparator`: train the learned comparator on a study's query/reference pairs.
+
+The comparator (``core.comparator``) is added to an existing model file; its fusion does not read the new
+signal until it is refitted (``train --refit-fusion MODEL`` on a validation study's scores, then
+``calibrate``). Pairs are cached per SKU under ``--cache``, so a killed run resumes its extraction.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from damage_perception.core.comparator import compare, compared_cells
+from damage_perception.core.metrics import auroc
+from damage_perception.core.training import ComparatorSettings, train_comparator
+from damage_perception.data.comparator_pairs import ComparatorPairs, study_pairs
+from damage_perception.data.study import Study
+from damage_perception.tools.model_file import open_model
+from damage_perception.tools.train import model_version, split_skus
+
+FUSION_SUFFIXES = ("-gb", "-nogeo", "-ca", "-noshape", "-pc")   # decided when the fusion is refitted
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("study", type=Path, help="training study (damage-perception study ... --split train)")
+    parser.add_argument("--model", type=Path, default=None,
+                        help="model file to add the comparator to (default: the shipped model)")
+    parser.add_argument("--out", type=Path, required=True, help="model file to write")
+    parser.add_argument("--cache", type=Path, default=None,
+                        help="folder for the extracted pairs, one file per SKU (default: STUDY/comparator_pairs)")
+    parser.add_argument("--steps", type=int, default=ComparatorSettings.steps, help="optimiser steps")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the SKU split, sampling and initialisation")
+    parser.add_argument("--check-share", type=float, default=0.2,
+                        help="share of each kind's SKUs kept out of training to report the comparator on "
+                             "(0: train on every SKU)")
+    parser.add_argument("--no-progress", action="store_true")
+
+
+def view_report(head, pairs: ComparatorPairs) -> str:
+    """View AUROC of the comparator's score (views showing damage against views of pristine items), and the
+    same against pristine views with printed damage-like artwork only."""
+    scores = []
+    for start in range(0, len(pairs), 256):
+        part = slice(start, start + 256)
+        scores += [o.score for o in compare(head, pairs.query[part], pairs.aligned[part], pairs.maps[part])]
+    scores = np.asarray(scores)
+    shows = ((pairs.labels > 0.5) & compared_cells(pairs.maps)).reshape(len(pairs), -1).any(axis=1)
+    clean = ~pairs.damaged
+    text = f"view AUROC {auroc(scores[shows], scores[clean]):.3f} ({int(shows.sum())} views showing damage, " \
+           f"{int(clean.sum())} pristine)"
+    art = clean & pairs.printed_art
+    if art.any():
+        text += f"; against printed-art views only {auroc(scores[shows], scores[art]):.3f} ({int(art.sum())})"
+    return text
+
+
+def run(args: argparse.Namespace) -> int:
+    model = open_model(args.model, "train-comparator")
+    if model is None:
+        return 2
+    study = Study(args.study)
+    try:
+        pairs = study_pairs(model, study, args.cache or args.study / "comparator_pairs", not args.no_progress)
+    except ValueError as error:
+        print(f"train-comparator: {error}", file=sys.stderr)
+        return 2
+    train_skus, check_skus = split_skus(study.skus(), args.check_share, args.seed) if args.check_share > 0 \
+        else (study.skus(), [])
+    training = pairs.subset(np.isin(pairs.sku, train_skus))
+    print(f"train-comparator: {len(training)} views of {len(train_skus)} SKUs to train, "
+          f"{len(pairs) - len(training)} of {len(check_skus)} SKUs to check")
+    head = train_comparator(training.query, training.aligned, training.maps, training.labels,
+                            ComparatorSettings(steps=args.steps, seed=args.seed), progress=not args.no_progress)
+    print(f"train-comparator: training views: {view_report(head, training)}")
+    if check_skus:
+        print(f"train-comparator: held-out SKUs: {view_report(head, pairs.subset(np.isin(pairs.sku, check_skus)))}")
+    recipe = model.version.rsplit("-", 1)[0].removeprefix("effl0-")
+    for suffix in FUSION_SUFFIXES:
+        recipe = recipe.removesuffix(suffix)
+    model.comparator = head
+    # The fusion is kept as it was (it does not read reg_learned yet): the version says so until a refit.
+    model.version = model_version(model.head, model.fusion, f"{recipe}-cmp{args.steps}", head)
+    model.save(args.out)
+    print(f"train-comparator: wrote {args.out} ({args.out.stat().st_size / 1e6:.2f} MB), version {model.version}; "
+          f"refit its fusion (train --refit-fusion) and calibrate before shipping it")
+    return 0
