@@ -119,6 +119,13 @@ class ViewSignals:
     timings: dict[str, float] = field(default_factory=dict)
     patches: np.ndarray | None = None   # (n, D) patch features of the item's cells (product identification)
     registered: dict[str, float] | None = None   # the registered comparison's inputs (normalised), if it ran
+    change: np.ndarray | None = None   # (h, w) the learned comparator's per-cell change probability, if it ran
+
+    def damage_heatmap(self) -> np.ndarray:
+        """(h, w) per-cell damage probability: the classifier's, or the comparator's where it is higher (a
+        missing part or a spill beside the item shows there, not in how the item looks)."""
+        heatmap = self.classifier.heatmap
+        return heatmap if self.change is None else np.maximum(heatmap, self.change).astype(np.float32)
 
     def as_dict(self) -> dict[str, float]:
         """The fusion inputs (missing gallery signals as their pristine values)."""
@@ -190,6 +197,9 @@ class DamageModel:
             if registered is not None:
                 view.timings["registered"] = registered.seconds_per_view
                 view.registered = normalised(registered.raw(k), gallery.registered_nominal)
+                if registered.comparator is not None:
+                    # not compared cells hold LOW_LOGIT: probability ~0 there
+                    view.change = (1.0 / (1.0 + np.exp(-registered.comparator[k].cell_logits))).astype(np.float32)
             signals.append(view)
         return signals
 

@@ -129,7 +129,7 @@ class ViewPipeline:
         result.logit = logit
         result.score = float(1.0 / (1.0 + np.exp(-logit)))
         result.type_scores = {**result.type_scores, **signals.classifier.type_probabilities}
-        result.heatmap, result.crop_box = signals.classifier.heatmap, crop.box
+        result.heatmap, result.crop_box = signals.damage_heatmap(), crop.box
         if signals.patches is not None and len(signals.patches):
             start = time.perf_counter()
             result.embedding = view_embedding(signals.patches, CORESET_RATIO, seed=result.index)
@@ -139,7 +139,7 @@ class ViewPipeline:
         if signals.shape is not None and signals.shape.location is not None:
             result.damage_location = signals.shape.location
         else:
-            result.damage_location = heatmap_location(signals.classifier.heatmap, crop.box, segment, view.depth_m.shape)
+            result.damage_location = heatmap_location(result.heatmap, crop.box, segment, view.depth_m.shape)
 
 
 def heatmap_location(heatmap: np.ndarray, box: tuple[int, int, int, int], segment: ItemSegment,

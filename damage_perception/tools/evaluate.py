@@ -289,6 +289,13 @@ def print_summary(summary: dict) -> None:
         print(f"  gallery anomaly alone vs anomalib PatchCore ({c['items']} items of {c['skus']} SKUs): AUROC "
               f"{c['ours']['auroc']:.3f} vs {c['anomalib_patchcore']['auroc']:.3f}; median ms per image "
               f"{c['ours']['median_ms_per_image']:.1f} vs {c['anomalib_patchcore']['median_ms_per_image']:.1f}")
+        for name, label in (("fused", "this model, fused"), ("ours", "gallery anomaly alone"),
+                            ("anomalib_patchcore", "anomalib PatchCore")):
+            if name in c:   # evaluations written before the fused row was added lack it
+                row = c[name]
+                print(f"    {label:>22}: AUROC {row['auroc']:.3f}, recall at 0.1% "
+                      f"{100 * row.get('recall_at_fpr_0.001', math.nan):.1f}%, at 1% "
+                      f"{100 * row.get('recall_at_fpr_0.01', math.nan):.1f}%, {row['median_ms_per_image']:.1f} ms")
     if "at_config_threshold" in summary:
         at = summary["at_config_threshold"]
         print(f"  at the configured threshold {at['threshold']:.4g}: recall {100 * at['recall']:.1f}%, "

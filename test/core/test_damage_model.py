@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from damage_perception.core.classifier import DamageHead
+from damage_perception.core.classifier import ClassifierOutput, DamageHead
 from damage_perception.core.comparator import ComparatorHead
-from damage_perception.core.damage_model import DamageModel, ModelLoadError
+from damage_perception.core.damage_model import DamageModel, ModelLoadError, ViewSignals
 from damage_perception.core.fusion import VIEW_SIGNALS, FusionData, fit_fusion
 
 
@@ -91,3 +91,14 @@ def test_a_comparator_is_saved_with_the_model_and_files_without_one_load_without
     loaded = DamageModel.load(with_comparator.save(tmp_path / "comparator.pt"))
     for name, tensor in comparator.state_dict().items():
         assert torch.equal(tensor, loaded.comparator.state_dict()[name]), name
+
+
+def test_the_damage_heatmap_takes_the_comparator_where_it_is_hotter():
+    calm = np.full((4, 4), 0.1, np.float32)
+    signals = ViewSignals(ClassifierOutput(-3.0, {}, calm), None, None, 0.0)
+    assert signals.damage_heatmap() is calm   # no comparator ran: the classifier's map
+    change = np.zeros((4, 4), np.float32)
+    change[2, 3] = 0.9   # a missing part the classifier does not see
+    signals.change = change
+    heatmap = signals.damage_heatmap()
+    assert np.unravel_index(np.argmax(heatmap), heatmap.shape) == (2, 3) and heatmap[0, 0] == pytest.approx(0.1)

@@ -170,3 +170,19 @@ def test_train_comparator_adds_a_comparator_the_refitted_fusion_reads(study, mod
                      "--checkpoints", str(tmp_path / "checkpoints"), "--no-progress"]) == 0
     fusion = DamageModel.load(refitted).fusion
     assert "reg_learned" in fusion.view.names and "reg_learned_max" in fusion.boosted.names
+
+
+def test_evaluate_puts_anomalib_patchcore_beside_the_model_on_the_same_items(study, model_file, tmp_path):
+    from damage_perception.baselines.anomalib_patchcore import AnomalibUnavailable, import_anomalib
+    try:
+        import_anomalib()
+    except AnomalibUnavailable as error:   # an optional extra (requirements-anomalib.txt)
+        pytest.skip(f"anomalib unavailable: {error}")
+    out = tmp_path / "eval"
+    assert cli.main(["evaluate", str(study), "--model", str(model_file), "--out", str(out), "--anomalib",
+                     "--no-progress"]) == 0
+    side = json.loads((out / "evaluation.json").read_text())["anomalib_comparison"]
+    assert side["items"] == side["good_items"] + side["damaged_items"] > 0
+    for row in ("fused", "ours", "anomalib_patchcore"):
+        assert 0.0 <= side[row]["auroc"] <= 1.0 and side[row]["median_ms_per_image"] > 0, row
+    assert side["fused"]["model_version"] == DamageModel.load(model_file).version
