@@ -380,14 +380,16 @@ LEARNED_SIGNAL = "reg_learned"   # the learned comparator's view score (core.com
 def normalised(raw: dict[str, float], nominal: dict[str, float]) -> dict[str, float]:
     """The fusion inputs of a view from its raw scores (``RegisteredScores.as_dict``, with the comparator's
     ``LEARNED_SIGNAL`` when it ran): colour and feature residuals as ratios to what the gallery's own views
-    score (1 = as pristine), the comparator's log-odds less theirs (0 = as pristine), shares and overlap as
-    they are."""
+    score (1 = as pristine), the comparator's log-odds less theirs (0 = as pristine; left out when the
+    gallery has no nominal for it), shares and overlap as they are."""
     values = dict(raw)
     for name in ("reg_colour", "reg_feature"):
         values[name] = values[name] / max(nominal.get(name, 1.0), 1e-6)
     if LEARNED_SIGNAL in values:
-        # a gallery enrolled by a model without a comparator has no nominal for it: taken as 0
-        values[LEARNED_SIGNAL] -= nominal.get(LEARNED_SIGNAL, 0.0)
+        if LEARNED_SIGNAL in nominal:
+            values[LEARNED_SIGNAL] -= nominal[LEARNED_SIGNAL]
+        else:   # a gallery enrolled by a model without a comparator: its raw log-odds mean nothing to the
+            del values[LEARNED_SIGNAL]   # fusion, which then takes the pristine 0 (re-enrol the SKU)
     return values
 
 

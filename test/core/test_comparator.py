@@ -12,7 +12,7 @@ from damage_perception.core.comparator import (
     view_score,
 )
 from damage_perception.core.metrics import auroc
-from damage_perception.core.registered_comparison import correspond
+from damage_perception.core.registered_comparison import LEARNED_SIGNAL, correspond, normalised
 from damage_perception.core.training import ComparatorSettings, train_comparator
 from test.core.test_registered_comparison import SIZE, plane
 
@@ -85,3 +85,12 @@ def test_a_comparator_round_trips_through_its_state():
     again.load_state_dict(head.state_dict())
     first, second = compare(head.eval(), query, aligned, maps), compare(again.eval(), query, aligned, maps)
     assert [o.score for o in first] == [o.score for o in second]
+
+
+def test_the_comparator_score_is_read_against_the_gallerys_own_and_left_out_without_it():
+    raw = {"reg_missing": 0.1, "reg_extra": 0.0, "reg_colour": 0.2, "reg_feature": 3.0, "reg_overlap": 0.9,
+           "reg_beside": 0.0, LEARNED_SIGNAL: -1.0}
+    nominal = {"reg_colour": 0.1, "reg_feature": 2.0, LEARNED_SIGNAL: -4.0}
+    assert normalised(raw, nominal)[LEARNED_SIGNAL] == pytest.approx(3.0)   # 3 log-odds above its pristine views
+    older = normalised(raw, {"reg_colour": 0.1, "reg_feature": 2.0})   # enrolled by a model without one
+    assert LEARNED_SIGNAL not in older and older["reg_feature"] == pytest.approx(1.5)

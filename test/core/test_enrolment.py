@@ -8,7 +8,7 @@ import pytest
 from damage_perception.core.damage_types import DAMAGE_TYPES
 from damage_perception.core.enrolment import ENROL_VIEWS, AutoEnrolConfig, auto_enrol_decision, grown_gallery
 from damage_perception.core.gallery import build_gallery
-from damage_perception.core.registered_comparison import PRISTINE, crop_camera_matrix
+from damage_perception.core.registered_comparison import LEARNED_SIGNAL, PRISTINE, crop_camera_matrix
 from damage_perception.core.verdict import Decision, ItemVerdict, ViewResult
 from damage_perception.core.view_pipeline import ViewPipeline
 from damage_perception.data.synthesize import view_angles, worker_renderer
@@ -200,7 +200,8 @@ def test_enrolled_views_make_a_posed_gallery_with_its_registered_nominal(shipped
         np.testing.assert_allclose(posed.camera_matrix, crop_camera_matrix(i.fx, i.fy, i.cx, i.cy, result.crop_box,
                                                                            160))
         assert posed.color.shape == (160, 160, 3) and posed.mask.sum() > 1000
-    assert set(built.registered_nominal) == set(PRISTINE)
+    learned = {LEARNED_SIGNAL} if shipped_model.comparator is not None else set()
+    assert set(built.registered_nominal) == set(PRISTINE) | learned
     assert 0.5 < built.registered_nominal["reg_overlap"] <= 1.0
     assert built.registered_nominal["reg_missing"] < 0.1 and built.registered_nominal["reg_colour"] > 0
 

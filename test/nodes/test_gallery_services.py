@@ -10,7 +10,9 @@ import rclpy
 from damage_perception_interfaces.action import InspectItem
 from damage_perception_interfaces.srv import EnrolSku, PresentItem, ReportLabel, RollbackGallery
 
-from damage_perception.core.registered_comparison import PRISTINE
+from damage_perception.core.damage_model import DamageModel
+from damage_perception.core.registered_comparison import LEARNED_SIGNAL, PRISTINE
+from damage_perception.core.station import SHIPPED_MODEL_FILE
 from test.nodes.conftest import make_client, running
 
 CELL = ("sim_cell_node", "sim_cell.yaml", {"num_items": 3, "damage_rate": 0.0, "seed": 11})
@@ -118,7 +120,8 @@ def test_enrol_rollback_and_label_through_the_node(tmp_path, ros_context):
     # with its registered nominal ...
     assert posed == [(1, first.views_used, first.views_used, first.views_used),
                      (2, second.views_used, second.views_used, second.views_used)]
-    assert set(json.loads(nominal)) == set(PRISTINE)
+    learned = {LEARNED_SIGNAL} if DamageModel.load(SHIPPED_MODEL_FILE).comparator is not None else set()
+    assert set(json.loads(nominal)) == set(PRISTINE) | learned
     with np.load(io.BytesIO(blob)) as crop_data:
         assert crop_data["color"].shape == (160, 160, 3) and crop_data["camera_from_gripper"].shape == (4, 4)
     # ... and the first inspection's views were compared with them: computed reg_* signals, not the defaults
