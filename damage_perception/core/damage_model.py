@@ -251,8 +251,11 @@ class DamageModel:
             leave_one_out = self.leave_one_out(gallery, self._subset(batch, keep), [clouds[k] for k in keep],
                                                [posed[k] for k in keep])
         gallery.metadata["refused_views"] = {f"{np.degrees(angles[k]):.0f} deg": why for k, why in refused.items()}
-        gallery.registered_nominal = {name: float(np.median([view[name] for view in leave_one_out]))
-                                      for name in (leave_one_out[0] if leave_one_out else {})}
+        # over the views the comparison ran for (one that could not be compared gives no scores, and must not
+        # leave the gallery without a nominal)
+        names = sorted({name for view in leave_one_out for name in view})
+        gallery.registered_nominal = {name: float(np.median([view[name] for view in leave_one_out if name in view]))
+                                      for name in names}
         return gallery
 
     @staticmethod

@@ -257,8 +257,9 @@ def plot_tail(study: Study, items, fusion, path: Path, count: int) -> Path | Non
         worst = int(np.argmax([s["classifier"] for s in item.signals]))
         axis.imshow(episode.color[found[worst]])
         signals = item.signals[worst]
+        learned = f" cmp {signals['reg_learned']:.1f}" if "reg_learned" in signals else ""
         axis.set_title(f"{item.item_probability(fusion):.3f} {item.kind}\n{item.printed_damage_art or 'plain'} "
-                       f"cls {signals['classifier']:.1f} an {signals['anomaly']:.2f}", fontsize=7)
+                       f"cls {signals['classifier']:.1f} an {signals['anomaly']:.2f}{learned}", fontsize=7)
     figure.suptitle(f"The {len(good)} good items of highest damage score (most suspicious view)", fontsize=9)
     figure.tight_layout()
     figure.savefig(path, dpi=90)

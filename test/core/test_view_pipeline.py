@@ -98,6 +98,9 @@ def test_a_view_against_a_posed_gallery_gets_computed_registered_signals(enrolle
         assert 0.3 < result.signals["reg_overlap"] < 1.0 and result.signals["reg_colour"] != 1.0
     # the hole is material the references have and the view lacks, where it is
     assert bad.signals["reg_missing"] > 0.5 > 0.1 > good.signals["reg_missing"]
+    # the shipped model's learned comparator sees the change too, and its change map shows where
+    assert bad.signals["reg_learned"] > good.signals["reg_learned"] + 2.0
+    assert bad.heatmap.max() > 0.9 and bad.heatmap.max() > good.heatmap.max()
     assert bad.logit > good.logit
     # kept for auto-enrolment: the view's crop with its camera
     assert good.posed is not None and good.posed.mask.shape == (160, 160)

@@ -163,7 +163,9 @@ def test_train_comparator_adds_a_comparator_the_refitted_fusion_reads(study, mod
     scores = tmp_path / "eval"
     assert cli.main(["evaluate", str(study), "--model", str(first), "--out", str(scores), "--no-progress"]) == 0
     items = [json.loads(line) for line in (scores / "scores.jsonl").read_text().splitlines()]
-    assert all("reg_learned" in view for item in items if item["has_gallery"] for view in item["signals"])
+    # (a gallery of fewer than 3 found views has no nominal: its items' views go without the comparator's score)
+    compared = [view for item in items if item["has_gallery"] for view in item["signals"] if "reg_learned" in view]
+    assert len(compared) >= 10 and len({view["reg_learned"] for view in compared}) == len(compared)
     refitted = tmp_path / "refitted.pt"
     assert cli.main(["train", str(study), "--refit-fusion", str(first), "--out", str(refitted), "--boosted-fusion",
                      "--fusion-scores", str(scores / "scores.jsonl"), "--validation-share", "0.5",
