@@ -19,6 +19,7 @@ from damage_perception.data.study import gallery_episode
 from damage_perception.data.study_scores import enrol_episodes
 from damage_perception.sim.catalogue import make_catalogue
 from damage_perception.store.database import InspectionStore
+from damage_perception.store.galleries import load_gallery
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -42,12 +43,13 @@ def enrol_cell_skus(store_path: Path, items: int, damage_rate: float, seed: int)
     kinds = tuple(yaml.safe_load(config_file("sim_cell.yaml").read_text())["sim_cell"]["ros__parameters"]["kinds"])
     skus = sorted({spec.sku for spec in make_catalogue(items, damage_rate, seed, kinds=kinds)})
     store = InspectionStore(store_path)
-    missing = [sku for sku in skus if store.gallery(sku) is None]
+    model = DamageModel.load(SHIPPED_MODEL_FILE)
+    # SKUs without a gallery, and those whose gallery an earlier model enrolled that this one cannot use fully
+    missing = [sku for sku in skus if store.gallery(sku) is None or model.stale_gallery(load_gallery(store, sku))]
     if missing:
         print(f"demo: enrolling reference galleries of {len(missing)} SKUs in {store_path}", flush=True)
         episodes = (gallery_episode(sku, ENROL_VIEWS) for sku in missing)
-        enrol_episodes(store, DamageModel.load(SHIPPED_MODEL_FILE), episodes, "demo enrolment", len(missing),
-                       progress=False)
+        enrol_episodes(store, model, episodes, "demo enrolment", len(missing), progress=False)
     store.close()
 
 

@@ -258,6 +258,19 @@ class DamageModel:
                                       for name in names}
         return gallery
 
+    def stale_gallery(self, gallery: SkuGallery | None) -> str | None:
+        """Why ``gallery`` should be re-enrolled for this model (None when it fits): a model with a learned
+        comparator reads its score against the gallery's own (the nominal kept at enrolment); a gallery
+        enrolled by a model without one has none, and its items then go without the comparator's score,
+        which the fusion was fitted to rely on."""
+        if gallery is None or self.comparator is None or not any(view.posed is not None for view in gallery.views):
+            return None
+        if LEARNED_SIGNAL not in gallery.registered_nominal:
+            return (f"gallery v{gallery.version} of SKU '{gallery.sku}' was enrolled by a model without the learned "
+                    f"comparator: model {self.version} scores its items without it (far fewer diverts); re-enrol "
+                    "the SKU (~/enrol_sku or damage-perception enrol)")
+        return None
+
     @staticmethod
     def _subset(batch: Featurized, keep: list[int]) -> Featurized:
         return Featurized(batch.features[keep], batch.patches[keep], batch.cells[keep], batch.depth[keep])

@@ -194,6 +194,8 @@ class DamagePerceptionNode(Node):
         if self.inspector.model is not None and gallery is None:
             self.get_logger().warning(f"item '{goal.item_id}': no reference gallery for SKU '{goal.sku}': the "
                                       "classifier alone can divert it but not pass it")
+        elif self.inspector.model is not None and (stale := self.inspector.model.stale_gallery(gallery)):
+            self.get_logger().warning(f"item '{goal.item_id}': {stale}")
 
         def on_view(result: ViewResult, segment, view: ViewInput, frame) -> None:
             self.debug.view(result, segment, view, frame.color.header.stamp)

@@ -1,6 +1,8 @@
 """DamageModel files: a saved model loads to the same outputs; damaged, foreign or absent files say why."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -102,3 +104,18 @@ def test_the_damage_heatmap_takes_the_comparator_where_it_is_hotter():
     signals.change = change
     heatmap = signals.damage_heatmap()
     assert np.unravel_index(np.argmax(heatmap), heatmap.shape) == (2, 3) and heatmap[0, 0] == pytest.approx(0.1)
+
+
+def test_a_gallery_without_the_comparators_nominal_is_stale_for_a_model_with_one(model):
+    from damage_perception.core.gallery import ReferenceView, SkuGallery
+    from damage_perception.core.registered_comparison import LEARNED_SIGNAL, PosedCrop
+    from damage_perception.core.shape_check import ReferenceShape
+    posed = PosedCrop(np.zeros((8, 8, 3), np.uint8), np.zeros((8, 8), np.float32), np.zeros((8, 8), bool), np.eye(3),
+                      np.eye(4))
+    old = SkuGallery("SKU-1", [ReferenceView(0.0, np.zeros((1, 4), np.float32), posed)],
+                     ReferenceShape(np.zeros((0, 3), np.float32)), 1.0, 3, {}, {"reg_feature": 2.0})
+    with_comparator = DamageModel(model.head, model.fusion, "with-comparator", comparator=ComparatorHead(152))
+    assert model.stale_gallery(old) is None   # no comparator: nothing it lacks
+    assert "re-enrol" in with_comparator.stale_gallery(old)
+    current = dataclasses.replace(old, registered_nominal={"reg_feature": 2.0, LEARNED_SIGNAL: -3.0})
+    assert with_comparator.stale_gallery(current) is None and with_comparator.stale_gallery(None) is None
