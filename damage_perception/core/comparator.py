@@ -32,12 +32,15 @@ LABEL_FULL_SHARE = 0.25  # a cell with this share of damaged pixels (or more) is
 
 
 def residual_maps(correspondence: Correspondence, query_patches: np.ndarray, aligned_patches: np.ndarray,
-                  cells: np.ndarray) -> np.ndarray:
-    """(h, w, len(MAP_NAMES)) float32 per-cell residuals of one view against its aligned reference."""
+                  cells: np.ndarray, feature_distance: np.ndarray | None = None) -> np.ndarray:
+    """(h, w, len(MAP_NAMES)) float32 per-cell residuals of one view against its aligned reference
+    (``feature_distance``: their ``neighbourhood_distance`` when the caller has it already)."""
     grid = cells.shape[0]
     region = correspondence.region.astype(np.float64)
     matched = correspondence.matched.astype(np.float64)
-    maps = [neighbourhood_distance(query_patches, aligned_patches),
+    if feature_distance is None:
+        feature_distance = neighbourhood_distance(query_patches, aligned_patches)
+    maps = [feature_distance,
             cell_means(correspondence.missing.astype(np.float64), region, grid),
             cell_means(correspondence.extra.astype(np.float64), region, grid),
             cell_means(correspondence.beside.astype(np.float64), region, grid),

@@ -36,6 +36,7 @@ from damage_perception.core.registered_comparison import (
     RegisteredScores,
     correspond_view,
     disagreeing_views,
+    neighbourhood_distance,
     normalised,
     residual_scores,
 )
@@ -220,9 +221,11 @@ class DamageModel:
                            for view, cloud in zip(posed, clouds)]
         aligned = self.featurize(np.stack([c.aligned_color for c in correspondences]),
                                  np.stack([view.mask for view in posed]), np.stack([view.depth_m for view in posed]))
-        scores = [residual_scores(c, batch.patches[k], aligned.patches[k], batch.cells[k])
+        # the cell-by-cell feature distance feeds both the hand-made summaries and the comparator's maps
+        distances = [neighbourhood_distance(batch.patches[k], aligned.patches[k]) for k in range(len(posed))]
+        scores = [residual_scores(c, batch.patches[k], aligned.patches[k], batch.cells[k], distances[k])
                   for k, c in enumerate(correspondences)]
-        maps = np.stack([residual_maps(c, batch.patches[k], aligned.patches[k], batch.cells[k])
+        maps = np.stack([residual_maps(c, batch.patches[k], aligned.patches[k], batch.cells[k], distances[k])
                          for k, c in enumerate(correspondences)])
         learned = compare(self.comparator, batch.patches, aligned.patches, maps) if self.comparator else None
         return RegisteredViews(scores, maps, aligned.patches, learned, (time.perf_counter() - start) / len(posed))

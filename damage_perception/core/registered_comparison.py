@@ -261,16 +261,19 @@ class RegisteredScores:
 
 
 def residual_scores(correspondence: Correspondence, query_patches: np.ndarray, aligned_patches: np.ndarray,
-                    cells: np.ndarray) -> RegisteredScores:
+                    cells: np.ndarray, feature_distance: np.ndarray | None = None) -> RegisteredScores:
     """Summaries of one view's correspondence; patches (h, w, D) of the view's and the aligned reference's
-    crops, ``cells`` (h, w) the item's cells."""
+    crops, ``cells`` (h, w) the item's cells; ``feature_distance`` their ``neighbourhood_distance`` when the
+    caller has it already."""
     grid = cells.shape[0]
     region = correspondence.region.astype(np.float64)
     missing = cell_means(correspondence.missing.astype(np.float64), region, grid)
     extra = cell_means(correspondence.extra.astype(np.float64), region, grid)
     colour = cell_means(correspondence.colour_residual.astype(np.float64),
                         correspondence.matched.astype(np.float64), grid)
-    feature = np.where(cells, neighbourhood_distance(query_patches, aligned_patches), 0.0)
+    if feature_distance is None:
+        feature_distance = neighbourhood_distance(query_patches, aligned_patches)
+    feature = np.where(cells, feature_distance, 0.0)
     overlap = float(correspondence.matched[correspondence.region].mean()) if correspondence.region.any() else 0.0
     beside = cell_means(correspondence.beside.astype(np.float64), region, grid)
     compared = cell_means(region, np.ones_like(region), grid) > 0.25
