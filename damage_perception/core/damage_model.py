@@ -32,6 +32,7 @@ from damage_perception.core.registered_comparison import (
     ALIGNMENTS,
     LEARNED_SIGNAL,
     PRISTINE,
+    Correspondence,
     PosedCrop,
     RegisteredScores,
     correspond_view,
@@ -88,6 +89,7 @@ class Featurized:
     patches: np.ndarray      # (B, h, w, 152) PatchCore patch features
     cells: np.ndarray        # (B, h, w) bool, cells on the (grown) item
     depth: torch.Tensor      # (B, 4, h, w)
+    aligned: np.ndarray | None = None   # (B, h, w, 152) patch features of the crops' aligned reference images
 
 
 @dataclass
@@ -160,11 +162,21 @@ class DamageModel:
         self.backbone = backbone or shared_backbone()
 
     # --- per-view signals --------------------------------------------------------------------------
-    def featurize(self, colors: np.ndarray, masks: np.ndarray, depths_m: np.ndarray) -> Featurized:
-        """Backbone features of crops (B, S, S, 3) uint8 with masks (B, S, S) and depths (B, S, S) metres."""
-        features = self.backbone(prepare_images(colors, masks))
+    def featurize(self, colors: np.ndarray, masks: np.ndarray, depths_m: np.ndarray,
+                  aligned_colors: np.ndarray | None = None) -> Featurized:
+        """Backbone features of crops (B, S, S, 3) uint8 with masks (B, S, S) and depths (B, S, S) metres; with
+        ``aligned_colors`` (B, S, S, 3), the crops' aligned reference images, their patch features too, from
+        the same backbone call (one batch: cheaper than two)."""
+        if aligned_colors is None:
+            features = self.backbone(prepare_images(colors, masks))
+        else:   # an aligned image is masked like its view
+            features = self.backbone(prepare_images(np.concatenate([colors, aligned_colors]),
+                                                    np.concatenate([masks, masks])))
         patches = patch_features(features).permute(0, 2, 3, 1).contiguous().numpy()
-        return Featurized(features, patches, cell_masks(masks), depth_channels(depths_m, masks))
+        count = len(colors)
+        aligned = patches[count:] if aligned_colors is not None else None
+        return Featurized(features[:count], patches[:count], cell_masks(masks), depth_channels(depths_m, masks),
+                          aligned)
 
     def classify(self, batch: Featurized) -> list[ClassifierOutput]:
         with torch.no_grad():
@@ -177,10 +189,15 @@ class DamageModel:
         """All signals of a batch of views of one item (gallery signals only when a gallery is given; the
         registered comparison when the views' ``posed`` crops and the gallery's are known)."""
         start = time.perf_counter()
-        batch = self.featurize(colors, masks, depths_m)
+        correspondences = self.correspondences(clouds, gallery, posed)
+        correspond_s = time.perf_counter() - start
+        start = time.perf_counter()
+        aligned_colors = None if correspondences is None else np.stack([c.aligned_color for c in correspondences])
+        batch = self.featurize(colors, masks, depths_m, aligned_colors)
         outputs = self.classify(batch)
         model_s = (time.perf_counter() - start) / max(len(colors), 1)
-        registered = self.registered_comparison(batch, clouds, gallery, posed)
+        registered = self.registered_comparison(batch, clouds, gallery, posed, correspondences=correspondences,
+                                                correspond_s=correspond_s)
         signals = []
         for k, output in enumerate(outputs):
             timings = {"classifier": model_s}
@@ -204,31 +221,47 @@ class DamageModel:
             signals.append(view)
         return signals
 
-    def registered_comparison(self, batch: Featurized, clouds: list[np.ndarray], gallery: SkuGallery | None,
-                              posed: list[PosedCrop] | None,
-                              exclude: int | None = None) -> RegisteredViews | None:
-        """Each view against its pose-matched, registered reference views (``core.registered_comparison``),
-        the learned comparator's view scores when the model has one, and the time it took per view; None
-        when the views' or the gallery's posed crops are unknown. ``exclude``: leave that reference view out
-        (the gallery's own leave-one-out)."""
+    def correspondences(self, clouds: list[np.ndarray], gallery: SkuGallery | None, posed: list[PosedCrop] | None,
+                        exclude: int | None = None) -> list[Correspondence] | None:
+        """Each view registered to the gallery and carried into its pose-matched reference views
+        (``core.registered_comparison.correspond_view``); None when the views' or the gallery's posed crops
+        are unknown. ``exclude``: leave that reference view out (the gallery's own leave-one-out)."""
         # Views added without a camera (auto-enrolment from an older gallery) are left out of this comparison.
         references = [view.posed for k, view in enumerate(gallery.views)
                       if k != exclude and view.posed is not None] if gallery else []
         if not posed or len(posed) != len(clouds) or len(references) < 2:
             return None
+        return [correspond_view(view, cloud, references, gallery.shape, alignment=self.alignment)[0]
+                for view, cloud in zip(posed, clouds)]
+
+    def registered_comparison(self, batch: Featurized, clouds: list[np.ndarray], gallery: SkuGallery | None,
+                              posed: list[PosedCrop] | None, exclude: int | None = None,
+                              correspondences: list[Correspondence] | None = None,
+                              correspond_s: float = 0.0) -> RegisteredViews | None:
+        """Each view against its pose-matched, registered reference views (``core.registered_comparison``),
+        the learned comparator's view scores when the model has one, and the time it took per view; None
+        when the views' or the gallery's posed crops are unknown. ``exclude``: leave that reference view out
+        (the gallery's own leave-one-out). ``correspondences`` (and the seconds they took) when the caller has
+        them already, with the aligned images' patches in ``batch.aligned``."""
         start = time.perf_counter()
-        correspondences = [correspond_view(view, cloud, references, gallery.shape, alignment=self.alignment)[0]
-                           for view, cloud in zip(posed, clouds)]
-        aligned = self.featurize(np.stack([c.aligned_color for c in correspondences]),
-                                 np.stack([view.mask for view in posed]), np.stack([view.depth_m for view in posed]))
+        if correspondences is None:
+            correspondences = self.correspondences(clouds, gallery, posed, exclude)
+        if correspondences is None:
+            return None
+        aligned = batch.aligned
+        if aligned is None:
+            aligned = self.featurize(np.stack([c.aligned_color for c in correspondences]),
+                                     np.stack([view.mask for view in posed]),
+                                     np.stack([view.depth_m for view in posed])).patches
         # the cell-by-cell feature distance feeds both the hand-made summaries and the comparator's maps
-        distances = [neighbourhood_distance(batch.patches[k], aligned.patches[k]) for k in range(len(posed))]
-        scores = [residual_scores(c, batch.patches[k], aligned.patches[k], batch.cells[k], distances[k])
+        distances = [neighbourhood_distance(batch.patches[k], aligned[k]) for k in range(len(posed))]
+        scores = [residual_scores(c, batch.patches[k], aligned[k], batch.cells[k], distances[k])
                   for k, c in enumerate(correspondences)]
-        maps = np.stack([residual_maps(c, batch.patches[k], aligned.patches[k], batch.cells[k], distances[k])
+        maps = np.stack([residual_maps(c, batch.patches[k], aligned[k], batch.cells[k], distances[k])
                          for k, c in enumerate(correspondences)])
-        learned = compare(self.comparator, batch.patches, aligned.patches, maps) if self.comparator else None
-        return RegisteredViews(scores, maps, aligned.patches, learned, (time.perf_counter() - start) / len(posed))
+        learned = compare(self.comparator, batch.patches, aligned, maps) if self.comparator else None
+        seconds = time.perf_counter() - start + correspond_s
+        return RegisteredViews(scores, maps, aligned, learned, seconds / len(posed))
 
     def build_gallery(self, sku: str, colors: np.ndarray, masks: np.ndarray, depths_m: np.ndarray,
                       angles: np.ndarray, clouds: list[np.ndarray], version: int = 1,

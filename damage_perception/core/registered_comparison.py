@@ -193,7 +193,7 @@ def correspond(view: PosedCrop, reference_from_view: np.ndarray, references: lis
         # Light differs a little between views: the reference's colours are matched to the view's on the
         # surface both see.
         # (medians: a stain on part of the surface must not shift the gain of the rest)
-        gain = (np.median(ours[matched_flat], axis=0) + 1.0) / (np.median(best_color[matched_flat], axis=0) + 1.0)
+        gain = (channel_medians(ours[matched_flat]) + 1.0) / (channel_medians(best_color[matched_flat]) + 1.0)
         theirs = np.clip(best_color * gain, 0, 255)
         rows_cols = np.argwhere(has_point)
         # The aligned image is what the reference shows along each pixel's ray, matched or not: a hole or a
@@ -205,6 +205,21 @@ def correspond(view: PosedCrop, reference_from_view: np.ndarray, references: lis
         same = rows_cols[matched_flat]
         residual[same[:, 0], same[:, 1]] = np.abs(ours[matched_flat] - theirs[matched_flat]).mean(axis=1) / 255.0
     return Correspondence(matched, missing, extra, aligned, residual, has_point, beside)
+
+
+def channel_medians(colours: np.ndarray) -> np.ndarray:
+    """``np.median(colours, axis=0)`` of (n, 3) 8-bit colour values (held in any dtype), from per-channel
+    histograms: the same values, without sorting (a tenth of the time on a crop's pixels)."""
+    count = len(colours)
+    if count == 0:
+        return np.full(colours.shape[1], np.nan)
+    values = colours.astype(np.int64)
+    middle = np.array([(count - 1) // 2, count // 2])   # the two middle ranks (equal for an odd count)
+    medians = []
+    for channel in range(values.shape[1]):
+        cumulative = np.cumsum(np.bincount(values[:, channel], minlength=256))
+        medians.append(np.searchsorted(cumulative, middle, side="right").mean())
+    return np.asarray(medians, np.float64)
 
 
 def cell_means(values: np.ndarray, weights: np.ndarray, grid: int) -> np.ndarray:

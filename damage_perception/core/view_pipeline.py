@@ -90,8 +90,8 @@ class ViewPipeline:
         camera_position = gripper_from_camera[:3, 3]
         # Points at depth jumps are unreliable (flying pixels between foreground and background): the
         # mask keeps them, the damage score does not.
-        reliable = ~depth_edges(view.depth_m, self.config.edge_jump, self.config.edge_jump_per_m).reshape(-1)
-        reliable_fraction = float(reliable[segment.pixels].mean())
+        reliable = ~edges_at(view.depth_m, segment.pixels, self.config.edge_jump, self.config.edge_jump_per_m)
+        reliable_fraction = float(reliable.mean())
         if reliable_fraction < self.config.min_reliable_depth:
             # Scattered no-reading pixels (NaN, inf, negative, zero) hide the surface the score looks at: judged
             # anyway, a damaged item would look intact. The view is unusable instead (and retried).
@@ -99,7 +99,7 @@ class ViewPipeline:
                       f"reading (need {100 * self.config.min_reliable_depth:.0f} %)")
             return ViewResult(index, wrist_angle, False, reason=reason, timings=timings), segment
         if self.model is None or self.model.fusion is None or self.model.fusion.reads_geometric:
-            geometry = score_geometry(segment.points[reliable[segment.pixels]], camera_position,
+            geometry = score_geometry(segment.points[reliable], camera_position,
                                       self.config.scoring)
             result = ViewResult(index, wrist_angle, True, geometry.score, geometry.type_scores,
                                 geometry.damage_location, len(segment.points), timings=timings)
@@ -175,6 +175,21 @@ def depth_edges(depth_m: np.ndarray, jump: float, jump_per_m: float, grow_px: in
         kernel = np.ones((2 * grow_px + 1, 2 * grow_px + 1), np.uint8)
         edges = cv2.dilate(edges.astype(np.uint8), kernel).astype(bool)
     return edges
+
+
+def edges_at(depth_m: np.ndarray, pixels: np.ndarray, jump: float, jump_per_m: float, grow_px: int = 1) -> np.ndarray:
+    """``depth_edges`` at the flat pixel indices ``pixels`` only: computed on their bounding box grown by
+    ``grow_px + 2`` (the same values there, a sixth of the full frame's time for an item of a quarter of it)."""
+    if pixels.size == 0:
+        return np.zeros(0, bool)
+    height, width = depth_m.shape
+    rows, cols = np.divmod(pixels, width)
+    margin = grow_px + 2   # a window border inside the image reads as an edge: keep it beyond the dilation
+    row0, col0 = max(int(rows.min()) - margin, 0), max(int(cols.min()) - margin, 0)
+    row1, col1 = min(int(rows.max()) + margin + 1, height), min(int(cols.max()) + margin + 1, width)
+    window = depth_edges(depth_m[row0:row1, col0:col1], jump, jump_per_m, grow_px)
+    # a window that reaches the image border has the image's own border there: the same edge as the full frame
+    return window[rows - row0, cols - col0]
 
 
 def outline_on_edge(mask: np.ndarray) -> float:

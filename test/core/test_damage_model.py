@@ -119,3 +119,19 @@ def test_a_gallery_without_the_comparators_nominal_is_stale_for_a_model_with_one
     assert "re-enrol" in with_comparator.stale_gallery(old)
     current = dataclasses.replace(old, registered_nominal={"reg_feature": 2.0, LEARNED_SIGNAL: -3.0})
     assert with_comparator.stale_gallery(current) is None and with_comparator.stale_gallery(None) is None
+
+
+def test_aligned_images_featurized_in_the_views_batch_get_the_patches_of_their_own_call(model):
+    """One backbone call for the views and their aligned reference images (the node's path) gives each the
+    patches a call of its own gives."""
+    rng = np.random.default_rng(4)
+    colors = rng.integers(0, 256, (2, 160, 160, 3)).astype(np.uint8)
+    aligned = rng.integers(0, 256, (2, 160, 160, 3)).astype(np.uint8)
+    masks = np.zeros((2, 160, 160), bool)
+    masks[:, 40:120, 30:130] = True
+    depths = np.where(masks, 0.6, 0.0).astype(np.float32)
+    together = model.featurize(colors, masks, depths, aligned)
+    alone = model.featurize(colors, masks, depths)
+    np.testing.assert_allclose(together.patches, alone.patches, atol=1e-4)
+    np.testing.assert_allclose(together.aligned, model.featurize(aligned, masks, depths).patches, atol=1e-4)
+    assert together.features.shape == alone.features.shape and alone.aligned is None

@@ -153,3 +153,11 @@ def test_a_reference_view_of_another_item_is_refused_with_a_reason(shipped_model
     assert list(refused) == [f"{np.degrees(angle):.0f} deg"]
     assert "against the other reference views" in next(iter(refused.values()))
     assert len(gallery.views) == int(rendered_galleries[0].found.sum()) - 1
+
+
+def test_channel_medians_are_numpys_median_of_8_bit_colours():
+    from damage_perception.core.registered_comparison import channel_medians
+    rng = np.random.default_rng(2)
+    for count in (1, 2, 7, 10, 999, 1000):
+        colours = rng.integers(0, 256, (count, 3)).astype(np.float32)
+        np.testing.assert_array_equal(channel_medians(colours), np.median(colours, axis=0))

@@ -146,3 +146,24 @@ def test_a_model_whose_fusion_does_not_read_the_geometric_score_skips_it(enrolle
     geometric_term = view.coef[k] * (full.signals["geometric"] - view.mean[k]) / view.scale[k]
     assert skipped.logit == pytest.approx(full.logit - geometric_term, abs=1e-6)
     assert skipped.signals["reg_missing"] == pytest.approx(full.signals["reg_missing"])
+
+
+def test_edges_at_an_items_pixels_equal_the_full_frames_edges():
+    """``edges_at`` computes the depth edges on the pixels' bounding box only: at those pixels they are the
+    full frame's, for an item inside the image and one touching its corner (where the image border is an edge)."""
+    from damage_perception.core.view_pipeline import depth_edges, edges_at
+    rng = np.random.default_rng(5)
+    depth = (0.6 + 0.004 * rng.random((48, 64))).astype(np.float32)
+    depth[:, 40:] += 0.2
+    depth[rng.random(depth.shape) < 0.04] = np.nan
+    full = depth_edges(depth, 0.008, 0.01).reshape(-1)
+    inside = np.zeros(depth.shape, bool)
+    inside[10:30, 30:50] = True
+    corner = np.zeros(depth.shape, bool)
+    corner[:6, :9] = True
+    for grow_px in (0, 1, 2):
+        full = depth_edges(depth, 0.008, 0.01, grow_px).reshape(-1)
+        for item in (inside, corner):
+            pixels = np.flatnonzero(item)
+            np.testing.assert_array_equal(edges_at(depth, pixels, 0.008, 0.01, grow_px), full[pixels])
+    assert edges_at(depth, np.zeros(0, int), 0.008, 0.01).shape == (0,)
