@@ -22,6 +22,7 @@ from torch import nn
 from damage_perception.core.registered_comparison import (
     Correspondence,
     cell_means,
+    cell_residuals,
     neighbourhood_distance,
 )
 
@@ -32,22 +33,15 @@ LABEL_FULL_SHARE = 0.25  # a cell with this share of damaged pixels (or more) is
 
 
 def residual_maps(correspondence: Correspondence, query_patches: np.ndarray, aligned_patches: np.ndarray,
-                  cells: np.ndarray, feature_distance: np.ndarray | None = None) -> np.ndarray:
+                  cells: np.ndarray, feature_distance: np.ndarray | None = None,
+                  per_cell: dict[str, np.ndarray] | None = None) -> np.ndarray:
     """(h, w, len(MAP_NAMES)) float32 per-cell residuals of one view against its aligned reference
-    (``feature_distance``: their ``neighbourhood_distance`` when the caller has it already)."""
-    grid = cells.shape[0]
-    region = correspondence.region.astype(np.float64)
-    matched = correspondence.matched.astype(np.float64)
+    (``feature_distance``: their ``neighbourhood_distance``, ``per_cell``: the ``cell_residuals``, when the
+    caller has them already)."""
+    per_cell = per_cell if per_cell is not None else cell_residuals(correspondence, cells.shape[0])
     if feature_distance is None:
         feature_distance = neighbourhood_distance(query_patches, aligned_patches)
-    maps = [feature_distance,
-            cell_means(correspondence.missing.astype(np.float64), region, grid),
-            cell_means(correspondence.extra.astype(np.float64), region, grid),
-            cell_means(correspondence.beside.astype(np.float64), region, grid),
-            cell_means(correspondence.colour_residual.astype(np.float64), matched, grid),
-            cell_means(matched, region, grid),
-            cell_means(region, np.ones_like(region), grid),
-            cells.astype(np.float64)]
+    maps = [feature_distance] + [per_cell[name] for name in MAP_NAMES[1:-1]] + [cells.astype(np.float64)]
     return np.stack(maps, axis=-1).astype(np.float32)
 
 

@@ -35,6 +35,7 @@ from damage_perception.core.registered_comparison import (
     Correspondence,
     PosedCrop,
     RegisteredScores,
+    cell_residuals,
     correspond_view,
     disagreeing_views,
     neighbourhood_distance,
@@ -255,9 +256,10 @@ class DamageModel:
                                      np.stack([view.depth_m for view in posed])).patches
         # the cell-by-cell feature distance feeds both the hand-made summaries and the comparator's maps
         distances = [neighbourhood_distance(batch.patches[k], aligned[k]) for k in range(len(posed))]
-        scores = [residual_scores(c, batch.patches[k], aligned[k], batch.cells[k], distances[k])
+        per_cell = [cell_residuals(c, batch.cells.shape[1]) for c in correspondences]
+        scores = [residual_scores(c, batch.patches[k], aligned[k], batch.cells[k], distances[k], per_cell[k])
                   for k, c in enumerate(correspondences)]
-        maps = np.stack([residual_maps(c, batch.patches[k], aligned[k], batch.cells[k], distances[k])
+        maps = np.stack([residual_maps(c, batch.patches[k], aligned[k], batch.cells[k], distances[k], per_cell[k])
                          for k, c in enumerate(correspondences)])
         learned = compare(self.comparator, batch.patches, aligned, maps) if self.comparator else None
         seconds = time.perf_counter() - start + correspond_s

@@ -275,25 +275,36 @@ class RegisteredScores:
                 "reg_feature": self.feature, "reg_overlap": self.overlap, "reg_beside": self.beside}
 
 
-def residual_scores(correspondence: Correspondence, query_patches: np.ndarray, aligned_patches: np.ndarray,
-                    cells: np.ndarray, feature_distance: np.ndarray | None = None) -> RegisteredScores:
-    """Summaries of one view's correspondence; patches (h, w, D) of the view's and the aligned reference's
-    crops, ``cells`` (h, w) the item's cells; ``feature_distance`` their ``neighbourhood_distance`` when the
-    caller has it already."""
-    grid = cells.shape[0]
+def cell_residuals(correspondence: Correspondence, grid: int) -> dict[str, np.ndarray]:
+    """Per cell of the ``grid`` x ``grid`` backbone grid (float64): the shares of compared pixels that are
+    ``missing``, ``extra`` and ``beside``, the mean colour residual of matched pixels (``colour``), and the
+    shares of compared pixels ``matched`` and of pixels ``compared``. The one home of these per-cell
+    summaries, for the hand-made scores (``residual_scores``) and the comparator's maps."""
     region = correspondence.region.astype(np.float64)
-    missing = cell_means(correspondence.missing.astype(np.float64), region, grid)
-    extra = cell_means(correspondence.extra.astype(np.float64), region, grid)
-    colour = cell_means(correspondence.colour_residual.astype(np.float64),
-                        correspondence.matched.astype(np.float64), grid)
+    matched = correspondence.matched.astype(np.float64)
+    return {"missing": cell_means(correspondence.missing.astype(np.float64), region, grid),
+            "extra": cell_means(correspondence.extra.astype(np.float64), region, grid),
+            "beside": cell_means(correspondence.beside.astype(np.float64), region, grid),
+            "colour": cell_means(correspondence.colour_residual.astype(np.float64), matched, grid),
+            "matched": cell_means(matched, region, grid),
+            "compared": cell_means(region, np.ones_like(region), grid)}
+
+
+def residual_scores(correspondence: Correspondence, query_patches: np.ndarray, aligned_patches: np.ndarray,
+                    cells: np.ndarray, feature_distance: np.ndarray | None = None,
+                    per_cell: dict[str, np.ndarray] | None = None) -> RegisteredScores:
+    """Summaries of one view's correspondence; patches (h, w, D) of the view's and the aligned reference's
+    crops, ``cells`` (h, w) the item's cells; ``feature_distance`` their ``neighbourhood_distance`` and
+    ``per_cell`` the ``cell_residuals`` when the caller has them already."""
+    per_cell = per_cell if per_cell is not None else cell_residuals(correspondence, cells.shape[0])
     if feature_distance is None:
         feature_distance = neighbourhood_distance(query_patches, aligned_patches)
     feature = np.where(cells, feature_distance, 0.0)
     overlap = float(correspondence.matched[correspondence.region].mean()) if correspondence.region.any() else 0.0
-    beside = cell_means(correspondence.beside.astype(np.float64), region, grid)
-    compared = cell_means(region, np.ones_like(region), grid) > 0.25
-    return RegisteredScores(region_max(missing, cells), region_max(extra, cells), top_mean(colour[cells]),
-                            top_mean(feature[cells]), overlap, region_max(beside, compared))
+    compared = per_cell["compared"] > 0.25
+    return RegisteredScores(region_max(per_cell["missing"], cells), region_max(per_cell["extra"], cells),
+                            top_mean(per_cell["colour"][cells]), top_mean(feature[cells]), overlap,
+                            region_max(per_cell["beside"], compared))
 
 
 def compare_region(view: PosedCrop, grow_px: int = 8) -> np.ndarray:
