@@ -209,7 +209,7 @@ def correspond(view: PosedCrop, reference_from_view: np.ndarray, references: lis
 
 def channel_medians(colours: np.ndarray) -> np.ndarray:
     """``np.median(colours, axis=0)`` of (n, 3) 8-bit colour values (held in any dtype), from per-channel
-    histograms: the same values, without sorting (a tenth of the time on a crop's pixels)."""
+    histograms: the same values, without sorting (0.1 ms against 0.3 for 10 000 pixels, one-off timing)."""
     count = len(colours)
     if count == 0:
         return np.full(colours.shape[1], np.nan)

@@ -179,7 +179,7 @@ def depth_edges(depth_m: np.ndarray, jump: float, jump_per_m: float, grow_px: in
 
 def edges_at(depth_m: np.ndarray, pixels: np.ndarray, jump: float, jump_per_m: float, grow_px: int = 1) -> np.ndarray:
     """``depth_edges`` at the flat pixel indices ``pixels`` only: computed on their bounding box grown by
-    ``grow_px + 2`` (the same values there, a sixth of the full frame's time for an item of a quarter of it)."""
+    ``grow_px + 2`` (the same values there; an item covers a small part of the frame)."""
     if pixels.size == 0:
         return np.zeros(0, bool)
     height, width = depth_m.shape
