@@ -46,9 +46,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--boosted-fusion", action="store_true",
                         help="fit the boosted item model (monotone gradient-boosted trees over every signal's "
                              "summaries across the views) besides the logistic ones; used with a gallery")
-    parser.add_argument("--fusion-scores", type=Path, default=None, metavar="SCORES",
-                        help="with --refit-fusion: fit on this scores.jsonl (from `evaluate` of the fusion study "
-                             "with the same model) instead of scoring the study again")
+    parser.add_argument("--fusion-scores", type=Path, nargs="+", default=None, metavar="SCORES",
+                        help="with --refit-fusion: fit on these scores.jsonl files (from `evaluate` of validation "
+                             "studies with the same model; items of the study's training SKUs are left out) "
+                             "instead of scoring the study again")
     parser.add_argument("--no-shape-check", action="store_true",
                         help="leave out the ICP shape check against the union of the gallery clouds (models with "
                              "the registered comparison do not need it)")
@@ -164,8 +165,12 @@ def train(args: argparse.Namespace, shard) -> int:
     recipe += "" if model.shape_check else "-noshape"
     recipe += "-ca" if model.alignment == "coloured" else ""
     if args.fusion_scores and args.refit_fusion:
-        scores = [item for item in load_scores(args.fusion_scores) if item.sku in set(validation_skus)]
-        print(f"train: fitting the fusion on {len(scores)} scored items of {args.fusion_scores}")
+        # several files: validation studies rendered apart (e.g. one that adds a kind's rarer damage)
+        held_for_training = set(train_skus)
+        scores = [item for path in args.fusion_scores for item in load_scores(path)
+                  if item.sku not in held_for_training]
+        print(f"train: fitting the fusion on {len(scores)} scored items of "
+              f"{', '.join(str(path) for path in args.fusion_scores)}")
     else:
         scores = score_study(fusion_study, model, validation_skus, progress=not args.no_progress)
         save_scores(scores, checkpoints / "validation_scores.jsonl")

@@ -4,6 +4,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -132,6 +133,29 @@ def test_refit_keeping_the_item_model_changes_only_the_view_models(study, model_
     assert after.fusion.boosted.to_dict() == before.fusion.boosted.to_dict()
     assert before.fusion.reads_geometric and not after.fusion.reads_geometric
     assert "-nogeo-gb-" in after.version and after.version != before.version
+
+
+def test_refit_on_several_scores_files_fits_on_their_union(study, model_file, tmp_path):
+    scores = tmp_path / "eval"
+    assert cli.main(["evaluate", str(study), "--model", str(model_file), "--out", str(scores), "--no-progress"]) == 0
+    lines = (scores / "scores.jsonl").read_text().splitlines(keepends=True)
+    first, second = tmp_path / "first.jsonl", tmp_path / "second.jsonl"
+    first.write_text("".join(lines[::2]))
+    second.write_text("".join(lines[1::2]))
+    common = [str(study), "--refit-fusion", str(model_file), "--validation-share", "1", "--boosted-fusion",
+              "--checkpoints", str(tmp_path / "checkpoints"), "--no-progress"]
+    whole, split, half = tmp_path / "whole.pt", tmp_path / "split.pt", tmp_path / "half.pt"
+    assert cli.main(["train", *common, "--out", str(whole), "--fusion-scores", str(scores / "scores.jsonl")]) == 0
+    assert cli.main(["train", *common, "--out", str(split), "--fusion-scores", str(second), str(first)]) == 0
+    assert cli.main(["train", *common, "--out", str(half), "--fusion-scores", str(first)]) == 0
+    fitted = {name: DamageModel.load(path).fusion for name, path in (("whole", whole), ("split", split),
+                                                                     ("half", half))}
+    def coefficients(fusion) -> np.ndarray:   # the same items in another order: equal up to summation order
+        return np.array([*fusion.view.coef, fusion.view.intercept, *fusion.item.coef, fusion.item.intercept])
+
+    assert fitted["split"].fitted_prior == fitted["whole"].fitted_prior
+    assert np.allclose(coefficients(fitted["split"]), coefficients(fitted["whole"]), rtol=1e-9, atol=1e-12)
+    assert not np.allclose(coefficients(fitted["half"]), coefficients(fitted["whole"]), rtol=1e-3)
 
 
 def test_tune_replays_the_policies_over_a_model_scored_study(study, model_file, tmp_path):
