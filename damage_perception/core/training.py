@@ -43,13 +43,22 @@ class Shard:
 
 
 @dataclass(frozen=True)
-class TrainSettings:
+class OptimiserSettings:
+    """What the head's and the comparator's training share: AdamW with a cosine schedule over ``steps``,
+    batches balanced between views that show damage and views that do not."""
+
     steps: int = 1200
     batch: int = 48
     learning_rate: float = 2e-3
     weight_decay: float = 1e-4
     damaged_share: float = 0.5    # share of each batch drawn from views that show damage
     seed: int = 0
+
+
+@dataclass(frozen=True)
+class TrainSettings(OptimiserSettings):
+    """The classifier head's training (``train_head``)."""
+
     checkpoint_every: int = 400
 
 
@@ -138,14 +147,12 @@ def _data_parallel(head: DamageHead) -> torch.nn.Module:
 
 
 @dataclass(frozen=True)
-class ComparatorSettings:
+class ComparatorSettings(OptimiserSettings):
+    """The learned comparator's training (``train_comparator``)."""
+
     steps: int = 1500
     batch: int = 64
-    learning_rate: float = 2e-3
-    weight_decay: float = 1e-4
-    damaged_share: float = 0.5    # share of each batch drawn from views that show damage
     damaged_cell_weight: float = 4.0   # damaged cells are rare: their loss counts this much more
-    seed: int = 0
 
 
 def train_comparator(query: np.ndarray, aligned: np.ndarray, maps: np.ndarray, labels: np.ndarray,
