@@ -8,6 +8,7 @@ missing or corrupt file raises ``ModelLoadError`` with the reason, never anythin
 from __future__ import annotations
 
 import functools
+import hashlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,7 @@ from damage_perception.core.classifier import ClassifierOutput, DamageHead, clas
 from damage_perception.core.comparator import ComparatorHead, ComparatorOutput, compare, residual_maps
 from damage_perception.core.fusion import FusionModel
 from damage_perception.core.gallery import (
+    NOMINAL_KEY,
     SCORINGS,
     AnomalyResult,
     SkuGallery,
@@ -140,6 +142,11 @@ class ViewSignals:
                 "geometric": self.geometric, **(self.registered or PRISTINE)}
 
 
+# Galleries enrolled before the nominal's key was kept were enrolled by the one model with a comparator there
+# was then (v4, ``effl0-head-s1200-seed0-cmp1500-noshape-nogeo-gb-3613d3c9eb``): its key.
+LEGACY_NOMINAL_KEY = "shape-3e3014ef78"
+
+
 class DamageModel:
     """Trained head + fitted fusion over the shared frozen backbone."""
 
@@ -161,6 +168,19 @@ class DamageModel:
         self.fusion = fusion
         self.version = version
         self.backbone = backbone or shared_backbone()
+
+    @functools.cached_property
+    def nominal_key(self) -> str:
+        """What a gallery's registered nominal depends on: the alignment and the learned comparator's weights
+        (the backbone is shared and frozen, the head does not enter the registered comparison). A gallery
+        whose nominal was measured under another key reads wrong against this model (``stale_gallery``)."""
+        if self.comparator is None:
+            return f"{self.alignment}-none"
+        digest = hashlib.sha256()
+        for name, tensor in sorted(self.comparator.state_dict().items()):
+            digest.update(name.encode())
+            digest.update(tensor.detach().cpu().numpy().tobytes())
+        return f"{self.alignment}-{digest.hexdigest()[:10]}"
 
     # --- per-view signals --------------------------------------------------------------------------
     def featurize(self, colors: np.ndarray, masks: np.ndarray, depths_m: np.ndarray,
@@ -294,6 +314,7 @@ class DamageModel:
         names = sorted({name for view in leave_one_out for name in view})
         gallery.registered_nominal = {name: float(np.median([view[name] for view in leave_one_out if name in view]))
                                       for name in names}
+        gallery.metadata[NOMINAL_KEY] = self.nominal_key
         return gallery
 
     def stale_gallery(self, gallery: SkuGallery | None) -> str | None:
@@ -307,6 +328,12 @@ class DamageModel:
             return (f"gallery v{gallery.version} of SKU '{gallery.sku}' was enrolled by a model without the learned "
                     f"comparator: model {self.version} scores its items without it (far fewer diverts); re-enrol "
                     "the SKU (~/enrol_sku or damage-perception enrol)")
+        enrolled_under = gallery.metadata.get(NOMINAL_KEY, LEGACY_NOMINAL_KEY)
+        if enrolled_under != self.nominal_key:
+            return (f"gallery v{gallery.version} of SKU '{gallery.sku}' kept the nominal of another comparator or "
+                    f"alignment ({enrolled_under}, this model: {self.nominal_key}): model {self.version} would "
+                    "score its items against the wrong baseline; re-enrol the SKU (~/enrol_sku or "
+                    "damage-perception enrol)")
         return None
 
     @staticmethod

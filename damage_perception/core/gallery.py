@@ -38,6 +38,10 @@ SCORINGS = ("top_mean", "patchcore")
 SUPPORT_NEIGHBOURS = 9   # anomalib's num_neighbors for the re-weighting
 
 
+# The gallery metadata entry naming what measured its registered nominal (``DamageModel.nominal_key``).
+NOMINAL_KEY = "nominal_key"
+
+
 @dataclass
 class ReferenceView:
     """One enrolled pristine view: its wrist angle and a coreset of its patch features."""

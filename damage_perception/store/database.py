@@ -55,7 +55,7 @@ class GalleryVersion:
     views: list[StoredView]
     nominal_score: float | None = None
     shape_points: np.ndarray | None = None   # (N, 3) float32
-    registered_nominal: dict[str, float] | None = None   # None: enrolled before it was kept (migration 5)
+    registered_nominal: dict[str, float | str] | None = None   # None: enrolled before it was kept (migration 5)
 
 
 @dataclass
@@ -176,7 +176,7 @@ class InspectionStore:
 
     # -- gallery -------------------------------------------------------------------------------------
     def enrol(self, sku: str, views: list[StoredView], note: str = "", nominal_score: float | None = None,
-              shape_points: np.ndarray | None = None, registered_nominal: dict[str, float] | None = None) -> int:
+              shape_points: np.ndarray | None = None, registered_nominal: dict[str, float | str] | None = None) -> int:
         """Store ``views`` (and the gallery's nominal score, reference shape and registered nominal) as the
         SKU's next gallery version and make it the active one; returns the version."""
         if not views:
@@ -433,7 +433,7 @@ def _ensure_identity(connection: Connection) -> None:
 
 def _insert_gallery(connection: Connection, sku: str, views: list[StoredView], note: str,
                     nominal_score: float | None, shape_points: np.ndarray | None, active: bool,
-                    version: int | None = None, registered_nominal: dict[str, float] | None = None) -> int:
+                    version: int | None = None, registered_nominal: dict[str, float | str] | None = None) -> int:
     """Insert one gallery version with its views (the next version unless given); returns the version."""
     if version is None:
         latest = connection.execute(text("SELECT MAX(version) FROM gallery_versions WHERE sku = :sku"),
@@ -447,7 +447,8 @@ def _insert_gallery(connection: Connection, sku: str, views: list[StoredView], n
         {"sku": sku, "v": version, "note": note, "n": len(views), "active": int(active), "t": time.time(),
          "nominal": None if nominal_score is None else float(nominal_score), "shape": shape,
          "registered": None if registered_nominal is None else json.dumps(
-             {name: float(value) for name, value in registered_nominal.items()})}).scalar_one()
+             {name: value if isinstance(value, str) else float(value)   # a string: what measured them
+              for name, value in registered_nominal.items()})}).scalar_one()
     connection.execute(text(
         "INSERT INTO reference_views (gallery_id, wrist_angle, feature_dim, features, source, posed) "
         "VALUES (:g, :angle, :dim, :features, :source, :posed)"),

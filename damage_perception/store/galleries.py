@@ -4,7 +4,8 @@ Each reference view keeps its patch coreset and, where it was enrolled with its 
 the registered comparison re-projects, ``core.registered_comparison.PosedCrop``) as one compressed npz blob:
 colour uint8, depth float32 metres (exactly as enrolled: the gallery's registered nominal was measured on
 it), the item mask as packed bits, the crop's 3x3 camera matrix and the 4x4 camera <- gripper pose; about
-80 kB per rendered 160 px view. The version keeps the registered nominal as JSON. Versions enrolled before the
+80 kB per rendered 160 px view. The version keeps the registered nominal as JSON, with the key of the model
+that measured it (``NOMINAL_KEY``, a string among the numbers). Versions enrolled before the
 store kept them (schema migration 5) load with ``posed`` None and an empty nominal: no registered comparison.
 """
 from __future__ import annotations
@@ -14,7 +15,7 @@ import zipfile
 
 import numpy as np
 
-from damage_perception.core.gallery import ReferenceView, SkuGallery
+from damage_perception.core.gallery import NOMINAL_KEY, ReferenceView, SkuGallery
 from damage_perception.core.registered_comparison import PosedCrop
 from damage_perception.core.shape_check import ReferenceShape
 from damage_perception.store.database import InspectionStore, StoredView, StoreError
@@ -51,8 +52,10 @@ def save_gallery(store: InspectionStore, gallery: SkuGallery, note: str = "") ->
     """Enrol a built gallery as the SKU's next (active) version; returns the version number."""
     views = [StoredView(view.patches, view.angle, "patchcore", None if view.posed is None else encode_posed(view.posed))
              for view in gallery.views]
-    return store.enrol(gallery.sku, views, note, gallery.nominal_score, gallery.shape.points,
-                       dict(gallery.registered_nominal) or None)
+    registered: dict[str, float | str] = dict(gallery.registered_nominal)
+    if registered and NOMINAL_KEY in gallery.metadata:   # what measured the nominal, kept beside it
+        registered[NOMINAL_KEY] = str(gallery.metadata[NOMINAL_KEY])
+    return store.enrol(gallery.sku, views, note, gallery.nominal_score, gallery.shape.points, registered or None)
 
 
 def load_gallery(store: InspectionStore, sku: str, version: int | None = None,
@@ -66,8 +69,12 @@ def load_gallery(store: InspectionStore, sku: str, version: int | None = None,
                            decode_posed(v.posed) if with_posed and v.posed is not None else None)
              for v in stored.views]
     shape = ReferenceShape(stored.shape_points if stored.shape_points is not None else np.zeros((0, 3), np.float32))
-    return SkuGallery(sku, views, shape, stored.nominal_score or 1.0, stored.version, {"note": stored.note},
-                      dict(stored.registered_nominal or {}))
+    registered = dict(stored.registered_nominal or {})
+    metadata = {"note": stored.note}
+    if NOMINAL_KEY in registered:
+        metadata[NOMINAL_KEY] = str(registered.pop(NOMINAL_KEY))
+    return SkuGallery(sku, views, shape, stored.nominal_score or 1.0, stored.version, metadata,
+                      {name: float(value) for name, value in registered.items()})
 
 
 def active_galleries(store: InspectionStore, with_posed: bool = False) -> list[SkuGallery]:

@@ -107,7 +107,7 @@ def test_the_damage_heatmap_takes_the_comparator_where_it_is_hotter():
 
 
 def test_a_gallery_without_the_comparators_nominal_is_stale_for_a_model_with_one(model):
-    from damage_perception.core.gallery import ReferenceView, SkuGallery
+    from damage_perception.core.gallery import NOMINAL_KEY, ReferenceView, SkuGallery
     from damage_perception.core.registered_comparison import LEARNED_SIGNAL, PosedCrop
     from damage_perception.core.shape_check import ReferenceShape
     posed = PosedCrop(np.zeros((8, 8, 3), np.uint8), np.zeros((8, 8), np.float32), np.zeros((8, 8), bool), np.eye(3),
@@ -117,8 +117,32 @@ def test_a_gallery_without_the_comparators_nominal_is_stale_for_a_model_with_one
     with_comparator = DamageModel(model.head, model.fusion, "with-comparator", comparator=ComparatorHead(152))
     assert model.stale_gallery(old) is None   # no comparator: nothing it lacks
     assert "re-enrol" in with_comparator.stale_gallery(old)
-    current = dataclasses.replace(old, registered_nominal={"reg_feature": 2.0, LEARNED_SIGNAL: -3.0})
+    current = dataclasses.replace(old, registered_nominal={"reg_feature": 2.0, LEARNED_SIGNAL: -3.0},
+                                  metadata={NOMINAL_KEY: with_comparator.nominal_key})
     assert with_comparator.stale_gallery(current) is None and with_comparator.stale_gallery(None) is None
+
+
+def test_a_gallery_whose_nominal_another_comparator_measured_is_stale(model):
+    from damage_perception.core.gallery import NOMINAL_KEY, ReferenceView, SkuGallery
+    from damage_perception.core.registered_comparison import LEARNED_SIGNAL, PosedCrop
+    from damage_perception.core.shape_check import ReferenceShape
+    posed = PosedCrop(np.zeros((8, 8, 3), np.uint8), np.zeros((8, 8), np.float32), np.zeros((8, 8), bool), np.eye(3),
+                      np.eye(4))
+    torch.manual_seed(1)
+    first = DamageModel(model.head, model.fusion, "first", alignment="shape", comparator=ComparatorHead(152))
+    torch.manual_seed(2)
+    retrained = DamageModel(model.head, model.fusion, "retrained", alignment="shape", comparator=ComparatorHead(152))
+    assert first.nominal_key != retrained.nominal_key and first.nominal_key.startswith("shape-")
+    gallery = SkuGallery("SKU-1", [ReferenceView(0.0, np.zeros((1, 4), np.float32), posed)],
+                         ReferenceShape(np.zeros((0, 3), np.float32)), 1.0, 3, {NOMINAL_KEY: first.nominal_key},
+                         {"reg_feature": 2.0, LEARNED_SIGNAL: -3.0})
+    assert first.stale_gallery(gallery) is None
+    assert "another comparator" in retrained.stale_gallery(gallery)
+    coloured = DamageModel(model.head, model.fusion, "coloured", alignment="coloured", comparator=first.comparator)
+    assert "another comparator or alignment" in coloured.stale_gallery(gallery)
+    # galleries enrolled before the key was kept count as the shipped v4's, whose key LEGACY_NOMINAL_KEY is
+    legacy = dataclasses.replace(gallery, metadata={})
+    assert "another comparator" in first.stale_gallery(legacy)
 
 
 def test_aligned_images_featurized_in_the_views_batch_get_the_patches_of_their_own_call(model):

@@ -6,7 +6,7 @@ import sqlite3
 import numpy as np
 import pytest
 
-from damage_perception.core.gallery import ReferenceView, SkuGallery
+from damage_perception.core.gallery import NOMINAL_KEY, ReferenceView, SkuGallery
 from damage_perception.core.registered_comparison import PosedCrop
 from damage_perception.core.shape_check import ReferenceShape
 from damage_perception.store.database import InspectionStore, StoreError
@@ -102,6 +102,18 @@ def test_active_galleries_are_one_per_sku_at_its_active_version(store):
     store.activate("SKU-C0042", 1)
     assert store.skus_with_gallery() == ["SKU-B0001", "SKU-C0042"]
     assert [(g.sku, g.version) for g in active_galleries(store)] == [("SKU-B0001", 1), ("SKU-C0042", 1)]
+
+
+def test_the_key_of_what_measured_the_nominal_loads_back_beside_it(store):
+    keyed, plain = posed_gallery(seed=0), posed_gallery(seed=1)
+    keyed.metadata[NOMINAL_KEY] = "shape-0123456789"
+    plain.sku = "SKU-C0043"
+    save_gallery(store, keyed)
+    save_gallery(store, plain)
+    loaded = load_gallery(store, "SKU-C0042")
+    assert loaded.metadata[NOMINAL_KEY] == "shape-0123456789"
+    assert set(loaded.registered_nominal) == set(NOMINAL)   # the key is not a signal's nominal
+    assert NOMINAL_KEY not in load_gallery(store, "SKU-C0043").metadata
 
 
 def test_posed_crops_and_the_registered_nominal_load_back_exactly(store):
