@@ -1,4 +1,4 @@
-"""`damage-perception train-comparator`: train the learned comparator on a study's query/reference pairs.
+"""`damage-perception train-comparator`: train the learned comparator on studies' query/reference pairs.
 
 The comparator (``core.comparator``) is added to an existing model file; its fusion does not read the new
 signal until it is refitted (``train --refit-fusion MODEL`` on a validation study's scores, then
@@ -24,12 +24,14 @@ FUSION_SUFFIXES = ("-gb", "-nogeo", "-ca", "-noshape", "-pc")   # decided when t
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("study", type=Path, help="training study (damage-perception study ... --split train)")
+    parser.add_argument("study", type=Path, nargs="+",
+                        help="training studies (damage-perception study ... --split train), their SKUs apart")
     parser.add_argument("--model", type=Path, default=None,
                         help="model file to add the comparator to (default: the shipped model)")
     parser.add_argument("--out", type=Path, required=True, help="model file to write")
     parser.add_argument("--cache", type=Path, default=None,
-                        help="folder for the extracted pairs, one file per SKU (default: STUDY/comparator_pairs)")
+                        help="folder for the extracted pairs, one file per SKU (default: STUDY/comparator_pairs; "
+                             "with several studies CACHE/<study folder name>)")
     parser.add_argument("--steps", type=int, default=ComparatorSettings.steps, help="optimiser steps")
     parser.add_argument("--seed", type=int, default=0, help="seed of the SKU split, sampling and initialisation")
     parser.add_argument("--check-share", type=float, default=0.2,
@@ -56,18 +58,30 @@ def view_report(head, pairs: ComparatorPairs) -> str:
     return text
 
 
+def pairs_cache(cache: Path | None, study: Path, studies: int) -> Path:
+    """Where a study's pairs are cached: ``--cache`` itself for one study, a folder per study in it for several."""
+    if cache is None:
+        return study / "comparator_pairs"
+    return cache if studies == 1 else cache / study.name
+
+
 def run(args: argparse.Namespace) -> int:
     model = open_model(args.model, "train-comparator")
     if model is None:
         return 2
-    study = Study(args.study)
+    studies = [Study(path) for path in args.study]
+    skus = [sku for study in studies for sku in study.skus()]
+    if len(set(skus)) < len(skus):
+        print("train-comparator: the studies share SKUs", file=sys.stderr)
+        return 2
     try:
-        pairs = study_pairs(model, study, args.cache or args.study / "comparator_pairs", not args.no_progress)
+        pairs = ComparatorPairs.concatenate([study_pairs(model, study, pairs_cache(args.cache, path, len(studies)),
+                                                         not args.no_progress)
+                                             for study, path in zip(studies, args.study)])
     except ValueError as error:
         print(f"train-comparator: {error}", file=sys.stderr)
         return 2
-    train_skus, check_skus = split_skus(study.skus(), args.check_share, args.seed) if args.check_share > 0 \
-        else (study.skus(), [])
+    train_skus, check_skus = split_skus(skus, args.check_share, args.seed) if args.check_share > 0 else (skus, [])
     training = pairs.subset(np.isin(pairs.sku, train_skus))
     print(f"train-comparator: {len(training)} views of {len(train_skus)} SKUs to train, "
           f"{len(pairs) - len(training)} of {len(check_skus)} SKUs to check")

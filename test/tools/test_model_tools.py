@@ -198,6 +198,12 @@ def test_train_comparator_adds_a_comparator_the_refitted_fusion_reads(study, mod
     assert "reg_learned" in fusion.view.names and "reg_learned_max" in fusion.boosted.names
 
 
+def test_train_comparator_refuses_studies_that_share_skus(study, model_file, tmp_path):
+    assert cli.main(["train-comparator", str(study), str(study), "--model", str(model_file), "--steps", "2",
+                     "--out", str(tmp_path / "c.pt"), "--cache", str(tmp_path / "pairs"), "--no-progress"]) == 2
+    assert not (tmp_path / "c.pt").exists()
+
+
 def test_evaluate_puts_anomalib_patchcore_beside_the_model_on_the_same_items(study, model_file, tmp_path):
     from damage_perception.baselines.anomalib_patchcore import AnomalibUnavailable, import_anomalib
     try:
