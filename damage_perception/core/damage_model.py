@@ -235,7 +235,7 @@ class DamageModel:
             view = ViewSignals(output, anomaly, shape, float(geometric[k]), timings, batch.patches[k][batch.cells[k]])
             if registered is not None:
                 view.timings["registered"] = registered.seconds_per_view
-                view.registered = normalised(registered.raw(k), gallery.registered_nominal)
+                view.registered = normalised(registered.raw(k), self.usable_nominal(gallery))
                 if registered.comparator is not None:
                     # not compared cells hold LOW_LOGIT: probability ~0 there
                     view.change = (1.0 / (1.0 + np.exp(-registered.comparator[k].cell_logits))).astype(np.float32)
@@ -331,10 +331,19 @@ class DamageModel:
         enrolled_under = gallery.metadata.get(NOMINAL_KEY, LEGACY_NOMINAL_KEY)
         if enrolled_under != self.nominal_key:
             return (f"gallery v{gallery.version} of SKU '{gallery.sku}' kept the nominal of another comparator or "
-                    f"alignment ({enrolled_under}, this model: {self.nominal_key}): model {self.version} would "
-                    "score its items against the wrong baseline; re-enrol the SKU (~/enrol_sku or "
-                    "damage-perception enrol)")
+                    f"alignment ({enrolled_under}, this model: {self.nominal_key}): model {self.version} scores its "
+                    "items without the comparator's score and cannot pass them; re-enrol the SKU (~/enrol_sku "
+                    "or damage-perception enrol)")
         return None
+
+    def usable_nominal(self, gallery: SkuGallery) -> dict[str, float]:
+        """The gallery's registered nominal as this model may read it: without the comparator's entry when
+        another comparator or alignment measured it (the view then goes without the comparator's score, as
+        with a gallery that has none, rather than against a baseline that is not its own)."""
+        enrolled_under = gallery.metadata.get(NOMINAL_KEY, LEGACY_NOMINAL_KEY)
+        if self.comparator is None or enrolled_under == self.nominal_key:
+            return gallery.registered_nominal
+        return {name: value for name, value in gallery.registered_nominal.items() if name != LEARNED_SIGNAL}
 
     @staticmethod
     def _subset(batch: Featurized, keep: list[int]) -> Featurized:

@@ -89,8 +89,9 @@ class Inspector:
 
         taken = take_views(chosen, take_view, self.settings.view_retries)
         views = taken.views
+        stale = (self.model.stale_gallery(gallery) or "") if self.model is not None else ""
         verdict = decide(views, self.decision, chosen.early_decision(views),
-                         self.model.fusion if self.model is not None else None, gallery is not None)
+                         self.model.fusion if self.model is not None else None, gallery is not None, stale)
         verdict = require_coverage(verdict, chosen, taken.unusable)   # a PASS needs the usable views' evidence
         return with_identification(verdict, self.check_claim(sku, views, index))
 

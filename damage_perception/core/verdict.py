@@ -94,14 +94,15 @@ def fuse_scores(scores: list[float], method: str) -> float:
 
 
 def decide(views: list[ViewResult], config: DecisionConfig, policy_decision: Decision | None = None,
-           fusion=None, has_gallery: bool = True) -> ItemVerdict:
+           fusion=None, has_gallery: bool = True, stale_gallery: str = "") -> ItemVerdict:
     """Fuse the views and judge the item against the configured threshold.
 
     A view policy that settled the item itself (a sequential test crossing a bound, or running out of
     views undecided: REVIEW) passes its ``policy_decision``, which then stands instead of the threshold's.
     With ``config.fusion == "learned"``, ``fusion`` (a ``core.fusion.FusionModel``) turns the views' log-odds
     into the item's probability; without a gallery for the SKU (``has_gallery`` False) the classifier alone
-    may divert an item but never pass it: it goes to REVIEW.
+    may divert an item but never pass it: it goes to REVIEW. So does an item judged against a
+    ``stale_gallery`` (why it is stale: its reference comparison is not the one the fusion was fitted on).
     """
     seen = [view for view in views if view.found]
     if len(seen) < config.min_views:
@@ -124,6 +125,9 @@ def decide(views: list[ViewResult], config: DecisionConfig, policy_decision: Dec
     if fusion is not None and not has_gallery and decision == Decision.PASS:
         decision, reason = Decision.REVIEW, (f"no reference gallery for this SKU: the classifier alone cannot clear "
                                              f"it (damage score {fused:.3f})")
+    if fusion is not None and has_gallery and stale_gallery and decision == Decision.PASS:
+        decision, reason = Decision.REVIEW, (f"the reference gallery cannot clear it (damage score {fused:.3f}): "
+                                             f"{stale_gallery}")
     location = worst.damage_location if decision != Decision.PASS else None
     return ItemVerdict(decision, fused, config.divert_threshold, type_scores, views, location, reason,
                        _largest(seen, "classifier", probability=True),

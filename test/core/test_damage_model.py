@@ -138,6 +138,8 @@ def test_a_gallery_whose_nominal_another_comparator_measured_is_stale(model):
                          {"reg_feature": 2.0, LEARNED_SIGNAL: -3.0})
     assert first.stale_gallery(gallery) is None
     assert "another comparator" in retrained.stale_gallery(gallery)
+    assert first.usable_nominal(gallery) == gallery.registered_nominal   # its own baseline: read whole
+    assert retrained.usable_nominal(gallery) == {"reg_feature": 2.0}   # not its baseline: no comparator score
     coloured = DamageModel(model.head, model.fusion, "coloured", alignment="coloured", comparator=first.comparator)
     assert "another comparator or alignment" in coloured.stale_gallery(gallery)
     # galleries enrolled before the key was kept count as the shipped v4's, whose key LEGACY_NOMINAL_KEY is

@@ -104,6 +104,16 @@ def test_without_a_gallery_a_clean_looking_item_goes_to_review_and_has_no_anomal
     assert without.damage_probability == pytest.approx(1.0 / (1.0 + math.exp(4.0)))
 
 
+def test_a_stale_gallery_cannot_clear_an_item_but_a_damaged_one_still_diverts():
+    fusion = fitted_fusion()
+    config = DecisionConfig(fusion="learned", divert_threshold=0.5)
+    stale = "gallery v3 of SKU 'SKU-1' kept the nominal of another comparator"
+    clean = decide([learned_view(i, -4.0) for i in range(3)], config, fusion=fusion, stale_gallery=stale)
+    assert clean.decision == Decision.REVIEW and stale in clean.reason
+    damaged = decide([learned_view(i, 5.0) for i in range(3)], config, fusion=fusion, stale_gallery=stale)
+    assert damaged.decision == Decision.DIVERT
+
+
 def test_a_claimed_sku_the_item_does_not_look_like_sends_it_to_review():
     from damage_perception.core.identification import ClaimCheck
     from damage_perception.core.verdict import with_identification
