@@ -44,7 +44,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--anomalib", action="store_true", help="also run anomalib's PatchCore on the same crops")
     parser.add_argument("--compare-model", type=Path, default=None, metavar="MODEL",
                         help="also evaluate this (e.g. the previous shipped) model on the same items, side by side; "
-                             "with the same head its fusion is applied to the same scores")
+                             "with the same head and comparator its fusion is applied to the same scores")
+    parser.add_argument("--compare-scores", type=Path, default=None, metavar="SCORES",
+                        help="with --compare-model: that model's scores.jsonl of this study (from its own "
+                             "`evaluate`) instead of scoring the study again with it")
     parser.add_argument("--tail", type=int, default=24,
                         help="good items of highest score drawn in tail.png (their most suspicious view)")
     parser.add_argument("--no-progress", action="store_true")
@@ -189,7 +192,7 @@ def run(args: argparse.Namespace) -> int:
         summary["anomalib_comparison"] = compare_with_anomalib(study, model, items,
                                                                progress=not args.no_progress)
     if args.compare_model:
-        other = compare_model(args.compare_model, model, study, items, args.no_progress)
+        other = compare_model(args.compare_model, model, study, items, args.no_progress, args.compare_scores)
         if other is None:
             return 2
         summary["compared_with"] = other
@@ -202,9 +205,12 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def compare_model(path: Path, model, study: Study, items, no_progress: bool) -> dict | None:
+def compare_model(path: Path, model, study: Study, items, no_progress: bool,
+                  scores: Path | None = None) -> dict | None:
     """The figures of another model on the same study: its fusion on the same scores when it shares the
-    head and the gallery scoring (the signals are the same), else the study scored again with it."""
+    head, the gallery scoring and the registered comparison (alignment and comparator: the signals are the
+    same), else its own ``scores`` of the study when given (checked to be the same items), else the study
+    scored again with it."""
     other = open_model(path, "evaluate")
     if other is None or other.fusion is None:
         return None
@@ -212,8 +218,14 @@ def compare_model(path: Path, model, study: Study, items, no_progress: bool) -> 
                                                        other.head.state_dict().values()))
     # A model without the boosted item model never read the registered signals, whichever alignment it names.
     no_registered = other.fusion.boosted is None
-    if same_head and other.gallery_scoring == model.gallery_scoring and (no_registered
-                                                                           or other.alignment == model.alignment):
+    if scores is not None:
+        stripped = load_scores(scores)
+        if sorted(i.item_id for i in stripped) != sorted(i.item_id for i in items):
+            print(f"evaluate: {scores} does not hold this study's items", file=sys.stderr)
+            return None
+        scored_again = False
+    elif same_head and other.gallery_scoring == model.gallery_scoring and (no_registered
+                                                                           or other.nominal_key == model.nominal_key):
         # Without its own registered stage (when it reads none) its latency is less.
         stripped = [dataclasses.replace(i, signals=[{k: v for k, v in s.items() if not k.startswith("reg_")}
                                                     for s in i.signals],
@@ -224,7 +236,7 @@ def compare_model(path: Path, model, study: Study, items, no_progress: bool) -> 
         stripped = score_study(study, other, progress=not no_progress)
         scored_again = True
     figures = summarise(stripped, other.fusion)
-    return {"model_version": other.version, "scored_again": scored_again,
+    return {"model_version": other.version, "scored_again": scored_again, "from_scores": str(scores or ""),
             **{k: figures[k] for k in ("auroc", "operating_points", "missing_part_recall_at_fpr_0.001",
                                         "printed_art_false_divert_rate_at_fpr_0.001", "per_type_recall_at_fpr_0.001",
                                         "per_view_latency_ms_median")}}

@@ -198,6 +198,22 @@ def test_train_comparator_adds_a_comparator_the_refitted_fusion_reads(study, mod
     assert "reg_learned" in fusion.view.names and "reg_learned_max" in fusion.boosted.names
 
 
+def test_evaluate_puts_another_models_own_scores_beside_the_same_items(study, model_file, tmp_path):
+    first = tmp_path / "first"
+    assert cli.main(["evaluate", str(study), "--model", str(model_file), "--out", str(first), "--no-progress"]) == 0
+    second = tmp_path / "second"
+    assert cli.main(["evaluate", str(study), "--model", str(model_file), "--out", str(second), "--scores",
+                     str(first / "scores.jsonl"), "--compare-model", str(model_file), "--compare-scores",
+                     str(first / "scores.jsonl"), "--no-progress"]) == 0
+    summary = json.loads((second / "evaluation.json").read_text())
+    assert summary["compared_with"]["auroc"] == summary["auroc"] and not summary["compared_with"]["scored_again"]
+    part = tmp_path / "part.jsonl"
+    part.write_text("".join((first / "scores.jsonl").read_text().splitlines(keepends=True)[1:]))
+    assert cli.main(["evaluate", str(study), "--model", str(model_file), "--out", str(tmp_path / "third"),
+                     "--scores", str(first / "scores.jsonl"), "--compare-model", str(model_file),
+                     "--compare-scores", str(part), "--no-progress"]) == 2   # not the same items
+
+
 def test_train_comparator_refuses_studies_that_share_skus(study, model_file, tmp_path):
     assert cli.main(["train-comparator", str(study), str(study), "--model", str(model_file), "--steps", "2",
                      "--out", str(tmp_path / "c.pt"), "--cache", str(tmp_path / "pairs"), "--no-progress"]) == 2
