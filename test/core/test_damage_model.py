@@ -147,6 +147,14 @@ def test_a_gallery_whose_nominal_another_comparator_measured_is_stale(model):
     assert "another comparator" in first.stale_gallery(legacy)
 
 
+def test_galleries_without_a_nominal_key_are_read_as_v4s():
+    from damage_perception.core.damage_model import LEGACY_NOMINAL_KEY
+    from damage_perception.core.station import SHIPPED_MODEL_FILE
+    v4 = DamageModel.load(SHIPPED_MODEL_FILE.with_name("damage_model_v4.pt"))
+    assert v4.version == "effl0-head-s1200-seed0-cmp1500-noshape-nogeo-gb-3613d3c9eb"
+    assert v4.nominal_key == LEGACY_NOMINAL_KEY
+
+
 def test_aligned_images_featurized_in_the_views_batch_get_the_patches_of_their_own_call(model):
     """One backbone call for the views and their aligned reference images (the node's path) gives each the
     patches a call of its own gives."""
