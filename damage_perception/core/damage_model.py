@@ -147,6 +147,11 @@ class ViewSignals:
 LEGACY_NOMINAL_KEY = "shape-3e3014ef78"
 
 
+def nominal_key_of(gallery: SkuGallery) -> str:
+    """The ``DamageModel.nominal_key`` of the model that measured ``gallery``'s registered nominal."""
+    return str(gallery.metadata.get(NOMINAL_KEY, LEGACY_NOMINAL_KEY))
+
+
 class DamageModel:
     """Trained head + fitted fusion over the shared frozen backbone."""
 
@@ -328,7 +333,7 @@ class DamageModel:
             return (f"gallery v{gallery.version} of SKU '{gallery.sku}' was enrolled by a model without the learned "
                     f"comparator: model {self.version} scores its items without it (far fewer diverts); re-enrol "
                     "the SKU (~/enrol_sku or damage-perception enrol)")
-        enrolled_under = gallery.metadata.get(NOMINAL_KEY, LEGACY_NOMINAL_KEY)
+        enrolled_under = nominal_key_of(gallery)
         if enrolled_under != self.nominal_key:
             return (f"gallery v{gallery.version} of SKU '{gallery.sku}' kept the nominal of another comparator or "
                     f"alignment ({enrolled_under}, this model: {self.nominal_key}): model {self.version} scores its "
@@ -340,8 +345,7 @@ class DamageModel:
         """The gallery's registered nominal as this model may read it: without the comparator's entry when
         another comparator or alignment measured it (the view then goes without the comparator's score, as
         with a gallery that has none, rather than against a baseline that is not its own)."""
-        enrolled_under = gallery.metadata.get(NOMINAL_KEY, LEGACY_NOMINAL_KEY)
-        if self.comparator is None or enrolled_under == self.nominal_key:
+        if self.comparator is None or nominal_key_of(gallery) == self.nominal_key:
             return gallery.registered_nominal
         return {name: value for name, value in gallery.registered_nominal.items() if name != LEARNED_SIGNAL}
 
