@@ -11,6 +11,7 @@ from damage_perception_interfaces.action import InspectItem
 from damage_perception_interfaces.srv import EnrolSku, PresentItem, ReportLabel, RollbackGallery
 
 from damage_perception.core.damage_model import DamageModel
+from damage_perception.core.gallery import NOMINAL_KEY
 from damage_perception.core.registered_comparison import LEARNED_SIGNAL, PRISTINE
 from damage_perception.core.station import SHIPPED_MODEL_FILE
 from test.nodes.conftest import make_client, running
@@ -120,8 +121,12 @@ def test_enrol_rollback_and_label_through_the_node(tmp_path, ros_context):
     # with its registered nominal ...
     assert posed == [(1, first.views_used, first.views_used, first.views_used),
                      (2, second.views_used, second.views_used, second.views_used)]
-    learned = {LEARNED_SIGNAL} if DamageModel.load(SHIPPED_MODEL_FILE).comparator is not None else set()
-    assert set(json.loads(nominal)) == set(PRISTINE) | learned
+    shipped = DamageModel.load(SHIPPED_MODEL_FILE)
+    learned = {LEARNED_SIGNAL} if shipped.comparator is not None else set()
+    # ... kept with the key of the model that measured it, so another comparator reads the gallery as stale
+    nominal = json.loads(nominal)
+    assert set(nominal) == set(PRISTINE) | learned | {NOMINAL_KEY}
+    assert nominal[NOMINAL_KEY] == shipped.nominal_key
     with np.load(io.BytesIO(blob)) as crop_data:
         assert crop_data["color"].shape == (160, 160, 3) and crop_data["camera_from_gripper"].shape == (4, 4)
     # ... and the first inspection's views were compared with them: computed reg_* signals, not the defaults
