@@ -5,9 +5,12 @@ whole-image crops (``image_inputs``); the image's score is the view's damage log
 heldout --seed N`` only the seeded, stratified held-out share of DIR is scored (``photo_split``: the same
 split ``train-appearance`` leaves out), so a figure on photos used for training is never reported by mistake.
 Prints and writes ``evaluation.json`` (AUROC, recall at FPR 1 % and 5 %); the figures are the last line.
-``--appearance FILE`` also scores the same photos with a trained appearance model (``train-appearance``,
-``core/appearance.py``): its figures and ms per image sit under ``appearance`` in ``evaluation.json``, beside
-the classifier's, and its line is printed last.
+The same photos are also scored by the appearance model (``core/appearance.py``, trained on real photos by
+``train-appearance``): the shipped one unless ``--appearance FILE`` names another, none with
+``--no-appearance``. Its figures and ms per image sit under ``appearance`` in ``evaluation.json``, beside the
+classifier's (which has only seen renders), and its line is printed last. When the photos scored include
+photos that appearance model was trained on (its training record names this folder, and the split is not
+the held-out share of its seed), the tool says so and ``appearance.trained_on_these_photos`` is true.
 """
 from __future__ import annotations
 
@@ -33,9 +36,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("folder", type=Path, help="DIR with damaged/ and intact/ photos")
     parser.add_argument("--out", type=Path, default=Path("out/evaluation/images"), help="folder for the figures")
     parser.add_argument("--model", type=Path, default=None, help="model file (default: the shipped model)")
-    parser.add_argument("--appearance", type=Path, default=None,
-                        help="also score with this appearance model file (train-appearance; 'shipped': the "
-                             "installed one), side by side")
+    parser.add_argument("--appearance", type=Path, default=Path("shipped"),
+                        help="also score with this appearance model file (train-appearance; default 'shipped': "
+                             "the installed one), side by side")
+    parser.add_argument("--no-appearance", action="store_true", help="score with the classifier only")
     parser.add_argument("--size", type=int, default=160, help="px of the square crop the backbone sees")
     parser.add_argument("--split", choices=("all", "heldout", "train"), default="all",
                         help="score all photos, or the held-out / training part of the seeded split")
@@ -79,6 +83,20 @@ def appearance_scores(model: AppearanceModel, paths: list[Path], batch: int = 16
     return np.concatenate(scores) if scores else np.zeros(0)
 
 
+def trained_on_these_photos(model: AppearanceModel, args: argparse.Namespace) -> bool:
+    """Whether the photos ``args`` selects include photos ``model`` was trained on, by its training record:
+    the same folder (or one of the same name), and anything but the held-out share of the seed and share it was trained beside."""
+    meta = model.meta
+    trained_on = Path(str(meta.get("photos", "")))
+    # the record keeps the path as given to train-appearance (often relative): the folder's name decides too
+    if "photos" not in meta or (trained_on.resolve() != args.folder.resolve()
+                                and trained_on.name != args.folder.resolve().name):
+        return False
+    heldout_of_its_split = (meta.get("split") == "train" and args.split == "heldout"
+                            and args.seed == meta.get("seed") and args.heldout_share == meta.get("heldout_share"))
+    return not heldout_of_its_split
+
+
 def _timed(score, files: dict[str, list[Path]]) -> tuple[dict[str, np.ndarray], float]:
     """({class: scores}, ms per photo, reading included)."""
     started = time.perf_counter()
@@ -97,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
     if model is None:
         return 2
     appearance = None
-    if args.appearance is not None:
+    if not args.no_appearance:
         try:
             appearance = AppearanceModel.load(SHIPPED_APPEARANCE_FILE if str(args.appearance) == "shipped"
                                               else args.appearance)
@@ -115,7 +133,8 @@ def run(args: argparse.Namespace) -> int:
         summary["appearance"] = {"file": str(args.appearance), "model": appearance.version, "size": appearance.size,
                                  "backbone": appearance.backbone, "scales": list(appearance.scales),
                                  "flip_tta": appearance.flip_tta, "runs_on": runs_on, **app_figures,
-                                 "ms_per_image": round(app_ms, 1)}
+                                 "ms_per_image": round(app_ms, 1),
+                                 "trained_on_these_photos": trained_on_these_photos(appearance, args)}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "evaluation.json").write_text(json.dumps(summary, indent=1))
     with (args.out / "scores.jsonl").open("w") as file:
@@ -131,6 +150,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"evaluate-images: appearance model {appearance.version}, {appearance.size} px, "
               f"scales {appearance.scales}, flip {appearance.flip_tta}, {summary['appearance']['runs_on']}, "
               f"{app_ms:.0f} ms per image")
+        if summary["appearance"]["trained_on_these_photos"]:
+            print(f"evaluate-images: warning: the appearance model was trained on photos of {args.folder} "
+                  f"({appearance.meta.get('split')} split, seed {appearance.meta.get('seed')}): its figure is not a "
+                  f"held-out one; score --split heldout --seed {appearance.meta.get('seed')}")
     print(f"wrote {args.out / 'evaluation.json'}")
     print(figures_line("images", figures))
     if appearance is not None:

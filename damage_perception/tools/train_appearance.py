@@ -49,6 +49,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split", choices=("train", "all"), default="train",
                         help="train on the complement of evaluate-images' held-out share (or on every photo)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the split (and of training)")
+    parser.add_argument("--member-seed", type=int, default=None,
+                        help="seed of the inner validation, the augmented copies and the initial weights "
+                             "(default: --seed); members of an ensemble differ in it, not in the held-out split")
     parser.add_argument("--heldout-share", type=float, default=0.25, help="share of each class held out")
     parser.add_argument("--val-share", type=float, default=0.15,
                         help="share of each class of the training part kept for the inner validation")
@@ -140,25 +143,26 @@ def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(max(1, args.threads))
     progress = not args.no_progress
     started = time.time()
-    fit, val = inner_split(files, args.val_share, args.seed)
+    member = args.seed if args.member_seed is None else args.member_seed
+    fit, val = inner_split(files, args.val_share, member)
     fit_paths, fit_labels = _flatten(fit)
     val_paths, val_labels = _flatten(val)
-    torch.manual_seed(args.seed)   # the head's initial weights
+    torch.manual_seed(member)   # the head's initial weights
     model = AppearanceModel(args.backbone, args.size, args.first_block)
-    key = hashlib.sha1(json.dumps([args.backbone, args.size, model.first_trained_block, args.seed,
+    key = hashlib.sha1(json.dumps([args.backbone, args.size, model.first_trained_block, member,
                                    [p.name for p in fit_paths]]).encode()).hexdigest()[:12]
     work = args.work or args.out.with_name(args.out.stem + ".work")
     cache = work / f"cache-{key}"
     base = min(640, 2 * args.size)   # photos kept at this side for the random crops
     photos = _read(fit_paths, base, progress, "reading photos")
     trunk = fast_trunk(model, args.threads)   # ONNX Runtime: ~8x faster than torch on these cores
-    train_maps = cached_copies(model, photos, args.copies, args.seed, cache, progress, trunk)
+    train_maps = cached_copies(model, photos, args.copies, member, cache, progress, trunk)
     del photos
     val_photos = _read(val_paths, base, False, "inner validation") if val_paths else np.zeros((0, base, base, 3),
                                                                                                np.uint8)
     val_maps = view_maps(model, val_photos, trunk=trunk)
     settings = TrainSettings(epochs=args.epochs, batch=args.batch, lr_backbone=args.lr_backbone,
-                             lr_head=args.lr_head, patience=args.patience, seed=args.seed)
+                             lr_head=args.lr_head, patience=args.patience, seed=member)
     trainer = TailTrainer(model, train_maps, fit_labels, val_maps, val_labels, settings)
     checkpoint = work / f"checkpoint-{key}-c{args.copies}.pt"
     if checkpoint.is_file():
@@ -196,7 +200,8 @@ def run(args: argparse.Namespace) -> int:
     digest = hashlib.sha1(b"".join(v.numpy().tobytes() for v in model.trained_modules().state_dict().values()
                                    if v.dtype.is_floating_point)).hexdigest()[:10]
     model.version = f"app-{args.backbone.split('-')[-1]}-{args.size}px-seed{args.seed}-{args.split}-{digest}"
-    meta = {"photos": str(args.folder), "split": args.split, "seed": args.seed, "heldout_share": args.heldout_share,
+    meta = {"photos": str(args.folder), "split": args.split, "seed": args.seed, "member_seed": member,
+            "heldout_share": args.heldout_share,
             "val_share": args.val_share, "fit_photos": len(fit_paths), "val_photos": len(val_paths),
             "copies": args.copies, "settings": settings.to_dict(), "best_epoch": trainer.best_epoch,
             "inner_val_auroc": trainer.best_auroc, "scale_aurocs": scale_aurocs,

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from damage_perception.cli import main
+from damage_perception.core.appearance import SHIPPED_APPEARANCE_FILE, AppearanceModel
 from damage_perception.tools.evaluate_images import photo_split
 from test.tools.photo_folders import write_photos
 
@@ -63,7 +64,14 @@ def test_evaluate_images_writes_figures_for_a_seeded_heldout_split(tmp_path, cap
     summary = json.loads((tmp_path / "out" / "evaluation.json").read_text())
     assert (summary["damaged"], summary["good"]) == (2, 2)
     assert 0.0 <= summary["auroc"] <= 1.0 and len(summary["operating_points"]) == 2
+    # the shipped appearance model (trained on real photos) scores them too, by default, its line last
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[-2].startswith("images: AUROC") and lines[-1].startswith("appearance: AUROC")
+    assert summary["appearance"]["model"] == AppearanceModel.load(SHIPPED_APPEARANCE_FILE).version
+    assert summary["appearance"]["trained_on_these_photos"] is False   # not the folder it was trained on
+    assert main(["evaluate-images", str(tmp_path / "photos"), "--out", str(tmp_path / "out"), "--no-appearance"]) == 0
     assert capsys.readouterr().out.strip().splitlines()[-1].startswith("images: AUROC")
+    assert "appearance" not in json.loads((tmp_path / "out" / "evaluation.json").read_text())
 
 
 def test_evaluate_images_says_which_class_folder_is_missing(tmp_path, capsys):

@@ -52,6 +52,13 @@ def test_train_appearance_end_to_end(tmp_path, capsys):
     assert summary["appearance"]["ms_per_image"] > 0 and 0 <= summary["appearance"]["auroc"] <= 1
     rows = [json.loads(line) for line in (tmp_path / "eval" / "scores.jsonl").read_text().splitlines()]
     assert len(rows) == 4 and all("appearance_score" in row for row in rows)
+    assert summary["appearance"]["trained_on_these_photos"] is False   # the held-out share of its seed
+    # Scoring every photo includes the ones it was trained on: said, and kept in the figures' record.
+    assert main(["evaluate-images", str(photos), "--out", str(tmp_path / "eval_all"), "--appearance", str(out)]) == 0
+    assert any("warning: the appearance model was trained on photos of" in line
+               for line in capsys.readouterr().out.splitlines())
+    summary = json.loads((tmp_path / "eval_all" / "evaluation.json").read_text())
+    assert summary["appearance"]["trained_on_these_photos"] is True
 
 
 def test_a_corrupt_appearance_file_is_refused_with_the_reason(tmp_path, capsys):
@@ -68,3 +75,22 @@ def test_train_appearance_refuses_a_folder_without_both_classes(tmp_path, capsys
     _photos(tmp_path / "photos" / "damaged", 4, True, np.random.default_rng(2))
     assert main(["train-appearance", str(tmp_path / "photos"), "--out", str(tmp_path / "app.pt")]) == 2
     assert "intact" in capsys.readouterr().err
+
+
+def test_a_member_seed_draws_another_inner_validation_from_the_same_training_share(tmp_path):
+    rng = np.random.default_rng(2)
+    photos = tmp_path / "photos"
+    _photos(photos / "damaged", 10, True, rng)
+    _photos(photos / "intact", 10, False, rng)
+    records = {}
+    for member in (None, 5):
+        out = tmp_path / f"member-{member}.pt"
+        extra = [] if member is None else ["--member-seed", str(member)]
+        assert main(["train-appearance", str(photos), "--out", str(out), "--size", "64", "--copies", "1",
+                     "--epochs", "1", "--seed", "3", "--no-progress", *extra]) == 0
+        records[member] = json.loads((tmp_path / f"member-{member}.work" / "training.json").read_text())
+        assert records[member]["member_seed"] == (3 if member is None else 5)
+    default, other = records[None], records[5]
+    # the held-out share of seed 3 is left out by both; only the inner validation moves
+    assert set(default["fit"]) | set(default["val"]) == set(other["fit"]) | set(other["val"])
+    assert set(default["val"]) != set(other["val"])
