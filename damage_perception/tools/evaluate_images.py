@@ -84,8 +84,9 @@ def appearance_scores(model: AppearanceModel, paths: list[Path], batch: int = 16
 
 
 def trained_on_these_photos(model: AppearanceModel, args: argparse.Namespace) -> bool:
-    """Whether the photos ``args`` selects include photos ``model`` was trained on, by its training record:
-    the same folder (or one of the same name), and anything but the held-out share of the seed and share it was trained beside."""
+    """Whether the photos ``args`` selects include photos ``model`` was trained on, by its training record: the
+    same folder (or one of the same name), and anything but the held-out share of the seed and share it was
+    trained beside."""
     meta = model.meta
     trained_on = Path(str(meta.get("photos", "")))
     # the record keeps the path as given to train-appearance (often relative): the folder's name decides too
