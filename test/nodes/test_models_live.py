@@ -50,10 +50,12 @@ def test_verdicts_use_the_model_and_the_enrolled_gallery(tmp_path, ros_context):
 def test_a_confidently_passed_item_is_auto_enrolled_and_the_next_item_uses_the_grown_gallery(tmp_path, ros_context):
     store_path = tmp_path / "station.db"
     sku = enrol_first_sku(store_path)
-    # The shipped model gives this pristine item a fused damage probability of about 0.04 (anomaly ~1.04): above
-    # the default 0.01, so the test allows 0.1; the drift guard (max_anomaly 1.2) stays at its default.
+    # The shipped model's fused damage probability of this pristine item varies from run to run with the frames
+    # the node happens to take (0.001-0.17 seen with v5, anomaly about 1.04): the mechanism is what is tested
+    # here, so every PASS qualifies (the decision rule still applies); the qualification thresholds, drift
+    # guard included, are held by test/core/test_enrolment.py.
     params = {**NODE_PARAMS, "store_path": str(store_path), "auto_enrol.enabled": True,
-              "auto_enrol.max_item_probability": 0.1}
+              "auto_enrol.max_item_probability": 1.0, "auto_enrol.max_anomaly": 10.0}
     with running(tmp_path, CELL, ("perception_node", "damage_perception.yaml", params)):
         client = make_client(server_timeout=40.0, item_timeout=40.0)
         first, second = (client.run_item(index=0).verdict for _ in range(2))
