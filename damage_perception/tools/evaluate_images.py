@@ -88,10 +88,9 @@ def trained_on_these_photos(model: AppearanceModel, args: argparse.Namespace) ->
     same folder (or one of the same name), and anything but the held-out share of the seed and share it was
     trained beside."""
     meta = model.meta
-    trained_on = Path(str(meta.get("photos", "")))
-    # the record keeps the path as given to train-appearance (often relative): the folder's name decides too
-    if "photos" not in meta or (trained_on.resolve() != args.folder.resolve()
-                                and trained_on.name != args.folder.resolve().name):
+    # the record keeps the path as given to train-appearance (often relative to where it ran): the folder's
+    # name decides (the same folder has the same name)
+    if "photos" not in meta or Path(str(meta["photos"])).resolve().name != args.folder.resolve().name:
         return False
     heldout_of_its_split = (meta.get("split") == "train" and args.split == "heldout"
                             and args.seed == meta.get("seed") and args.heldout_share == meta.get("heldout_share"))
