@@ -62,9 +62,9 @@ class BoostedTrees:
 
 def fit_boosted_trees(x: np.ndarray, y: np.ndarray, names: tuple[str, ...], monotone: tuple[int, ...],
                       iterations: int = 300, learning_rate: float = 0.05, max_depth: int = 3,
-                      min_leaf: int = 10, seed: int = 0) -> BoostedTrees:
+                      min_leaf: int = 10, seed: int = 0, weights: np.ndarray | None = None) -> BoostedTrees:
     """Fit scikit-learn's ``HistGradientBoostingClassifier`` (log-loss, no early stopping, seeded) with
-    per-feature monotone constraints (+1 increasing, 0 free) and export it."""
+    per-feature monotone constraints (+1 increasing, 0 free), optionally per-sample ``weights``, and export it."""
     from sklearn.ensemble import HistGradientBoostingClassifier
 
     y = np.asarray(y, int)
@@ -73,7 +73,7 @@ def fit_boosted_trees(x: np.ndarray, y: np.ndarray, names: tuple[str, ...], mono
     model = HistGradientBoostingClassifier(max_iter=iterations, learning_rate=learning_rate, max_depth=max_depth,
                                            min_samples_leaf=min_leaf, l2_regularization=1.0,
                                            monotonic_cst=list(monotone), early_stopping=False, random_state=seed)
-    model.fit(np.asarray(x, float), y)
+    model.fit(np.asarray(x, float), y, sample_weight=weights)
     return export_trees(model, names)
 
 

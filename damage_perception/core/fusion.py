@@ -186,6 +186,20 @@ class FusionData:
     signals: list[list[dict[str, float]]]   # per item, per view
     shows_damage: list[np.ndarray]          # per item, per view bool
     damaged: np.ndarray                     # per item bool
+    damage_types: list[str] | None = None   # per item ("pristine" for good ones), for type weighting
+
+
+def type_balanced_weights(damaged: np.ndarray, damage_types: list[str]) -> np.ndarray:
+    """Item weights under which every damage type carries the same share of the damaged items' total weight
+    (unchanged, so the fitted prior is too); good items weigh 1. Without it the fit serves the common types
+    (spill, crush) and a rare one such as a missing part is left to the far tail the operating point cuts."""
+    weights = np.ones(len(damaged))
+    kinds = np.asarray(damage_types)
+    present = sorted(set(kinds[damaged]))
+    for name in present:
+        among = damaged & (kinds == name)
+        weights[among] = damaged.sum() / (len(present) * among.sum())
+    return weights
 
 
 def boosted_features(model: BoostedTrees) -> tuple[tuple[str, str, int], ...]:
@@ -196,21 +210,25 @@ def boosted_features(model: BoostedTrees) -> tuple[tuple[str, str, int], ...]:
     return tuple((name, how, monotone.get((name, how), 0)) for name, how in pairs)
 
 
-def fit_boosted_item_model(data: FusionData, shape_check: bool = True) -> BoostedTrees:
+def fit_boosted_item_model(data: FusionData, shape_check: bool = True, balance_types: bool = False) -> BoostedTrees:
     """The boosted item model (``ITEM_FEATURES``; the comparator's only when the data has it) fitted on every
     item, at the data's damage prior; without ``shape_check`` the shape features are held at their pristine
-    value (a constant is never split on, so the model ignores them, as the node will not compute them)."""
+    value (a constant is never split on, so the model ignores them, as the node will not compute them); with
+    ``balance_types`` every damage type weighs the same (``type_balanced_weights``)."""
     learned = any(LEARNED_SIGNAL in view for signals in data.signals for view in signals)
     features = tuple(f for f in ITEM_FEATURES if learned or f[0] != LEARNED_SIGNAL)
     x = np.array([item_features(signals, features) for signals in data.signals])
     if not shape_check:
         x[:, [k for k, (name, _, _) in enumerate(features) if name.startswith("shape_")]] = 0.0
     names = tuple(f"{name}_{how}" for name, how, _ in features)
-    return fit_boosted_trees(x, data.damaged.astype(int), names, tuple(m for _, _, m in features))
+    if balance_types and data.damage_types is None:
+        raise ValueError("balance_types needs the items' damage types")
+    weights = type_balanced_weights(data.damaged, data.damage_types) if balance_types else None
+    return fit_boosted_trees(x, data.damaged.astype(int), names, tuple(m for _, _, m in features), weights=weights)
 
 
 def fit_fusion(data: FusionData, boosted: bool = False, shape_check: bool = True,
-               geometric: bool = True) -> FusionModel:
+               geometric: bool = True, balance_types: bool = False) -> FusionModel:
     """Fit the view models on views that show damage against views of pristine items (views of damaged
     items that do not show it are left out: they are neither), then the item models on all items (with
     ``boosted``, the boosted item model too; without ``shape_check`` the shape signals are left out, without
@@ -240,4 +258,4 @@ def fit_fusion(data: FusionData, boosted: bool = False, shape_check: bool = True
     full = view_models(tuple(n for n in names if n not in without))
     partial = view_models(tuple(n for n in CLASSIFIER_ONLY if n not in without))
     return FusionModel(full, partial, item_model(full), item_model(partial), float(np.mean(data.damaged)),
-                       fit_boosted_item_model(data, shape_check) if boosted else None)
+                       fit_boosted_item_model(data, shape_check, balance_types) if boosted else None)

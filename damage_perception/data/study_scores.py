@@ -125,7 +125,7 @@ def fusion_data(items: list[ItemScores]) -> FusionData:
     """Validation data for ``fit_fusion`` (items with at least one found view)."""
     usable = [i for i in items if i.signals and i.has_gallery]
     return FusionData([i.signals for i in usable], [np.asarray(i.shows_damage, bool) for i in usable],
-                      np.array([i.damaged for i in usable]))
+                      np.array([i.damaged for i in usable]), [i.damage for i in usable])
 
 
 def save_scores(items: list[ItemScores], path: Path | str) -> Path:

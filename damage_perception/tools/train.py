@@ -57,6 +57,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="with --refit-fusion: keep that model's boosted item model and refit only the view "
                              "and logistic item models (e.g. with --no-geometric): decisions with a gallery, and "
                              "the threshold calibrated on them, stay the same")
+    parser.add_argument("--balance-types", action="store_true",
+                        help="with --boosted-fusion: weigh every damage type alike in the boosted item model's fit "
+                             "(a rare type such as a missing part otherwise counts for little)")
     parser.add_argument("--no-geometric", action="store_true",
                         help="leave the RANSAC geometric score out of the view fusion (the node then skips it)")
     parser.add_argument("--alignment", choices=ALIGNMENTS, default="coloured",
@@ -175,11 +178,13 @@ def train(args: argparse.Namespace, shard) -> int:
         scores = score_study(fusion_study, model, validation_skus, progress=not args.no_progress)
         save_scores(scores, checkpoints / "validation_scores.jsonl")
     model.fusion = fit_fusion(fusion_data(scores), boosted=args.boosted_fusion and kept_item_model is None,
-                              shape_check=model.shape_check, geometric=not args.no_geometric)
+                              shape_check=model.shape_check, geometric=not args.no_geometric,
+                              balance_types=args.balance_types)
     if kept_item_model is not None:
         model.fusion.boosted = kept_item_model
     recipe += "-nogeo" if args.no_geometric else ""
     recipe += "-gb" if model.fusion.boosted is not None else ""
+    recipe += "-typebal" if model.fusion.boosted is not None and args.balance_types and kept_item_model is None else ""
     model.version = model_version(model.head, model.fusion, recipe, model.comparator)
     model.save(args.out)
     clean = [s["classifier"] for i in scores if not i.damaged for s in i.signals]

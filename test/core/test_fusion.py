@@ -13,6 +13,7 @@ from damage_perception.core.fusion import (
     fit_fusion,
     fit_logistic,
     item_summary,
+    type_balanced_weights,
     view_signal_vector,
 )
 from damage_perception.core.metrics import auroc
@@ -189,3 +190,42 @@ def test_a_boosted_model_reads_the_comparator_only_when_fitted_with_it():
     louder = [{**view, LEARNED_SIGNAL: 8.0} for view in views]
     assert before.item_logit([], signals=louder) == before.item_logit([], signals=views)
     assert after.item_logit([], signals=louder) > after.item_logit([], signals=views)
+
+
+def test_type_balanced_weights_give_every_damage_type_the_same_share():
+    damaged = np.array([False, False, True, True, True, True])
+    types = ["pristine", "pristine", "spill", "spill", "spill", "missing_part"]
+    weights = type_balanced_weights(damaged, types)
+    assert weights[~damaged].tolist() == [1.0, 1.0]
+    assert weights[damaged].sum() == pytest.approx(4.0)   # the damaged items' total, hence the prior, is kept
+    assert weights[2:5].sum() == pytest.approx(weights[5]) == pytest.approx(2.0)
+
+
+def typed_item(rng, kind):
+    """A registered item: a spill shows loudly in the classifier, a missing part faintly in reg_missing."""
+    views = registered_item(rng, "art" if kind in ("art", "spill") else "good")
+    if kind == "spill":
+        views[0]["classifier"] = rng.normal(6.0, 1.0)
+    if kind == "missing":
+        for view in views[:2]:
+            view["reg_missing"] = rng.normal(0.16, 0.04)
+    return views
+
+
+def test_balancing_damage_types_lifts_a_rare_type_above_the_good_items_tail():
+    rng = np.random.default_rng(1)
+    kinds = rng.choice(["good", "art", "spill", "missing"], size=900, p=[0.6, 0.2, 0.17, 0.03])
+    items = [typed_item(rng, k) for k in kinds]
+    types = ["pristine" if k in ("good", "art") else k for k in kinds]
+    damaged = np.isin(kinds, ["spill", "missing"])
+    shows = [np.array([bad] * 2 + [False] * 2) for bad in damaged]
+    with pytest.raises(ValueError, match="damage types"):
+        fit_fusion(FusionData(items, shows, damaged), boosted=True, balance_types=True)
+
+    def margin(model) -> float:   # the median missing part's log-odds over the good items' 99th percentile
+        logits = np.array([model.item_logit([], signals=views) for views in items])
+        return float(np.median(logits[kinds == "missing"]) - np.quantile(logits[~damaged], 0.99))
+
+    plain = margin(fit_fusion(FusionData(items, shows, damaged, types), boosted=True))
+    balanced = margin(fit_fusion(FusionData(items, shows, damaged, types), boosted=True, balance_types=True))
+    assert balanced > plain + 1.0   # 25 missing parts among 900 items: measured 3.8 -> 5.9

@@ -133,6 +133,10 @@ def test_refit_keeping_the_item_model_changes_only_the_view_models(study, model_
     assert after.fusion.boosted.to_dict() == before.fusion.boosted.to_dict()
     assert before.fusion.reads_geometric and not after.fusion.reads_geometric
     assert "-nogeo-gb-" in after.version and after.version != before.version
+    balanced = tmp_path / "balanced.pt"
+    assert cli.main(["train", "--refit-fusion", str(model_file), "--out", str(balanced), "--boosted-fusion",
+                     "--balance-types", *common]) == 0
+    assert "-gb-typebal-" in DamageModel.load(balanced).version   # what the weights do: test_fusion
 
 
 def test_refit_on_several_scores_files_fits_on_their_union(study, model_file, tmp_path):

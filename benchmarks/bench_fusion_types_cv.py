@@ -1,0 +1,69 @@
+"""The boosted item fusion per damage type, SKU-grouped cross-validation over one or more validation studies.
+
+    .venv/bin/python benchmarks/bench_fusion_types_cv.py out/evaluation/fusion6_v5/scores.jsonl \
+        out/evaluation/fusion6_blister_v5/scores.jsonl --folds 5 --seeds 3
+
+Reads the scores ``evaluate`` wrote (each study scored by the same model), fits the boosted fusion as the
+shipped model is fitted (no shape check, no RANSAC score) on the other folds' SKUs and scores the held-out
+fold's, with and without damage types weighted equally (``--balance-types`` of ``train --refit-fusion``).
+Prints, per variant, the mean over seeded fold draws of AUROC, recall at FPR 0.2 %, 0.5 % and 1 % and recall
+per damage type at 0.5 % (validation studies hold too few good items for 0.1 %); no assertions.
+"""
+import argparse
+
+import numpy as np
+
+from damage_perception.core.fusion import fit_fusion
+from damage_perception.core.metrics import auroc, recall_at_fpr
+from damage_perception.data.study_scores import fusion_data, load_scores
+
+FPRS = (0.002, 0.005, 0.01)
+TYPE_FPR = 0.005
+
+
+def cross_validated_scores(items, folds: int, seed: int, balance_types: bool) -> np.ndarray:
+    """Each item's fused probability from a fusion fitted on the folds its SKU is not in."""
+    skus = np.array([i.sku for i in items])
+    unique = np.unique(skus)
+    fold_of = dict(zip(np.random.default_rng(seed).permutation(unique), np.arange(len(unique)) % folds))
+    fold = np.array([fold_of[s] for s in skus])
+    scores = np.zeros(len(items))
+    for k in range(folds):
+        train = fusion_data([i for i, f in zip(items, fold) if f != k])
+        model = fit_fusion(train, boosted=True, shape_check=False, geometric=False, balance_types=balance_types)
+        scores[fold == k] = [i.item_probability(model) for i, f in zip(items, fold) if f == k]
+    return scores
+
+
+def figures(items, scores: np.ndarray) -> dict[str, float]:
+    damaged = np.array([i.damaged for i in items])
+    types = np.array([i.damage for i in items])
+    row = {"AUROC": auroc(scores[damaged], scores[~damaged])}
+    for fpr in FPRS:
+        row[f"{fpr:.1%}"] = recall_at_fpr(scores[damaged], scores[~damaged], fpr)[0]
+    threshold = recall_at_fpr(scores[damaged], scores[~damaged], TYPE_FPR)[1]
+    for name in sorted(set(types[damaged])):
+        row[name] = float(np.mean(scores[types == name] >= threshold))
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("scores", nargs="+", help="scores.jsonl of validation studies scored by one model")
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--seeds", type=int, default=3)
+    args = parser.parse_args()
+    items = [i for path in args.scores for i in load_scores(path) if i.signals and i.has_gallery]
+    damaged = np.array([i.damaged for i in items])
+    counts = {t: sum(i.damage == t for i in items) for t in sorted({i.damage for i in items if i.damaged})}
+    print(f"{len(items)} items ({int(damaged.sum())} damaged: {counts}) of {len({i.sku for i in items})} SKUs, "
+          f"{args.folds} SKU folds x {args.seeds} seeds; per type at FPR {TYPE_FPR:.1%}")
+    for balance in (False, True):
+        rows = [figures(items, cross_validated_scores(items, args.folds, seed, balance)) for seed in range(args.seeds)]
+        mean = {key: float(np.mean([r[key] for r in rows])) for key in rows[0]}
+        name = "types weighted equally" if balance else "items weighted equally"
+        print(f"{name:24s} " + "  ".join(f"{key} {value:.3f}" for key, value in mean.items()))
+
+
+if __name__ == "__main__":
+    main()
