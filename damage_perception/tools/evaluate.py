@@ -4,8 +4,10 @@ Prints and writes ``evaluation.json``: AUROC, recall at FPR 0.1 % and 1 % (read 
 study needs >= 1000 / 0.1 % good items for the first to be measured rather than extrapolated), per-type
 recall and missing-part recall at the 0.1 % point, false diverts on printed damage-like artwork, views per
 item, per-view latency, the same figures for each signal alone (what fusion adds), and a ROC and a
-reliability plot. With ``--anomalib`` it also scores the same crops with anomalib's PatchCore on the same
-backbone weights and reports AUROC and latency of both.
+reliability plot. ``--comparator-tail N`` draws, for the good views of highest comparator score, the view,
+the reference aligned into it and the comparator's change map: where a pristine item reads as changed. With
+``--anomalib`` it also scores the same crops with anomalib's PatchCore on the same backbone weights and
+reports AUROC and latency of both.
 """
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ import yaml
 from damage_perception.baselines.anomalib_comparison import compare_with_anomalib
 from damage_perception.core.metrics import auroc, recall_at_fpr, reliability, roc_curve
 from damage_perception.data.study import Study
-from damage_perception.data.study_scores import load_scores, save_scores, score_study
+from damage_perception.data.study_scores import gallery_of, load_scores, save_scores, score_study
 from damage_perception.tools.model_file import open_model
 
 TARGET_FPRS = (0.001, 0.01)
@@ -48,6 +50,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--compare-scores", type=Path, default=None, metavar="SCORES",
                         help="with --compare-model: that model's scores.jsonl of this study (from its own "
                              "`evaluate`) instead of scoring the study again with it")
+    parser.add_argument("--comparator-tail", type=int, default=0, metavar="N",
+                        help="draw comparator_tail.png: the N good views of highest comparator score, each with its "
+                             "aligned reference and the comparator's change map (rebuilds their SKUs' galleries)")
     parser.add_argument("--tail", type=int, default=24,
                         help="good items of highest score drawn in tail.png (their most suspicious view)")
     parser.add_argument("--no-progress", action="store_true")
@@ -199,6 +204,9 @@ def run(args: argparse.Namespace) -> int:
     plot_roc(items, model.fusion, args.out / "roc.png")
     plot_tail(study, items, model.fusion, args.out / "tail.png", args.tail)
     plot_reliability(items, model.fusion, args.out / "reliability.png")
+    if args.comparator_tail:
+        if plot_comparator_tail(study, items, model, args.out / "comparator_tail.png", args.comparator_tail):
+            print(f"evaluate: wrote {args.out / 'comparator_tail.png'}")
     (args.out / "evaluation.json").write_text(json.dumps(summary, indent=1))
     print_summary(summary)
     print(f"evaluate: wrote {args.out / 'evaluation.json'}, roc.png, reliability.png")
@@ -254,13 +262,7 @@ def plot_tail(study: Study, items, fusion, path: Path, count: int) -> Path | Non
     figure, axes = plt.subplots(rows, columns, figsize=(2.2 * columns, 2.5 * rows), squeeze=False)
     for axis in axes.ravel():
         axis.axis("off")
-    wanted, skus = {i.item_id for i in good}, {i.sku for i in good}
-    crops = {}
-    for entry in study.entries:
-        if entry["role"] == "item" and entry["sku"] in skus and len(crops) < len(wanted):
-            episode = study.load(entry)
-            if episode.meta["item_id"] in wanted:
-                crops[episode.meta["item_id"]] = episode
+    crops = item_episodes(study, good)
     for axis, item in zip(axes.ravel(), good):
         episode = crops.get(item.item_id)
         if episode is None:
@@ -275,6 +277,59 @@ def plot_tail(study: Study, items, fusion, path: Path, count: int) -> Path | Non
     figure.suptitle(f"The {len(good)} good items of highest damage score (most suspicious view)", fontsize=9)
     figure.tight_layout()
     figure.savefig(path, dpi=90)
+    plt.close(figure)
+    return path
+
+
+def item_episodes(study: Study, items) -> dict:
+    """The study's episodes of ``items`` (``ItemScores``) by item id; only their SKUs' episodes are read."""
+    item_ids, skus = {i.item_id for i in items}, {i.sku for i in items}
+    episodes = {}
+    for entry in study.entries:
+        if entry["role"] == "item" and entry["sku"] in skus and len(episodes) < len(item_ids):
+            episode = study.load(entry)
+            if episode.meta["item_id"] in item_ids:
+                episodes[episode.meta["item_id"]] = episode
+    return episodes
+
+
+def plot_comparator_tail(study: Study, items, model, path: Path, count: int) -> Path | None:
+    """The ``count`` views of good items with the highest comparator score (``reg_learned``): each view, its
+    reference aligned into it (what the comparator compares with) and the comparator's per-cell change
+    probability. A misregistered reference (a flat face slid in its plane, a bag's other sag) shows here."""
+    views = sorted(((view["reg_learned"], item, k) for item in items if not item.damaged
+                    for k, view in enumerate(item.signals) if "reg_learned" in view), key=lambda t: -t[0])[:count]
+    if not views or model.comparator is None:
+        print("evaluate: no comparator scores to draw a comparator tail from", file=sys.stderr)
+        return None
+    matplotlib.use("Agg")
+    episodes = item_episodes(study, [item for _, item, _ in views])
+    galleries = {entry["sku"]: entry for entry in study.entries if entry["role"] == "gallery"}
+    figure, axes = plt.subplots(len(views), 3, figsize=(6.6, 2.3 * len(views)), squeeze=False)
+    for row, (score, item, k) in zip(axes, views):
+        for axis in row:
+            axis.axis("off")
+        episode = episodes.get(item.item_id)
+        if episode is None or item.sku not in galleries:
+            continue
+        gallery = gallery_of(model, study.load(galleries[item.sku]))
+        index = np.flatnonzero(episode.found)[k:k + 1]
+        posed, clouds = episode.posed_crops(index), [episode.clouds[j] for j in index]
+        correspondence = model.correspondences(clouds, gallery, posed)
+        signals = model.view_signals(episode.color[index], episode.mask[index], episode.depth_m[index],
+                                     list(episode.angle[index]), clouds, list(episode.camera_position[index]),
+                                     list(episode.geometric[index]), gallery, posed)[0]
+        row[0].imshow(episode.color[index[0]])
+        row[0].set_title(f"{item.kind} {item.sku}\n{item.printed_damage_art or 'plain'} cmp {score:.1f}", fontsize=7)
+        if correspondence is not None:
+            row[1].imshow(correspondence[0].aligned_color)
+        row[1].set_title(f"aligned reference\noverlap {item.signals[k].get('reg_overlap', math.nan):.2f}", fontsize=7)
+        if signals.change is not None:
+            row[2].imshow(signals.change, vmin=0.0, vmax=1.0, cmap="magma")
+        row[2].set_title("comparator: change probability\nper cell", fontsize=7)
+    figure.suptitle(f"The {len(views)} good views of highest comparator score", fontsize=9)
+    figure.tight_layout(rect=(0.0, 0.0, 1.0, 1.0 - 0.35 / (2.3 * len(views))))   # room for the title
+    figure.savefig(path, dpi=80)
     plt.close(figure)
     return path
 

@@ -200,6 +200,13 @@ def test_train_comparator_adds_a_comparator_the_refitted_fusion_reads(study, mod
                      "--checkpoints", str(tmp_path / "checkpoints"), "--no-progress"]) == 0
     fusion = DamageModel.load(refitted).fusion
     assert "reg_learned" in fusion.view.names and "reg_learned_max" in fusion.boosted.names
+    drawn = tmp_path / "drawn"
+    assert cli.main(["evaluate", str(study), "--model", str(refitted), "--out", str(drawn), "--scores",
+                     str(scores / "scores.jsonl"), "--comparator-tail", "2", "--no-progress"]) == 0
+    assert (drawn / "comparator_tail.png").stat().st_size > 20_000   # two rows of view, reference and change map
+    assert cli.main(["evaluate", str(study), "--model", str(model_file), "--out", str(tmp_path / "none"),
+                     "--comparator-tail", "2", "--no-progress"]) == 0
+    assert not (tmp_path / "none" / "comparator_tail.png").exists()   # no comparator: nothing to draw
 
 
 def test_evaluate_puts_another_models_own_scores_beside_the_same_items(study, model_file, tmp_path):
