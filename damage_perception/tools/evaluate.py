@@ -204,9 +204,10 @@ def run(args: argparse.Namespace) -> int:
     plot_roc(items, model.fusion, args.out / "roc.png")
     plot_tail(study, items, model.fusion, args.out / "tail.png", args.tail)
     plot_reliability(items, model.fusion, args.out / "reliability.png")
-    if args.comparator_tail:
-        if plot_comparator_tail(study, items, model, args.out / "comparator_tail.png", args.comparator_tail):
-            print(f"evaluate: wrote {args.out / 'comparator_tail.png'}")
+    drawn = args.comparator_tail and plot_comparator_tail(study, items, model, args.out / "comparator_tail.png",
+                                                          args.comparator_tail)
+    if drawn:
+        print(f"evaluate: wrote {drawn}")
     (args.out / "evaluation.json").write_text(json.dumps(summary, indent=1))
     print_summary(summary)
     print(f"evaluate: wrote {args.out / 'evaluation.json'}, roc.png, reliability.png")
