@@ -60,7 +60,8 @@ def roc_curve(positive_scores: Sequence[float], negative_scores: Sequence[float]
     labels = np.concatenate([np.ones(len(positive_scores)), np.zeros(len(negative_scores))])
     order = np.argsort(-scores, kind="mergesort")
     scores, labels = scores[order], labels[order]
-    last_of_tie = np.r_[np.flatnonzero(np.diff(scores)), len(scores) - 1]
+    # compared, not subtracted: -inf - -inf is nan, which would split a tie of signals a view lacks
+    last_of_tie = np.r_[np.flatnonzero(scores[1:] != scores[:-1]), len(scores) - 1]
     tpr = np.r_[0.0, np.cumsum(labels)[last_of_tie] / max(labels.sum(), 1)]
     fpr = np.r_[0.0, np.cumsum(1 - labels)[last_of_tie] / max((1 - labels).sum(), 1)]
     return fpr, tpr

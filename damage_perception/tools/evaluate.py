@@ -305,15 +305,18 @@ def plot_comparator_tail(study: Study, items, model, path: Path, count: int) -> 
         return None
     matplotlib.use("Agg")
     episodes = item_episodes(study, [item for _, item, _ in views])
-    galleries = {entry["sku"]: entry for entry in study.entries if entry["role"] == "gallery"}
+    gallery_entries = {entry["sku"]: entry for entry in study.entries if entry["role"] == "gallery"}
+    galleries: dict = {}   # built once per SKU
     figure, axes = plt.subplots(len(views), 3, figsize=(6.6, 2.3 * len(views)), squeeze=False)
     for row, (score, item, k) in zip(axes, views):
         for axis in row:
             axis.axis("off")
         episode = episodes.get(item.item_id)
-        if episode is None or item.sku not in galleries:
+        if episode is None or item.sku not in gallery_entries:
             continue
-        gallery = gallery_of(model, study.load(galleries[item.sku]))
+        if item.sku not in galleries:
+            galleries[item.sku] = gallery_of(model, study.load(gallery_entries[item.sku]))
+        gallery = galleries[item.sku]
         index = np.flatnonzero(episode.found)[k:k + 1]
         posed, clouds = episode.posed_crops(index), [episode.clouds[j] for j in index]
         correspondence = model.correspondences(clouds, gallery, posed)

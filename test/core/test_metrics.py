@@ -58,6 +58,12 @@ def test_roc_curve_runs_from_origin_to_one_and_is_monotone():
     assert area == pytest.approx(auroc(positive, negative), abs=1e-12)
 
 
+def test_roc_curve_keeps_a_tie_of_missing_signals_together():
+    # a signal an item's views lack scores -inf: those items are one tie, one point of the curve
+    fpr, tpr = roc_curve([2.0, -np.inf, -np.inf], [1.0, -np.inf, -np.inf, -np.inf])
+    assert fpr.tolist() == [0.0, 0.0, 0.25, 1.0] and tpr.tolist() == [0.0, 1 / 3, 1 / 3, 1.0]
+
+
 def test_clopper_pearson_upper_bounds_of_zero_exceedances():
     assert 0.00099 < clopper_pearson_upper(0, 2995) < 0.001
     assert clopper_pearson_upper(0, 1000) == pytest.approx(0.003, abs=0.0001)
