@@ -319,18 +319,19 @@ def plot_comparator_tail(study: Study, items, model, path: Path, count: int) -> 
         gallery = galleries[item.sku]
         index = np.flatnonzero(episode.found)[k:k + 1]
         posed, clouds = episode.posed_crops(index), [episode.clouds[j] for j in index]
-        correspondence = model.correspondences(clouds, gallery, posed)
-        signals = model.view_signals(episode.color[index], episode.mask[index], episode.depth_m[index],
-                                     list(episode.angle[index]), clouds, list(episode.camera_position[index]),
-                                     list(episode.geometric[index]), gallery, posed)[0]
         row[0].imshow(episode.color[index[0]])
         row[0].set_title(f"{item.kind} {item.sku}\n{item.printed_damage_art or 'plain'} cmp {score:.1f}", fontsize=7)
-        if correspondence is not None:
-            row[1].imshow(correspondence[0].aligned_color)
         row[1].set_title(f"aligned reference\noverlap {item.signals[k].get('reg_overlap', math.nan):.2f}", fontsize=7)
-        if signals.change is not None:
-            row[2].imshow(signals.change, vmin=0.0, vmax=1.0, cmap="magma")
         row[2].set_title("comparator: change probability\nper cell", fontsize=7)
+        # registered once: the same correspondence gives the drawn reference and the comparator's input
+        correspondence = model.correspondences(clouds, gallery, posed)
+        if correspondence is None:
+            continue
+        aligned = correspondence[0].aligned_color
+        batch = model.featurize(episode.color[index], episode.mask[index], episode.depth_m[index], aligned[None])
+        registered = model.registered_comparison(batch, clouds, gallery, posed, correspondences=correspondence)
+        row[1].imshow(aligned)
+        row[2].imshow(1.0 / (1.0 + np.exp(-registered.comparator[0].cell_logits)), vmin=0.0, vmax=1.0, cmap="magma")
     figure.suptitle(f"The {len(views)} good views of highest comparator score", fontsize=9)
     figure.tight_layout(rect=(0.0, 0.0, 1.0, 1.0 - 0.35 / (2.3 * len(views))))   # room for the title
     figure.savefig(path, dpi=80)
