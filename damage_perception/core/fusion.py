@@ -215,14 +215,14 @@ def fit_boosted_item_model(data: FusionData, shape_check: bool = True, balance_t
     item, at the data's damage prior; without ``shape_check`` the shape features are held at their pristine
     value (a constant is never split on, so the model ignores them, as the node will not compute them); with
     ``balance_types`` every damage type weighs the same (``type_balanced_weights``)."""
+    if balance_types and data.damage_types is None:
+        raise ValueError("balance_types needs the items' damage types")
     learned = any(LEARNED_SIGNAL in view for signals in data.signals for view in signals)
     features = tuple(f for f in ITEM_FEATURES if learned or f[0] != LEARNED_SIGNAL)
     x = np.array([item_features(signals, features) for signals in data.signals])
     if not shape_check:
         x[:, [k for k, (name, _, _) in enumerate(features) if name.startswith("shape_")]] = 0.0
     names = tuple(f"{name}_{how}" for name, how, _ in features)
-    if balance_types and data.damage_types is None:
-        raise ValueError("balance_types needs the items' damage types")
     weights = type_balanced_weights(data.damaged, data.damage_types) if balance_types else None
     return fit_boosted_trees(x, data.damaged.astype(int), names, tuple(m for _, _, m in features), weights=weights)
 
