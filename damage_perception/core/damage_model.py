@@ -248,17 +248,20 @@ class DamageModel:
         return signals
 
     def correspondences(self, clouds: list[np.ndarray], gallery: SkuGallery | None, posed: list[PosedCrop] | None,
-                        exclude: int | None = None) -> list[Correspondence] | None:
+                        exclude: int | None = None,
+                        errors: list[np.ndarray] | None = None) -> list[Correspondence] | None:
         """Each view registered to the gallery and carried into its pose-matched reference views
         (``core.registered_comparison.correspond_view``); None when the views' or the gallery's posed crops
-        are unknown. ``exclude``: leave that reference view out (the gallery's own leave-one-out)."""
+        are unknown. ``exclude``: leave that reference view out (the gallery's own leave-one-out). ``errors``:
+        one rigid error per view composed onto its registration (comparator training pairs only)."""
         # Views added without a camera (auto-enrolment from an older gallery) are left out of this comparison.
         references = [view.posed for k, view in enumerate(gallery.views)
                       if k != exclude and view.posed is not None] if gallery else []
         if not posed or len(posed) != len(clouds) or len(references) < 2:
             return None
-        return [correspond_view(view, cloud, references, gallery.shape, alignment=self.alignment)[0]
-                for view, cloud in zip(posed, clouds)]
+        errors = errors if errors is not None else [None] * len(posed)
+        return [correspond_view(view, cloud, references, gallery.shape, alignment=self.alignment, error=error)[0]
+                for view, cloud, error in zip(posed, clouds, errors)]
 
     def registered_comparison(self, batch: Featurized, clouds: list[np.ndarray], gallery: SkuGallery | None,
                               posed: list[PosedCrop] | None, exclude: int | None = None,

@@ -385,12 +385,32 @@ def _colour_fit(source: o3d.geometry.PointCloud, target: o3d.geometry.PointCloud
 ALIGNMENTS = ("shape", "coloured")   # shape: ICP on the shape alone (v2 models); coloured: + coloured ICP
 
 
+def misregistration(rng: np.random.Generator, center: np.ndarray, shift_m: tuple[float, float] = (0.001, 0.008),
+                    angle_deg: tuple[float, float] = (0.5, 4.0)) -> np.ndarray:
+    """A random small rigid error (4x4, reference frame): a rotation about ``center`` by an angle drawn from
+    ``angle_deg`` about a random axis, then a shift of a length drawn from ``shift_m`` in a random direction.
+    Composed onto a registration, it gives the comparator pristine pairs whose reference is pasted a little
+    off, as ICP leaves it on a flat face or a sagging bag (training data only)."""
+    def direction() -> np.ndarray:
+        vector = rng.normal(size=3)
+        return vector / max(np.linalg.norm(vector), 1e-9)
+
+    axis, angle = direction(), np.radians(rng.uniform(*angle_deg))
+    cross = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
+    rotation = np.eye(3) + np.sin(angle) * cross + (1 - np.cos(angle)) * cross @ cross   # Rodrigues
+    error = np.eye(4)
+    error[:3, :3] = rotation
+    error[:3, 3] = center - rotation @ center + rng.uniform(*shift_m) * direction()
+    return error
+
+
 def correspond_view(view: PosedCrop, cloud: np.ndarray, references: list[PosedCrop], shape: ReferenceShape,
-                    registration: Registration | None = None,
-                    alignment: str = "coloured") -> tuple[Correspondence, Registration]:
+                    registration: Registration | None = None, alignment: str = "coloured",
+                    error: np.ndarray | None = None) -> tuple[Correspondence, Registration]:
     """Register a view (its item ``cloud``, gripper frame) to the reference ``shape`` and carry its pixels into
     the reference views seen from nearest its camera; with the ``coloured`` alignment the registration is
-    refined against the nearest reference's print and the aligned image is taken coherently (``correspond``)."""
+    refined against the nearest reference's print and the aligned image is taken coherently (``correspond``).
+    ``error``: a rigid transform composed onto the found registration (``misregistration``; training only)."""
     if alignment not in ALIGNMENTS:
         raise ValueError(f"unknown alignment {alignment!r}; one of {ALIGNMENTS}")
     registration = registration or register(cloud, shape)
@@ -400,6 +420,8 @@ def correspond_view(view: PosedCrop, cloud: np.ndarray, references: list[PosedCr
     coloured = alignment == "coloured"
     if coloured and chosen:
         registration = Registration(refine_with_colour(view, chosen[0], registration.transform), registration.fitness)
+    if error is not None:
+        registration = Registration(error @ registration.transform, registration.fitness)
     return correspond(view, registration.transform, chosen, compare_region(view), coloured), registration
 
 

@@ -5,6 +5,11 @@ view of its items then goes through the registered comparison, and the pair is k
 reads it: the view's patch features, the aligned reference's, the per-cell residual maps, and soft cell
 labels from the view's ground-truth damage mask. Pairs are cached per SKU (``<cache>/<sku>.npz``), so an
 interrupted extraction resumes where it stopped.
+
+With a ``misregister_seed`` every view's registration is knocked a little off on purpose
+(``core.registered_comparison.misregistration``) before its pixels are carried into the references: the
+labels stay the view's own, so the comparator learns that a reference pasted a few millimetres off (a ghost
+print edge, a doubled bag print) is not damage. That is what made pristine items' views its false alarms.
 """
 from __future__ import annotations
 
@@ -16,6 +21,7 @@ from tqdm import tqdm
 
 from damage_perception.core.comparator import cell_labels
 from damage_perception.core.damage_model import DamageModel
+from damage_perception.core.registered_comparison import misregistration
 from damage_perception.data.study import Study, StudyEpisodeData
 from damage_perception.data.study_scores import gallery_of
 
@@ -45,14 +51,22 @@ class ComparatorPairs:
         return cls(*(np.concatenate([getattr(p, name) for p in parts]) for name in FIELDS))
 
 
-def item_pairs(model: DamageModel, episode: StudyEpisodeData, gallery) -> ComparatorPairs | None:
-    """The pairs of one item episode's found views (None when the comparison cannot run)."""
+def item_pairs(model: DamageModel, episode: StudyEpisodeData, gallery,
+               rng: np.random.Generator | None = None) -> ComparatorPairs | None:
+    """The pairs of one item episode's found views (None when the comparison cannot run); with ``rng``
+    each view's registration gets a random small error (``misregistration``)."""
     index = np.flatnonzero(episode.found)
     posed = episode.posed_crops(index)
     if not len(index) or gallery is None or posed is None:
         return None
     batch = model.featurize(episode.color[index], episode.mask[index], episode.depth_m[index])
-    registered = model.registered_comparison(batch, [episode.clouds[k] for k in index], gallery, posed)
+    clouds = [episode.clouds[k] for k in index]
+    errors = None
+    if rng is not None and len(gallery.shape.points):
+        center = np.asarray(gallery.shape.points, float).mean(axis=0)
+        errors = [misregistration(rng, center) for _ in index]
+    correspondences = model.correspondences(clouds, gallery, posed, errors=errors)
+    registered = model.registered_comparison(batch, clouds, gallery, posed, correspondences=correspondences)
     if registered is None:
         return None
     grid = batch.cells.shape[1]
@@ -62,8 +76,10 @@ def item_pairs(model: DamageModel, episode: StudyEpisodeData, gallery) -> Compar
                            np.full(count, episode.damaged), np.full(count, art), np.full(count, episode.meta["sku"]))
 
 
-def sku_pairs(model: DamageModel, study: Study, sku: str) -> ComparatorPairs | None:
-    """Every pair of one SKU's items (None when its gallery cannot be built or no view compares)."""
+def sku_pairs(model: DamageModel, study: Study, sku: str,
+              misregister_seed: int | None = None) -> ComparatorPairs | None:
+    """Every pair of one SKU's items (None when its gallery cannot be built or no view compares); with
+    ``misregister_seed`` the views' registrations are knocked off (``item_pairs``), reproducibly per SKU."""
     entries = [e for e in study.entries if e["sku"] == sku]
     gallery_entry = next((e for e in entries if e["role"] == "gallery"), None)
     if gallery_entry is None:
@@ -72,19 +88,24 @@ def sku_pairs(model: DamageModel, study: Study, sku: str) -> ComparatorPairs | N
         gallery = gallery_of(model, study.load(gallery_entry))
     except ValueError:
         return None
-    parts = [item_pairs(model, study.load(e), gallery) for e in entries if e["role"] == "item"]
+    rng = None
+    if misregister_seed is not None:
+        rng = np.random.default_rng([misregister_seed, *(ord(c) for c in sku)])
+    parts = [item_pairs(model, study.load(e), gallery, rng) for e in entries if e["role"] == "item"]
     parts = [p for p in parts if p is not None]
     return ComparatorPairs.concatenate(parts) if parts else None
 
 
-def study_pairs(model: DamageModel, study: Study, cache: Path, progress: bool = True) -> ComparatorPairs:
-    """Every SKU's pairs, read from ``cache`` where already extracted (one npz per SKU)."""
+def study_pairs(model: DamageModel, study: Study, cache: Path, progress: bool = True,
+                misregister_seed: int | None = None) -> ComparatorPairs:
+    """Every SKU's pairs, read from ``cache`` where already extracted (one npz per SKU); misregistered ones
+    (``sku_pairs``) with ``misregister_seed``: give them a cache of their own."""
     cache.mkdir(parents=True, exist_ok=True)
     parts = []
     for sku in tqdm(study.skus(), unit="SKU", disable=not progress, desc="pairs"):
         path = cache / f"{sku}.npz"
         if not path.exists():
-            pairs = sku_pairs(model, study, sku)
+            pairs = sku_pairs(model, study, sku, misregister_seed)
             arrays = {name: getattr(pairs, name) for name in FIELDS} if pairs else {}
             tmp = path.with_suffix(".tmp.npz")
             np.savez(tmp, **arrays)

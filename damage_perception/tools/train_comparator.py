@@ -37,6 +37,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--check-share", type=float, default=0.2,
                         help="share of each kind's SKUs kept out of training to report the comparator on "
                              "(0: train on every SKU)")
+    parser.add_argument("--misregister-seed", type=int, default=None,
+                        help="also train on every view again with its registration knocked a little off (random "
+                             "1-8 mm, 0.5-4 degrees; cached apart, under <cache>-misregistered-SEED): the "
+                             "comparator learns that a reference pasted off is not damage")
     parser.add_argument("--no-progress", action="store_true")
 
 
@@ -65,6 +69,23 @@ def pairs_cache(cache: Path | None, study: Path, studies: int) -> Path:
     return cache if studies == 1 else cache / study.name
 
 
+def misregistered_cache(cache: Path, seed: int) -> Path:
+    """Where a study's misregistered pairs are cached: beside its plain ones."""
+    return cache.with_name(f"{cache.name}-misregistered-{seed}")
+
+
+def extract(model, studies: list[Study], paths: list[Path], args: argparse.Namespace,
+            misregister_seed: int | None = None) -> ComparatorPairs:
+    """Every study's pairs (plain, or misregistered with ``misregister_seed``), cached."""
+    parts = []
+    for study, path in zip(studies, paths):
+        cache = pairs_cache(args.cache, path, len(studies))
+        if misregister_seed is not None:
+            cache = misregistered_cache(cache, misregister_seed)
+        parts.append(study_pairs(model, study, cache, not args.no_progress, misregister_seed))
+    return ComparatorPairs.concatenate(parts)
+
+
 def run(args: argparse.Namespace) -> int:
     model = open_model(args.model, "train-comparator")
     if model is None:
@@ -75,9 +96,10 @@ def run(args: argparse.Namespace) -> int:
         print("train-comparator: the studies share SKUs", file=sys.stderr)
         return 2
     try:
-        pairs = ComparatorPairs.concatenate([study_pairs(model, study, pairs_cache(args.cache, path, len(studies)),
-                                                         not args.no_progress)
-                                             for study, path in zip(studies, args.study)])
+        pairs = extract(model, studies, args.study, args)
+        misregistered = None
+        if args.misregister_seed is not None:
+            misregistered = extract(model, studies, args.study, args, args.misregister_seed)
     except ValueError as error:
         print(f"train-comparator: {error}", file=sys.stderr)
         return 2
@@ -85,17 +107,24 @@ def run(args: argparse.Namespace) -> int:
     training = pairs.subset(np.isin(pairs.sku, train_skus))
     print(f"train-comparator: {len(training)} views of {len(train_skus)} SKUs to train, "
           f"{len(pairs) - len(training)} of {len(check_skus)} SKUs to check")
+    if misregistered is not None:
+        training = ComparatorPairs.concatenate([training, misregistered.subset(np.isin(misregistered.sku, train_skus))])
+        print(f"train-comparator: with the same views misregistered on purpose: {len(training)} views to train")
     head = train_comparator(training.query, training.aligned, training.maps, training.labels,
                             ComparatorSettings(steps=args.steps, seed=args.seed), progress=not args.no_progress)
     print(f"train-comparator: training views: {view_report(head, training)}")
     if check_skus:
         print(f"train-comparator: held-out SKUs: {view_report(head, pairs.subset(np.isin(pairs.sku, check_skus)))}")
+        if misregistered is not None:
+            check = misregistered.subset(np.isin(misregistered.sku, check_skus))
+            print(f"train-comparator: held-out SKUs, misregistered: {view_report(head, check)}")
     recipe = model.version.rsplit("-", 1)[0].removeprefix("effl0-")
     for suffix in FUSION_SUFFIXES:
         recipe = recipe.removesuffix(suffix)
     model.comparator = head
     # The fusion is kept as it was (it does not read reg_learned yet): the version says so until a refit.
-    model.version = model_version(model.head, model.fusion, f"{recipe}-cmp{args.steps}", head)
+    tag = f"-cmp{args.steps}" + ("-mr" if args.misregister_seed is not None else "")
+    model.version = model_version(model.head, model.fusion, f"{recipe}{tag}", head)
     model.save(args.out)
     print(f"train-comparator: wrote {args.out} ({args.out.stat().st_size / 1e6:.2f} MB), version {model.version}; "
           f"refit its fusion (train --refit-fusion) and calibrate before shipping it")

@@ -7,6 +7,7 @@ from damage_perception.core.registered_comparison import (
     correspond,
     crop_camera_matrix,
     crop_points,
+    misregistration,
     nearest_references,
     refine_with_colour,
     region_max,
@@ -73,6 +74,28 @@ def test_registration_carries_points_into_a_moved_reference():
     inner[:, 8:-8] = True
     result = correspond(view, reference_from_view, [shifted], inner)
     assert result.matched[inner].mean() > 0.99
+
+
+def test_misregistration_is_a_small_rigid_error_of_the_drawn_size():
+    rng, center = np.random.default_rng(0), np.array([0.02, -0.01, 0.15])
+    for _ in range(20):
+        error = misregistration(rng, center, shift_m=(0.002, 0.006), angle_deg=(1.0, 3.0))
+        rotation = error[:3, :3]
+        assert np.allclose(rotation @ rotation.T, np.eye(3), atol=1e-9) and np.linalg.det(rotation) > 0
+        angle = np.degrees(np.arccos(np.clip((np.trace(rotation) - 1) / 2, -1, 1)))
+        assert 1.0 - 1e-6 <= angle <= 3.0 + 1e-6
+        # the rotation turns about the centre, so the centre moves by the drawn shift alone
+        shift = np.linalg.norm(error[:3, :3] @ center + error[:3, 3] - center)
+        assert 0.002 - 1e-9 <= shift <= 0.006 + 1e-9
+
+
+def test_a_misregistered_plane_departs_from_its_reference_where_the_print_moved():
+    # the textured plane against itself: registered right it matches, knocked 2 px off its print no longer does
+    view = plane()
+    right = correspond(view, np.eye(4), [plane()], np.ones((SIZE, SIZE), bool))
+    error = make_transform(np.array([0.0, 0.01, 0.0]), np.eye(3))   # 1 cm at 0.5 m, f = 100 px: 2 px across the stripes
+    off = correspond(view, error, [plane()], np.ones((SIZE, SIZE), bool))
+    assert off.colour_residual.max() > 0.1 > right.colour_residual.max()
 
 
 def test_nearest_references_follow_the_camera_direction():

@@ -225,6 +225,25 @@ def test_evaluate_puts_another_models_own_scores_beside_the_same_items(study, mo
                      "--compare-scores", str(part), "--no-progress"]) == 2   # not the same items
 
 
+def test_train_comparator_also_trains_on_the_same_views_misregistered(study, model_file, tmp_path):
+    cache, out = tmp_path / "pairs", tmp_path / "comparator.pt"
+    assert cli.main(["train-comparator", str(study), "--model", str(model_file), "--cache", str(cache), "--steps", "5",
+                     "--check-share", "0", "--misregister-seed", "3", "--out", str(out), "--no-progress"]) == 0
+    assert "-cmp5-mr-" in DamageModel.load(out).version
+    misregistered = tmp_path / "pairs-misregistered-3"
+    assert sorted(p.name for p in misregistered.iterdir()) == sorted(p.name for p in cache.iterdir())
+    moved = 0
+    for path in cache.iterdir():
+        with np.load(path) as plain, np.load(misregistered / path.name) as knocked:
+            if not plain.files:
+                continue
+            # the same views with the same labels; only what the reference shows beside them moved
+            assert np.array_equal(plain["query"], knocked["query"])
+            assert np.array_equal(plain["labels"], knocked["labels"])
+            moved += int(not np.array_equal(plain["aligned"], knocked["aligned"]))
+    assert moved >= 2
+
+
 def test_train_comparator_refuses_studies_that_share_skus(study, model_file, tmp_path):
     assert cli.main(["train-comparator", str(study), str(study), "--model", str(model_file), "--steps", "2",
                      "--out", str(tmp_path / "c.pt"), "--cache", str(tmp_path / "pairs"), "--no-progress"]) == 2
