@@ -30,7 +30,7 @@ from scipy.spatial import cKDTree
 from damage_perception.core.camera import CameraIntrinsics
 from damage_perception.core.crops import ItemCrop
 from damage_perception.core.shape_check import ReferenceShape, Registration, register
-from damage_perception.core.transforms import invert
+from damage_perception.core.transforms import invert, rotation_about_axis
 
 DEPTH_TOLERANCE_M = 0.008    # a surface within this of the predicted depth is the same surface
 DEPTH_TOLERANCE_PER_M = 0.01  # ... plus this much per metre of range (stereo/ToF noise grows with range)
@@ -395,9 +395,7 @@ def misregistration(rng: np.random.Generator, center: np.ndarray, shift_m: tuple
         vector = rng.normal(size=3)
         return vector / max(np.linalg.norm(vector), 1e-9)
 
-    axis, angle = direction(), np.radians(rng.uniform(*angle_deg))
-    cross = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
-    rotation = np.eye(3) + np.sin(angle) * cross + (1 - np.cos(angle)) * cross @ cross   # Rodrigues
+    rotation = rotation_about_axis(direction(), np.radians(rng.uniform(*angle_deg)))
     error = np.eye(4)
     error[:3, :3] = rotation
     error[:3, 3] = center - rotation @ center + rng.uniform(*shift_m) * direction()
@@ -415,8 +413,7 @@ def correspond_view(view: PosedCrop, cloud: np.ndarray, references: list[PosedCr
         raise ValueError(f"unknown alignment {alignment!r}; one of {ALIGNMENTS}")
     registration = registration or register(cloud, shape)
     camera = (registration.transform @ np.append(view.camera_position, 1.0))[:3]
-    center = shape.points.mean(axis=0) if len(shape.points) else np.zeros(3)
-    chosen = [references[k] for k in nearest_references(camera, center, references)]
+    chosen = [references[k] for k in nearest_references(camera, shape.center, references)]
     coloured = alignment == "coloured"
     if coloured and chosen:
         registration = Registration(refine_with_colour(view, chosen[0], registration.transform), registration.fitness)

@@ -34,6 +34,11 @@ class ReferenceShape:
         return cKDTree(np.asarray(self.points, np.float64))
 
     @cached_property
+    def center(self) -> np.ndarray:
+        """Mean of ``points`` (the origin for an empty shape)."""
+        return self.points.mean(axis=0) if len(self.points) else np.zeros(3)
+
+    @cached_property
     def icp_target(self) -> o3d.geometry.PointCloud:
         """The thinned reference ICP registers views to (the same seeded thinning for every view)."""
         return _cloud(_thin(self.points, MAX_POINTS))

@@ -6,6 +6,7 @@ package uses the ROS order, and converts at the one place it calls transforms3d.
 from __future__ import annotations
 
 import numpy as np
+import transforms3d.axangles as ta
 import transforms3d.euler as te
 import transforms3d.quaternions as tq
 
@@ -58,6 +59,11 @@ def apply(transform: np.ndarray, points: np.ndarray) -> np.ndarray:
     """Apply a 4x4 transform to (..., 3) points."""
     points = np.asarray(points)
     return points @ transform[:3, :3].T + transform[:3, 3]
+
+
+def rotation_about_axis(axis: np.ndarray, angle: float) -> np.ndarray:
+    """3x3 rotation by ``angle`` radians about ``axis`` (normalised first)."""
+    return ta.axangle2mat(np.asarray(axis, dtype=float), angle)
 
 
 def rotation_about_z(angle: float) -> np.ndarray:

@@ -59,16 +59,15 @@ def item_pairs(model: DamageModel, episode: StudyEpisodeData, gallery,
     posed = episode.posed_crops(index)
     if not len(index) or gallery is None or posed is None:
         return None
-    batch = model.featurize(episode.color[index], episode.mask[index], episode.depth_m[index])
     clouds = [episode.clouds[k] for k in index]
     errors = None
     if rng is not None and len(gallery.shape.points):
-        center = np.asarray(gallery.shape.points, float).mean(axis=0)
-        errors = [misregistration(rng, center) for _ in index]
+        errors = [misregistration(rng, gallery.shape.center) for _ in index]
     correspondences = model.correspondences(clouds, gallery, posed, errors=errors)
-    registered = model.registered_comparison(batch, clouds, gallery, posed, correspondences=correspondences)
-    if registered is None:
+    if correspondences is None:
         return None
+    batch = model.featurize(episode.color[index], episode.mask[index], episode.depth_m[index])
+    registered = model.registered_comparison(batch, clouds, gallery, posed, correspondences=correspondences)
     grid = batch.cells.shape[1]
     count, art = len(index), bool(episode.meta.get("printed_damage_art"))
     return ComparatorPairs(batch.patches.astype(np.float16), registered.aligned_patches.astype(np.float16),

@@ -39,3 +39,8 @@ def test_slerp_takes_the_short_way():
     mid = tf.slerp(q0, q1, 0.5)
     assert tf.rotation_angle_between(np.eye(4), tf.make_transform(rotation=tf.quaternion_to_matrix(mid))) \
         == pytest.approx(0.1)
+
+
+def test_rotation_about_axis_is_rotation_about_z_for_the_z_axis_of_any_length():
+    np.testing.assert_allclose(tf.rotation_about_axis(np.array([0.0, 0.0, 3.0]), 0.4), tf.rotation_about_z(0.4),
+                               atol=1e-12)
