@@ -8,7 +8,9 @@ shipped model is fitted (no shape check, no RANSAC score) on the other folds' SK
 fold's, with and without damage types weighted equally (``--balance-types`` of ``train --refit-fusion``).
 Prints, per variant, the mean over seeded fold draws of AUROC, recall at FPR 0.1 %, 0.2 %, 0.5 % and 1 % and
 recall per damage type at ``--type-fpr`` (validation studies alone hold too few good items for 0.1 %: pool
-retired held-out studies for it); no assertions.
+retired held-out studies for it), and ``art``: the share of good items with printed damage-like artwork above
+that point; no assertions. Signals the scores carry are read (the comparator's, the reference reading):
+compare files scored with and without one to measure what it adds.
 """
 import argparse
 
@@ -44,6 +46,8 @@ def figures(items, scores: np.ndarray, type_fpr: float) -> dict[str, float]:
     threshold = recall_at_fpr(scores[damaged], scores[~damaged], type_fpr)[1]
     for name in sorted(set(types[damaged])):
         row[name] = float(np.mean(scores[types == name] >= threshold))
+    art = np.array([bool(i.printed_damage_art) and not i.damaged for i in items])
+    row["art"] = float(np.mean(scores[art] >= threshold)) if art.any() else float("nan")
     return row
 
 
@@ -67,7 +71,7 @@ def main() -> None:
                 for seed in range(args.seeds)]
         mean = {key: float(np.mean([r[key] for r in rows])) for key in rows[0]}
         name = "types weighted equally" if balance else "items weighted equally"
-        print(f"{name:24s} " + "  ".join(f"{key} {value:.3f}" for key, value in mean.items()))
+        print(f"{name:24s} " + "  ".join(f"{key} {value:.4f}" for key, value in mean.items()))
 
 
 if __name__ == "__main__":

@@ -64,7 +64,8 @@ def fit_boosted_trees(x: np.ndarray, y: np.ndarray, names: tuple[str, ...], mono
                       iterations: int = 300, learning_rate: float = 0.05, max_depth: int = 3,
                       min_leaf: int = 10, seed: int = 0, weights: np.ndarray | None = None) -> BoostedTrees:
     """Fit scikit-learn's ``HistGradientBoostingClassifier`` (log-loss, no early stopping, seeded) with
-    per-feature monotone constraints (+1 increasing, 0 free), optionally per-sample ``weights``, and export it."""
+    per-feature monotone constraints (+1 increasing, -1 decreasing, 0 free), optionally per-sample
+    ``weights``, and export it."""
     from sklearn.ensemble import HistGradientBoostingClassifier
 
     y = np.asarray(y, int)

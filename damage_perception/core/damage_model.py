@@ -19,7 +19,7 @@ import torch
 from damage_perception.core.backbone import Backbone, cell_masks, depth_channels, prepare_images
 from damage_perception.core.classifier import ClassifierOutput, DamageHead, classifier_outputs
 from damage_perception.core.comparator import ComparatorHead, ComparatorOutput, compare, residual_maps
-from damage_perception.core.fusion import FusionModel
+from damage_perception.core.fusion import REFERENCE_READING, FusionModel
 from damage_perception.core.gallery import (
     NOMINAL_KEY,
     SCORINGS,
@@ -126,6 +126,7 @@ class ViewSignals:
     patches: np.ndarray | None = None   # (n, D) patch features of the item's cells (product identification)
     registered: dict[str, float] | None = None   # the registered comparison's inputs (normalised), if it ran
     change: np.ndarray | None = None   # (h, w) the learned comparator's per-cell change probability, if it ran
+    reference_reading: float | None = None   # the classifier's largest log-odds over the gallery's own views
 
     def damage_heatmap(self) -> np.ndarray:
         """(h, w) per-cell damage probability: the classifier's, or the comparator's where it is higher (a
@@ -139,7 +140,8 @@ class ViewSignals:
                 "anomaly": self.anomaly.score if self.anomaly else 1.0,
                 "shape_extra": self.shape.extra if self.shape else 0.0,
                 "shape_missing": self.shape.missing if self.shape else 0.0,
-                "geometric": self.geometric, **(self.registered or PRISTINE)}
+                "geometric": self.geometric, **(self.registered or PRISTINE),
+                **({} if self.reference_reading is None else {REFERENCE_READING: self.reference_reading})}
 
 
 # Galleries enrolled before the nominal's key was kept were enrolled by the one model with a comparator there
@@ -224,6 +226,7 @@ class DamageModel:
         model_s = (time.perf_counter() - start) / max(len(colors), 1)
         registered = self.registered_comparison(batch, clouds, gallery, posed, correspondences=correspondences,
                                                 correspond_s=correspond_s)
+        reading = self.reference_reading(gallery)
         signals = []
         for k, output in enumerate(outputs):
             timings = {"classifier": model_s}
@@ -237,7 +240,8 @@ class DamageModel:
                     start = time.perf_counter()
                     shape = shape_scores(clouds[k], camera_positions[k], gallery.shape)
                     timings["shape"] = time.perf_counter() - start
-            view = ViewSignals(output, anomaly, shape, float(geometric[k]), timings, batch.patches[k][batch.cells[k]])
+            view = ViewSignals(output, anomaly, shape, float(geometric[k]), timings, batch.patches[k][batch.cells[k]],
+                               reference_reading=reading)
             if registered is not None:
                 view.timings["registered"] = registered.seconds_per_view
                 view.registered = normalised(registered.raw(k), self.usable_nominal(gallery))
@@ -246,6 +250,32 @@ class DamageModel:
                     view.change = (1.0 / (1.0 + np.exp(-registered.comparator[k].cell_logits))).astype(np.float32)
             signals.append(view)
         return signals
+
+    @functools.cached_property
+    def head_key(self) -> str:
+        """A digest of the classifier head's weights (what a gallery's reference reading depends on)."""
+        digest = hashlib.sha256()
+        for name, tensor in sorted(self.head.state_dict().items()):
+            digest.update(name.encode())
+            digest.update(tensor.detach().cpu().numpy().tobytes())
+        return digest.hexdigest()[:10]
+
+    def reference_reading(self, gallery: SkuGallery | None) -> float | None:
+        """The classifier's largest log-odds over the gallery's own (pristine) views: how damaged this SKU's
+        artwork looks to the classifier (``core.fusion.REFERENCE_READING``). None without a gallery or without
+        its views' crops. Computed once per gallery and head (one batch through the network), then cached."""
+        if gallery is None:
+            return None
+        key = ("reference_reading", self.head_key)
+        if key not in gallery.cache:
+            crops = [view.posed for view in gallery.views if view.posed is not None]
+            reading = None
+            if crops:
+                batch = self.featurize(np.stack([c.color for c in crops]), np.stack([c.mask for c in crops]),
+                                       np.stack([c.depth_m for c in crops]))
+                reading = max(output.logit for output in self.classify(batch))
+            gallery.cache[key] = reading
+        return gallery.cache[key]
 
     def correspondences(self, clouds: list[np.ndarray], gallery: SkuGallery | None, posed: list[PosedCrop] | None,
                         exclude: int | None = None,

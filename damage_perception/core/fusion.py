@@ -12,6 +12,12 @@ gradient-boosted trees over summaries of every signal across the views (``ITEM_F
 the logistic item model cannot (a missing part's registered residual with a calm classifier, printed
 artwork's loud classifier with a pristine reference comparison). It needs the views' signals, so callers
 pass them (``item_logit(..., signals=)``); without them, or without a gallery, the logistic models answer.
+
+The boosted model may also read the **reference reading** (``REFERENCE_READING``): the classifier's largest
+log-odds over the SKU's own gallery views, i.e. how damaged this product's pristine artwork looks to the
+classifier. A printed splash or fake tear reads as damage on the item and on its references alike, so the
+item's classifier log-odds *above* that reading (``READING_EXCESS``, derived here per view) is what the
+classifier adds for this SKU.
 """
 from __future__ import annotations
 
@@ -25,11 +31,18 @@ from damage_perception.core.registered_comparison import LEARNED_SIGNAL, PRISTIN
 VIEW_SIGNALS = ("classifier", "anomaly", "shape_extra", "shape_missing", "geometric")
 CLASSIFIER_ONLY = ("classifier", "geometric")   # what is left without a gallery for the SKU
 REGISTERED_SIGNALS = ("reg_missing", "reg_extra", "reg_colour", "reg_feature", "reg_beside")
+REFERENCE_READING = "classifier_reference"   # the classifier's largest log-odds over the SKU's gallery views
+READING_EXCESS = "classifier_excess"         # a view's classifier log-odds less its SKU's reference reading
+# A gallery without its views' crops has no reading: it enters as the median reading of the SKUs of v9's
+# five fusion studies (780 galleries; quartiles -1.2 and 1.3).
+TYPICAL_READING = -0.18
 # What a view that lacks a gallery signal enters the fusion with (as ViewSignals.as_dict fills them in).
-PRISTINE_SIGNALS = {"anomaly": 1.0, "shape_extra": 0.0, "shape_missing": 0.0, **PRISTINE, LEARNED_SIGNAL: 0.0}
+PRISTINE_SIGNALS = {"anomaly": 1.0, "shape_extra": 0.0, "shape_missing": 0.0, **PRISTINE, LEARNED_SIGNAL: 0.0,
+                    REFERENCE_READING: TYPICAL_READING}
 
 # (signal, summary over the item's views, monotone): summaries are "max", "top2" (mean of the two largest),
-# "mean" and "min"; monotone +1 = more of it is never evidence against damage, 0 = free.
+# "mean" and "min"; monotone +1 = more of it is never evidence against damage, -1 = never evidence for it,
+# 0 = free.
 ITEM_FEATURES: tuple[tuple[str, str, int], ...] = (
     ("classifier", "max", 1), ("classifier", "top2", 1), ("classifier", "mean", 1),
     ("anomaly", "max", 1), ("anomaly", "mean", 1),
@@ -39,6 +52,8 @@ ITEM_FEATURES: tuple[tuple[str, str, int], ...] = (
     ("reg_beside", "max", 1), ("reg_beside", "top2", 1), ("reg_overlap", "min", 0),
     # the learned comparator's, where the model has one (fits without it leave these out)
     (LEARNED_SIGNAL, "max", 1), (LEARNED_SIGNAL, "top2", 1), (LEARNED_SIGNAL, "mean", 1),
+    # the reference reading's, where the data has it: artwork the SKU's own references read as damaged
+    (READING_EXCESS, "max", 1), (REFERENCE_READING, "max", -1),
 )
 
 
@@ -108,11 +123,18 @@ def item_features(signals: list[dict[str, float]],
     from the item's views' signals; a signal a view lacks enters as its pristine value, anomaly as its log."""
     row = []
     for name, how, _ in features:
-        values = np.array([float(view.get(name, PRISTINE_SIGNALS.get(name, 0.0))) for view in signals] or [np.nan])
+        values = np.array([_view_value(view, name) for view in signals] or [np.nan])
         if name == "anomaly":
             values = np.log(np.maximum(values, 1e-3))
         row.append(_summary(values, how))
     return np.asarray(row, float)
+
+
+def _view_value(view: dict[str, float], name: str) -> float:
+    """One view's ``name`` signal (its pristine value when absent; ``READING_EXCESS`` derived)."""
+    if name == READING_EXCESS:
+        return float(view["classifier"]) - _view_value(view, REFERENCE_READING)
+    return float(view.get(name, PRISTINE_SIGNALS.get(name, 0.0)))
 
 
 def item_summary(view_logits: np.ndarray) -> np.ndarray:
@@ -133,6 +155,12 @@ class FusionModel:
     item_classifier_only: LogisticModel
     fitted_prior: float          # share of damaged items in the data the item models were fitted on
     boosted: BoostedTrees | None = None   # the item model with a gallery, when fitted (needs the signals)
+
+    @property
+    def reads_reference(self) -> bool:
+        """Whether the boosted item model reads the gallery's reference reading (``REFERENCE_READING``)."""
+        return self.boosted is not None and any(name.startswith((REFERENCE_READING, READING_EXCESS))
+                                                for name in self.boosted.names)
 
     @property
     def reads_geometric(self) -> bool:
@@ -211,14 +239,20 @@ def boosted_features(model: BoostedTrees) -> tuple[tuple[str, str, int], ...]:
 
 
 def fit_boosted_item_model(data: FusionData, shape_check: bool = True, balance_types: bool = False) -> BoostedTrees:
-    """The boosted item model (``ITEM_FEATURES``; the comparator's only when the data has it) fitted on every
-    item, at the data's damage prior; without ``shape_check`` the shape features are held at their pristine
-    value (a constant is never split on, so the model ignores them, as the node will not compute them); with
-    ``balance_types`` every damage type weighs the same (``type_balanced_weights``)."""
+    """The boosted item model (``ITEM_FEATURES``; the comparator's and the reference reading's only when the
+    data has them) fitted on every item, at the data's damage prior; without ``shape_check`` the shape features
+    are held at their pristine value (a constant is never split on, so the model ignores them, as the node will
+    not compute them); with ``balance_types`` every damage type weighs the same (``type_balanced_weights``)."""
     if balance_types and data.damage_types is None:
         raise ValueError("balance_types needs the items' damage types")
-    learned = any(LEARNED_SIGNAL in view for signals in data.signals for view in signals)
-    features = tuple(f for f in ITEM_FEATURES if learned or f[0] != LEARNED_SIGNAL)
+
+    def present(name: str) -> bool:
+        return any(name in view for signals in data.signals for view in signals)
+
+    absent = {name for name in (LEARNED_SIGNAL, REFERENCE_READING) if not present(name)}
+    if REFERENCE_READING in absent:
+        absent.add(READING_EXCESS)
+    features = tuple(f for f in ITEM_FEATURES if f[0] not in absent)
     x = np.array([item_features(signals, features) for signals in data.signals])
     if not shape_check:
         x[:, [k for k, (name, _, _) in enumerate(features) if name.startswith("shape_")]] = 0.0

@@ -16,7 +16,7 @@ import numpy as np
 from tqdm import tqdm
 
 from damage_perception.core.damage_model import DamageModel
-from damage_perception.core.fusion import FusionData
+from damage_perception.core.fusion import REFERENCE_READING, FusionData
 from damage_perception.core.policy_simulation import ScoredEpisode
 from damage_perception.core.verdict import ViewResult
 from damage_perception.data.study import Study, StudyEpisodeData
@@ -119,6 +119,26 @@ def score_study(study: Study, model: DamageModel, skus: Iterable[str] | None = N
         else:  # the plan puts each SKU's gallery episode before its items
             scores.append(score_item(model, episode, galleries.get(entry["sku"])))
     return scores
+
+
+def add_reference_readings(study: Study, model: DamageModel, items: list[ItemScores],
+                           progress: bool = True) -> list[ItemScores]:
+    """``items`` scored before the gallery's reference reading existed (``DamageModel.reference_reading``),
+    with it added to every view: each SKU's gallery is rebuilt from the study as ``score_study`` builds it
+    (its refused views left out), and only the classifier runs on it; the items' views are not scored again."""
+    wanted = {item.sku for item in items}
+    readings: dict[str, float | None] = {}
+    gallery_entries = [e for e in study.entries if e["role"] == "gallery" and e["sku"] in wanted]
+    for entry in tqdm(gallery_entries, unit="SKU", disable=not progress, dynamic_ncols=True, desc="reference readings"):
+        try:
+            readings[entry["sku"]] = model.reference_reading(gallery_of(model, study.load(entry)))
+        except ValueError:   # no gallery: its items were scored without one
+            readings[entry["sku"]] = None
+    for item in items:
+        reading = readings.get(item.sku)
+        if reading is not None:
+            item.signals = [{**view, REFERENCE_READING: reading} for view in item.signals]
+    return items
 
 
 def fusion_data(items: list[ItemScores]) -> FusionData:

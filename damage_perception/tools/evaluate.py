@@ -27,7 +27,13 @@ import yaml
 from damage_perception.baselines.anomalib_comparison import compare_with_anomalib
 from damage_perception.core.metrics import auroc, recall_at_fpr, reliability, roc_curve
 from damage_perception.data.study import Study
-from damage_perception.data.study_scores import gallery_of, load_scores, save_scores, score_study
+from damage_perception.data.study_scores import (
+    add_reference_readings,
+    gallery_of,
+    load_scores,
+    save_scores,
+    score_study,
+)
 from damage_perception.tools.model_file import open_model
 
 TARGET_FPRS = (0.001, 0.01)
@@ -41,6 +47,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=Path("out/evaluation"), help="folder for JSON, scores, plots")
     parser.add_argument("--scores", type=Path, default=None,
                         help="reuse a scores.jsonl of this study and model instead of scoring again")
+    parser.add_argument("--add-reference-readings", action="store_true",
+                        help="with --scores written before the gallery's reference reading existed: add it (rebuilds "
+                             "each SKU's gallery and runs the classifier on it, not the items) and write the "
+                             "completed scores.jsonl to --out")
     parser.add_argument("--config", type=Path, default=None,
                         help="node YAML whose decision.divert_threshold (from calibrate) is also evaluated")
     parser.add_argument("--anomalib", action="store_true", help="also run anomalib's PatchCore on the same crops")
@@ -186,8 +196,14 @@ def run(args: argparse.Namespace) -> int:
         return 2
     args.out.mkdir(parents=True, exist_ok=True)
     study = Study(args.study)   # its index only: episodes are read as they are needed
+    if args.add_reference_readings and not args.scores:
+        print("evaluate: --add-reference-readings completes the --scores of an earlier run; give it", file=sys.stderr)
+        return 2
     if args.scores:
         items = load_scores(args.scores)
+        if args.add_reference_readings:
+            items = add_reference_readings(study, model, items, progress=not args.no_progress)
+            save_scores(items, args.out / "scores.jsonl")
     else:
         items = score_study(study, model, progress=not args.no_progress)
         save_scores(items, args.out / "scores.jsonl")

@@ -149,7 +149,7 @@ def train(args: argparse.Namespace, shard) -> int:
                 return 2
             kept_item_model = model.fusion.boosted
         recipe = model.version.rsplit("-", 1)[0].removeprefix("effl0-")
-        for suffix in ("-gb", "-nogeo", "-ca", "-noshape", "-pc"):   # what this run decides anew
+        for suffix in ("-ref", "-typebal", "-gb", "-nogeo", "-ca", "-noshape", "-pc"):   # what this run decides anew
             recipe = recipe.removesuffix(suffix)
     else:
         model = DamageModel(DamageHead())
@@ -185,6 +185,7 @@ def train(args: argparse.Namespace, shard) -> int:
     recipe += "-nogeo" if args.no_geometric else ""
     recipe += "-gb" if model.fusion.boosted is not None else ""
     recipe += "-typebal" if model.fusion.boosted is not None and args.balance_types and kept_item_model is None else ""
+    recipe += "-ref" if model.fusion.reads_reference else ""
     model.version = model_version(model.head, model.fusion, recipe, model.comparator)
     model.save(args.out)
     clean = [s["classifier"] for i in scores if not i.damaged for s in i.signals]

@@ -169,3 +169,31 @@ def test_aligned_images_featurized_in_the_views_batch_get_the_patches_of_their_o
     np.testing.assert_allclose(together.patches, alone.patches, atol=1e-4)
     np.testing.assert_allclose(together.aligned, model.featurize(aligned, masks, depths).patches, atol=1e-4)
     assert together.features.shape == alone.features.shape and alone.aligned is None
+
+
+def test_the_reference_reading_is_the_classifiers_loudest_gallery_view_once_per_head(model):
+    from damage_perception.core.fusion import REFERENCE_READING
+    from damage_perception.core.gallery import ReferenceView, SkuGallery
+    from damage_perception.core.registered_comparison import PosedCrop
+    from damage_perception.core.shape_check import ReferenceShape
+    rng = np.random.default_rng(7)
+    colors = rng.integers(0, 256, (3, 160, 160, 3)).astype(np.uint8)
+    masks = np.zeros((3, 160, 160), bool)
+    masks[:, 40:120, 30:130] = True
+    depths = np.where(masks, 0.6, 0.0).astype(np.float32)
+    crops = [PosedCrop(colors[k], depths[k], masks[k], np.eye(3), np.eye(4)) for k in range(3)]
+    gallery = SkuGallery("SKU-1", [ReferenceView(0.1 * k, np.zeros((1, 4), np.float32), crops[k]) for k in range(3)],
+                         ReferenceShape(np.zeros((0, 3), np.float32)))
+    expected = max(output.logit for output in model.classify(model.featurize(colors, masks, depths)))
+    assert model.reference_reading(gallery) == pytest.approx(expected, abs=1e-4)
+    torch.manual_seed(9)
+    other = DamageModel(DamageHead(), model.fusion, "other head")   # its own reading, not the cached one
+    assert other.reference_reading(gallery) != pytest.approx(expected, abs=1e-4)
+    assert len([key for key in gallery.cache if key[0] == "reference_reading"]) == 2
+    without_crops = SkuGallery("SKU-2", [ReferenceView(0.0, np.zeros((1, 4), np.float32))],
+                               ReferenceShape(np.zeros((0, 3), np.float32)))
+    assert model.reference_reading(without_crops) is None and model.reference_reading(None) is None
+    view = ViewSignals(ClassifierOutput(1.0, {}, np.zeros((2, 2), np.float32)), None, None, 0.0,
+                       reference_reading=2.5)
+    assert view.as_dict()[REFERENCE_READING] == 2.5
+    assert REFERENCE_READING not in dataclasses.replace(view, reference_reading=None).as_dict()

@@ -5,6 +5,9 @@ import pytest
 
 from damage_perception.core.fusion import (
     CLASSIFIER_ONLY,
+    READING_EXCESS,
+    REFERENCE_READING,
+    TYPICAL_READING,
     VIEW_SIGNALS,
     FusionData,
     FusionModel,
@@ -12,6 +15,7 @@ from damage_perception.core.fusion import (
     boosted_features,
     fit_fusion,
     fit_logistic,
+    item_features,
     item_summary,
     type_balanced_weights,
     view_signal_vector,
@@ -190,6 +194,47 @@ def test_a_boosted_model_reads_the_comparator_only_when_fitted_with_it():
     louder = [{**view, LEARNED_SIGNAL: 8.0} for view in views]
     assert before.item_logit([], signals=louder) == before.item_logit([], signals=views)
     assert after.item_logit([], signals=louder) > after.item_logit([], signals=views)
+
+
+def artwork_items(rng, count: int) -> tuple[list, np.ndarray, np.ndarray]:
+    """Items whose classifier reads printed artwork ("art") as loudly as real damage ("damaged"); the SKU's
+    reference reading is loud only for the art (its pristine references show the same print)."""
+    kinds = rng.choice(["good", "art", "damaged"], size=count, p=[0.5, 0.25, 0.25])
+    items = []
+    for kind in kinds:
+        reading = rng.normal(3.0, 1.0) if kind == "art" else rng.normal(-2.0, 1.0)
+        views = registered_item(rng, "art" if kind != "good" else "good")
+        items.append([{**view, REFERENCE_READING: reading} for view in views])
+    return items, kinds, kinds == "damaged"
+
+
+def test_the_reference_reading_tells_printed_artwork_from_damage_the_classifier_reads_alike():
+    rng = np.random.default_rng(11)
+    items, kinds, damaged = artwork_items(rng, 800)
+    shows = [np.array([bool(d)] * 4) for d in damaged]
+    without = [[{k: v for k, v in view.items() if k != REFERENCE_READING} for view in views] for views in items]
+    blind = fit_fusion(FusionData(without, shows, damaged), boosted=True)
+    reading = fit_fusion(FusionData(items, shows, damaged), boosted=True)
+    assert not blind.reads_reference and reading.reads_reference
+    assert [f for f in boosted_features(reading.boosted) if f[0] in (READING_EXCESS, REFERENCE_READING)] == \
+        [(READING_EXCESS, "max", 1), (REFERENCE_READING, "max", -1)]
+    test, test_kinds, test_damaged = artwork_items(np.random.default_rng(12), 400)
+    art = test_kinds == "art"
+
+    def damage_over_art(model, views_of):
+        scores = np.array([model.item_logit([], signals=views_of(views)) for views in test])
+        return auroc(scores[test_damaged], scores[art])
+
+    assert damage_over_art(reading, lambda views: views) > 0.95
+    assert damage_over_art(blind, lambda views: [{k: v for k, v in view.items() if k != REFERENCE_READING}
+                                                  for view in views]) < 0.7
+
+
+def test_a_view_without_a_reference_reading_reads_as_a_typical_gallery():
+    view = {"classifier": 2.5}
+    features = ((READING_EXCESS, "max", 1), (REFERENCE_READING, "max", -1))
+    assert item_features([view], features).tolist() == pytest.approx([2.5 - TYPICAL_READING, TYPICAL_READING])
+    assert item_features([{**view, REFERENCE_READING: 4.0}], features).tolist() == pytest.approx([-1.5, 4.0])
 
 
 def test_type_balanced_weights_give_every_damage_type_the_same_share():

@@ -264,3 +264,33 @@ def test_evaluate_puts_anomalib_patchcore_beside_the_model_on_the_same_items(stu
     for row in ("fused", "ours", "anomalib_patchcore"):
         assert 0.0 <= side[row]["auroc"] <= 1.0 and side[row]["median_ms_per_image"] > 0, row
     assert side["fused"]["model_version"] == DamageModel.load(model_file).version
+
+
+def test_scores_written_before_the_reference_reading_get_the_reading_scoring_gives(study, model_file, tmp_path):
+    from damage_perception.core.fusion import REFERENCE_READING
+    scored = tmp_path / "scored"
+    assert cli.main(["evaluate", str(study), "--model", str(model_file), "--out", str(scored), "--no-progress"]) == 0
+    items = [json.loads(line) for line in (scored / "scores.jsonl").read_text().splitlines()]
+    readings = {}
+    for item in items:
+        readings.setdefault(item["sku"], set()).update(view[REFERENCE_READING] for view in item["signals"])
+    assert readings and all(len(values) == 1 for values in readings.values())   # one per SKU, on every view
+    older = tmp_path / "older.jsonl"   # as written before the reading existed
+    for item in items:
+        item["signals"] = [{k: v for k, v in view.items() if k != REFERENCE_READING} for view in item["signals"]]
+    older.write_text("".join(json.dumps(item) + "\n" for item in items))
+    completed = tmp_path / "completed"
+    assert cli.main(["evaluate", str(study), "--model", str(model_file), "--out", str(completed), "--scores",
+                     str(older), "--add-reference-readings", "--no-progress"]) == 0
+    for item in map(json.loads, (completed / "scores.jsonl").read_text().splitlines()):
+        (reading,) = readings[item["sku"]]
+        assert [view[REFERENCE_READING] for view in item["signals"]] == pytest.approx([reading] * len(item["signals"]),
+                                                                                      abs=1e-5)
+    refitted = tmp_path / "refitted.pt"
+    assert cli.main(["train", str(study), "--refit-fusion", str(model_file), "--validation-share", "1",
+                     "--boosted-fusion", "--fusion-scores", str(completed / "scores.jsonl"), "--checkpoints",
+                     str(tmp_path / "checkpoints"), "--no-progress", "--out", str(refitted)]) == 0
+    model = DamageModel.load(refitted)
+    assert model.fusion.reads_reference and "-gb-ref-" in model.version
+    assert cli.main(["evaluate", str(study), "--model", str(model_file), "--out", str(tmp_path / "none"),
+                     "--add-reference-readings", "--no-progress"]) == 2
