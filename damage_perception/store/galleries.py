@@ -18,7 +18,7 @@ import numpy as np
 from damage_perception.core.gallery import NOMINAL_KEY, ReferenceView, SkuGallery
 from damage_perception.core.registered_comparison import PosedCrop
 from damage_perception.core.shape_check import ReferenceShape
-from damage_perception.store.database import InspectionStore, StoredView, StoreError
+from damage_perception.store.database import GalleryVersion, InspectionStore, StoredView, StoreError
 
 POSED_FORMAT = 1
 
@@ -63,8 +63,11 @@ def load_gallery(store: InspectionStore, sku: str, version: int | None = None,
     """The SKU's active (or given) gallery version, or None when it has none; ``with_posed=False`` leaves the
     views' posed crops undecoded (``posed`` None), for uses that need only the patches."""
     stored = store.gallery(sku, version)
-    if stored is None:
-        return None
+    return None if stored is None else gallery_from_stored(stored, with_posed)
+
+
+def gallery_from_stored(stored: GalleryVersion, with_posed: bool = True) -> SkuGallery:
+    """A stored gallery version decoded (``with_posed=False``: the views' posed crops left undecoded)."""
     views = [ReferenceView(float(v.wrist_angle or 0.0), np.atleast_2d(v.features).astype(np.float32),
                            decode_posed(v.posed) if with_posed and v.posed is not None else None)
              for v in stored.views]
@@ -73,7 +76,7 @@ def load_gallery(store: InspectionStore, sku: str, version: int | None = None,
     metadata = {"note": stored.note}
     if NOMINAL_KEY in registered:
         metadata[NOMINAL_KEY] = str(registered.pop(NOMINAL_KEY))
-    return SkuGallery(sku, views, shape, stored.nominal_score or 1.0, stored.version, metadata,
+    return SkuGallery(stored.sku, views, shape, stored.nominal_score or 1.0, stored.version, metadata,
                       {name: float(value) for name, value in registered.items()})
 
 

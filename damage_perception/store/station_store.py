@@ -1,6 +1,8 @@
 """The station's store as the perception node uses it, with every store error logged and survived.
 
-A SKU's active gallery is read per item (an enrolment or a rollback counts from the next item on); the
+A SKU's active gallery is read per item (an enrolment or a rollback counts from the next item on) and decoded
+only when the active version changed (the same object then keeps what models derived from it: the references'
+coloured clouds, the classifier's reference reading); the
 identification index over every active gallery is rebuilt only when what is active changed; every verdict
 is logged; an auto-enrolled gallery is saved as the SKU's next version. No store failure costs a verdict:
 each is logged on ``log`` (anything with ``error``/``info``/``debug`` methods, e.g. a ROS node's logger)
@@ -17,6 +19,7 @@ from typing import Protocol
 from damage_perception.core.gallery import SkuGallery
 from damage_perception.core.identification import GalleryIndex
 from damage_perception.store.database import (
+    GalleryVersion,
     InspectionRecord,
     InspectionStore,
     StoreError,
@@ -28,7 +31,7 @@ from damage_perception.store.fleet import (
 )
 from damage_perception.store.galleries import (
     active_galleries,
-    load_gallery,
+    gallery_from_stored,
     save_gallery,
 )
 
@@ -56,6 +59,7 @@ class StationStore:
         self.station_id = station_id or default_station_id()
         self.store: InspectionStore | FleetStore | None = None
         self._index: tuple[tuple, GalleryIndex | None] = ((), None)   # (active versions, their index)
+        self._decoded: dict[str, tuple[tuple, SkuGallery]] = {}   # SKU -> (its stored version's identity, gallery)
         self._warned_unposed: set[tuple[str, int]] = set()   # (SKU, version) said once to have no posed crops
         if path:
             try:
@@ -72,7 +76,8 @@ class StationStore:
         if self.store is None or not sku:
             return None
         try:
-            gallery = load_gallery(self.store, sku)
+            stored = self.store.gallery(sku)
+            gallery = None if stored is None else self._decode(stored)
         except (StoreError, ValueError) as error:
             self.log.error(f"gallery of SKU '{sku}' unreadable: {error}")
             return None
@@ -82,6 +87,17 @@ class StationStore:
             self.log.warning(f"gallery v{gallery.version} of SKU '{sku}' has no posed reference crops (enrolled "
                              "before store migration 5): its views get no registered comparison; re-enrol the SKU")
         return gallery
+
+    def _decode(self, stored: GalleryVersion) -> SkuGallery:
+        """``stored`` as a gallery, decoded once per version: a version's rows never change (an enrolment or an
+        auto-enrolment writes the next one), and its note and nominal tell apart a store re-created under a
+        running node that numbers its versions alike."""
+        identity = (stored.version, stored.note, stored.nominal_score, len(stored.views))
+        cached = self._decoded.get(stored.sku)
+        if cached is None or cached[0] != identity:
+            cached = (identity, gallery_from_stored(stored))
+            self._decoded[stored.sku] = cached
+        return cached[1]
 
     def identification_index(self) -> GalleryIndex | None:
         """Every active gallery's embeddings; None with fewer than two SKUs enrolled."""

@@ -40,3 +40,37 @@ def test_a_gallery_without_posed_crops_is_said_once_per_version_and_still_served
         assert len(log.lines["warning"]) == 1 and not log.lines["error"]
     finally:
         station.close()
+
+
+def test_the_same_active_version_is_decoded_once_and_a_new_or_rolled_back_one_again(tmp_path):
+    path = tmp_path / "station.db"
+    station = StationStore(str(path), RecordingLog())
+    try:
+        save_gallery(station.store, posed_gallery(seed=0))
+        first = station.gallery("SKU-C0042")
+        first.cache["derived"] = "kept"   # what a model derived from it (e.g. the reference reading)
+        assert station.gallery("SKU-C0042") is first
+        save_gallery(station.store, posed_gallery(seed=1))   # re-enrolled: the next item reads version 2
+        second = station.gallery("SKU-C0042")
+        assert second.version == 2 and second is not first and "derived" not in second.cache
+        station.store.activate("SKU-C0042", 1)   # rolled back
+        back = station.gallery("SKU-C0042")
+        assert back.version == 1 and back is not second and back.nominal_score == first.nominal_score
+    finally:
+        station.close()
+
+
+def test_a_store_recreated_under_the_node_is_not_read_from_the_old_ones_gallery(tmp_path):
+    path = tmp_path / "station.db"
+    station = StationStore(str(path), RecordingLog())
+    try:
+        save_gallery(station.store, posed_gallery(seed=0))
+        old = station.gallery("SKU-C0042")
+        station.store.close()
+        path.unlink()
+        station.store = InspectionStore(str(path))
+        save_gallery(station.store, posed_gallery(seed=2))   # version 1 again, of other views
+        fresh = station.gallery("SKU-C0042")
+        assert fresh.version == old.version == 1 and fresh is not old and fresh.nominal_score != old.nominal_score
+    finally:
+        station.close()
