@@ -11,8 +11,11 @@ the decision (that view's processing and the fusion over all views); no assertio
 With ``--model [FILE]`` a damage model (default: the shipped one) also runs on every view, against a gallery
 enrolled for the item's SKU beforehand (12 pristine views, as the node's ``~/enrol_sku`` does): per-stage
 times of the classifier (backbone + head), the gallery anomaly, the 3D shape check and the registered
-comparison. ``--compare-model`` runs a second model on the very same rendered views, in the same process,
-and prints both side by side with the ratio of their per-view totals. Threads as in the node: ONNX Runtime
+comparison. The classifier's reading of the gallery's own views (``DamageModel.reference_reading``) is made
+once per gallery version in the node (``StationStore`` keeps the decoded gallery from item to item): it is
+timed apart, right after enrolment, not inside an item's first view. ``--compare-model`` runs a second
+model on the very same rendered views, in the same process, and prints both side by side with the ratio of
+their per-view totals. Threads as in the node: ONNX Runtime
 2 (the CI machine's cores), torch 1 (``use_inference_threads``).
 """
 from __future__ import annotations
@@ -81,8 +84,13 @@ def main() -> None:
     stage_names = ("backproject", "segment", "score") + (MODEL_STAGES if models else ())
     stages = [{name: [] for name in ("convert",) + stage_names + ("total",)} for _ in pipelines]
     ious, item_scores, after_last_frame = [], [[] for _ in pipelines], [[] for _ in pipelines]
+    readings = [[] for _ in pipelines]   # seconds per gallery for the reference reading
     for spec in make_catalogue(args.items, damage_rate=0.5, seed=args.seed, kinds=tuple(args.kinds.split(","))):
         galleries = [enrolled_gallery(m, spec.sku) for m in models] or [None]
+        for k, (model, gallery) in enumerate(zip(models, galleries)):
+            start = time.perf_counter()
+            model.reference_reading(gallery)
+            readings[k].append(time.perf_counter() - start)
         renderer.set_item(build_item(spec, gripper))
         views = [[] for _ in pipelines]
         for index, angle in enumerate(np.linspace(0, 2 * np.pi, args.views, endpoint=False)):
@@ -117,6 +125,8 @@ def main() -> None:
         for stage, seconds in stages[k].items():
             print(percentile_line(f"per-view {stage}", seconds))
         print(percentile_line("verdict after last view", after_last_frame[k]))
+        if readings[k]:
+            print(percentile_line("reference reading", readings[k]) + "   (once per gallery version)")
         print(item_line(item_scores[k], decision.divert_threshold))
     if len(names) == 2:
         ratio = np.median(stages[0]["total"]) / np.median(stages[1]["total"])
