@@ -2,7 +2,7 @@
 
 A SKU's active gallery is read per item (an enrolment or a rollback counts from the next item on) and decoded
 only when the active version changed (the same object then keeps what models derived from it: the references'
-coloured clouds, the classifier's reference reading); the
+coloured clouds, the classifier's reference reading; the last ``DECODED_GALLERIES`` SKUs' are kept); the
 identification index over every active gallery is rebuilt only when what is active changed; every verdict
 is logged; an auto-enrolled gallery is saved as the SKU's next version. No store failure costs a verdict:
 each is logged on ``log`` (anything with ``error``/``info``/``debug`` methods, e.g. a ROS node's logger)
@@ -13,6 +13,7 @@ its local outbox); ``health()`` says how the store is doing, for the node's /dia
 """
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -34,6 +35,10 @@ from damage_perception.store.galleries import (
     gallery_from_stored,
     save_gallery,
 )
+
+# Decoded galleries kept (about 1 MB of posed crops each, at 12 views): a station sees far more SKUs than
+# it could keep, and the items of one SKU tend to come in runs.
+DECODED_GALLERIES = 32
 
 
 class Log(Protocol):
@@ -59,7 +64,8 @@ class StationStore:
         self.station_id = station_id or default_station_id()
         self.store: InspectionStore | FleetStore | None = None
         self._index: tuple[tuple, GalleryIndex | None] = ((), None)   # (active versions, their index)
-        self._decoded: dict[str, tuple[tuple, SkuGallery]] = {}   # SKU -> (its stored version's identity, gallery)
+        # SKU -> (its stored version's identity, gallery), least recently used first
+        self._decoded: OrderedDict[str, tuple[tuple, SkuGallery]] = OrderedDict()
         self._warned_unposed: set[tuple[str, int]] = set()   # (SKU, version) said once to have no posed crops
         if path:
             try:
@@ -96,7 +102,10 @@ class StationStore:
         cached = self._decoded.get(stored.sku)
         if cached is None or cached[0] != identity:
             cached = (identity, gallery_from_stored(stored))
-            self._decoded[stored.sku] = cached
+        self._decoded[stored.sku] = cached
+        self._decoded.move_to_end(stored.sku)
+        while len(self._decoded) > DECODED_GALLERIES:
+            self._decoded.popitem(last=False)
         return cached[1]
 
     def identification_index(self) -> GalleryIndex | None:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from damage_perception.store.database import InspectionStore
 from damage_perception.store.galleries import save_gallery
-from damage_perception.store.station_store import StationStore
+from damage_perception.store.station_store import DECODED_GALLERIES, StationStore
 from test.store.test_galleries import gallery, posed_gallery
 
 
@@ -72,5 +72,22 @@ def test_a_store_recreated_under_the_node_is_not_read_from_the_old_ones_gallery(
         save_gallery(station.store, posed_gallery(seed=2))   # version 1 again, of other views
         fresh = station.gallery("SKU-C0042")
         assert fresh.version == old.version == 1 and fresh is not old and fresh.nominal_score != old.nominal_score
+    finally:
+        station.close()
+
+
+def test_only_the_most_recently_used_skus_galleries_are_kept_decoded(tmp_path):
+    station = StationStore(str(tmp_path / "station.db"), RecordingLog())
+    try:
+        skus = [f"SKU-{k:04d}" for k in range(DECODED_GALLERIES + 1)]
+        for sku in skus:
+            enrolled = posed_gallery(seed=0)
+            enrolled.sku = sku
+            save_gallery(station.store, enrolled)
+        first = {sku: station.gallery(sku) for sku in skus[:-1]}
+        assert station.gallery(skus[0]) is first[skus[0]]   # used again: now the most recent
+        station.gallery(skus[-1])                           # one more SKU: the least recently used goes
+        assert station.gallery(skus[0]) is first[skus[0]]
+        assert station.gallery(skus[1]) is not first[skus[1]]
     finally:
         station.close()
