@@ -2,7 +2,8 @@
 
 Every policy answers two questions after each view: ``next_view(views)`` (a wrist angle, or None to stop)
 and ``early_decision(views)`` (PASS / DIVERT when the evidence already settles it, REVIEW when the view
-budget ran out undecided, or None to leave the decision to the fused score and threshold).
+budget ran out undecided, or None to leave the decision to the fused score and threshold; ``core.verdict.decide``
+diverts an item whose fused score reaches the threshold whatever the policy decided).
 
 - ``fixed``: N views at configured angles; the threshold decides.
 - ``sequential``: a sequential probability ratio test for local damage (:class:`StoppingRule`): divert as

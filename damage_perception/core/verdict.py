@@ -98,7 +98,8 @@ def decide(views: list[ViewResult], config: DecisionConfig, policy_decision: Dec
     """Fuse the views and judge the item against the configured threshold.
 
     A view policy that settled the item itself (a sequential test crossing a bound, or running out of
-    views undecided: REVIEW) passes its ``policy_decision``, which then stands instead of the threshold's.
+    views undecided: REVIEW) passes its ``policy_decision``, which then stands instead of the threshold's,
+    except over an item whose fused score reaches the threshold: that item is diverted.
     With ``config.fusion == "learned"``, ``fusion`` (a ``core.fusion.FusionModel``) turns the views' log-odds
     into the item's probability; without a gallery for the SKU (``has_gallery`` False) the classifier alone
     may divert an item but never pass it: it goes to REVIEW. So does an item judged against a
@@ -119,7 +120,10 @@ def decide(views: list[ViewResult], config: DecisionConfig, policy_decision: Dec
     type_scores = {name: max(view.type_scores.get(name, 0.0) for view in seen) for name in DAMAGE_TYPES}
     worst = max(seen, key=lambda view: view.score)
     decision, reason = _judge(fused, config, worst, len(seen))
-    if policy_decision is not None and policy_decision != decision:
+    # The fused score over every view taken, at or above the calibrated threshold, has decided: that divert
+    # stands whatever the policy's test says (its bounds read one view's evidence at a time, the fused score
+    # all of them, through the item model the threshold was calibrated for).
+    if policy_decision is not None and policy_decision != decision and decision != Decision.DIVERT:
         decision, reason = policy_decision, (f"view policy decided {policy_decision.name} after {len(seen)} views "
                                              f"(damage score {fused:.3f}, threshold {config.divert_threshold:.3f})")
     if fusion is not None and not has_gallery and decision == Decision.PASS:

@@ -74,6 +74,14 @@ def test_a_policy_decision_overrides_the_threshold_and_says_so():
     assert error.decision == Decision.ERROR  # no item seen stays an error whatever the policy says
 
 
+def test_no_policy_decision_holds_back_or_passes_an_item_over_the_threshold():
+    for policy_decision in (Decision.REVIEW, Decision.PASS):
+        over = decide([view(0, 0.2), view(1, 0.9)], DecisionConfig(), policy_decision=policy_decision)
+        assert over.decision == Decision.DIVERT and "view policy" not in over.reason
+    under = decide([view(0, 0.2), view(1, 0.3)], DecisionConfig(), policy_decision=Decision.DIVERT)
+    assert under.decision == Decision.DIVERT and "view policy decided DIVERT" in under.reason
+
+
 def learned_view(index, classifier_logit):
     """A view as the model pipeline returns it (the fusion reads its signals; logit is its fused log-odds)."""
     signals = {"classifier": classifier_logit, "anomaly": 1.0, "shape_extra": 0.0, "shape_missing": 0.0,
