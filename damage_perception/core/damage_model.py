@@ -154,6 +154,15 @@ def nominal_key_of(gallery: SkuGallery) -> str:
     return str(gallery.metadata.get(NOMINAL_KEY, LEGACY_NOMINAL_KEY))
 
 
+def weights_digest(module: torch.nn.Module) -> str:
+    """The first 10 hex digits of a SHA-256 over ``module``'s state (names and tensors, in name order)."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(module.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().numpy().tobytes())
+    return digest.hexdigest()[:10]
+
+
 class DamageModel:
     """Trained head + fitted fusion over the shared frozen backbone."""
 
@@ -183,11 +192,7 @@ class DamageModel:
         whose nominal was measured under another key reads wrong against this model (``stale_gallery``)."""
         if self.comparator is None:
             return f"{self.alignment}-none"
-        digest = hashlib.sha256()
-        for name, tensor in sorted(self.comparator.state_dict().items()):
-            digest.update(name.encode())
-            digest.update(tensor.detach().cpu().numpy().tobytes())
-        return f"{self.alignment}-{digest.hexdigest()[:10]}"
+        return f"{self.alignment}-{weights_digest(self.comparator)}"
 
     # --- per-view signals --------------------------------------------------------------------------
     def featurize(self, colors: np.ndarray, masks: np.ndarray, depths_m: np.ndarray,
@@ -254,11 +259,7 @@ class DamageModel:
     @functools.cached_property
     def head_key(self) -> str:
         """A digest of the classifier head's weights (what a gallery's reference reading depends on)."""
-        digest = hashlib.sha256()
-        for name, tensor in sorted(self.head.state_dict().items()):
-            digest.update(name.encode())
-            digest.update(tensor.detach().cpu().numpy().tobytes())
-        return digest.hexdigest()[:10]
+        return weights_digest(self.head)
 
     def reference_reading(self, gallery: SkuGallery | None) -> float | None:
         """The classifier's largest log-odds over the gallery's own (pristine) views: how damaged this SKU's
