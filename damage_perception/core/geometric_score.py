@@ -13,6 +13,7 @@ import numpy as np
 import open3d as o3d
 from scipy.spatial import cKDTree
 
+from damage_perception.core.clustering import dbscan_labels
 from damage_perception.core.damage_types import DAMAGE_TYPES
 
 
@@ -115,8 +116,7 @@ def _signed_departure(voxels: np.ndarray, planes: list[np.ndarray], face_of: np.
 def _clusters(points: np.ndarray, config: GeometricScoreConfig) -> np.ndarray:
     if len(points) < config.cluster_min_points:
         return np.full(len(points), -1)
-    cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(points))
-    return np.asarray(cloud.cluster_dbscan(config.cluster_eps, config.cluster_min_points))
+    return dbscan_labels(points, config.cluster_eps, config.cluster_min_points)
 
 
 def _summarise(voxels, signed, candidates, clusters, num_faces, config) -> GeometricScore:

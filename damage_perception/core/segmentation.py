@@ -13,7 +13,8 @@ import cv2
 import numpy as np
 import open3d as o3d
 
-from damage_perception.core.gripper import GripperGeometry, points_in_box
+from damage_perception.core.clustering import dbscan_labels
+from damage_perception.core.gripper import GripperGeometry, points_in_box, within_bounds
 from damage_perception.core.transforms import apply, invert
 
 
@@ -122,7 +123,7 @@ def _depth_range_of_crop(camera_from_gripper: np.ndarray, gripper: GripperGeomet
 
 def _inside_crop(points: np.ndarray, gripper: GripperGeometry, config: SegmentationConfig) -> np.ndarray:
     low, high = _crop_bounds(gripper, config)
-    return np.all((points >= low) & (points <= high), axis=1)
+    return within_bounds(points, low, high)
 
 
 def _cluster_labels(points: np.ndarray, config: SegmentationConfig) -> np.ndarray:
@@ -130,10 +131,8 @@ def _cluster_labels(points: np.ndarray, config: SegmentationConfig) -> np.ndarra
     labels = np.full(len(points), -1)
     if len(points) == 0:
         return labels
-    voxel_of_point, num_voxels = _voxel_index(points, config.voxel_size)
-    voxel_counts = np.bincount(voxel_of_point, minlength=num_voxels)
-    centres = np.stack([np.bincount(voxel_of_point, points[:, axis], num_voxels) for axis in range(3)],
-                       axis=1) / voxel_counts[:, None]
+    voxel_of_point, centres = voxel_centres(points, config.voxel_size)
+    num_voxels = len(centres)
     cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(centres))
     kept_voxels = np.arange(num_voxels)
     if num_voxels > config.outlier_neighbors:
@@ -142,8 +141,8 @@ def _cluster_labels(points: np.ndarray, config: SegmentationConfig) -> np.ndarra
         kept_voxels = np.asarray(inlier_ids, dtype=np.int64)
     voxel_labels = np.full(num_voxels, -1)
     if len(kept_voxels):
-        voxel_labels[kept_voxels] = np.asarray(cloud.cluster_dbscan(config.cluster_eps,
-                                                                    config.cluster_min_points))
+        voxel_labels[kept_voxels] = dbscan_labels(np.asarray(cloud.points), config.cluster_eps,
+                                                  config.cluster_min_points)
     return voxel_labels[voxel_of_point]
 
 
@@ -151,6 +150,15 @@ def _largest_label(labels: np.ndarray) -> int:
     """The cluster holding the most points (not voxels: dense near surfaces win); -2 if none."""
     clustered = labels[labels >= 0]
     return int(np.argmax(np.bincount(clustered))) if clustered.size else -2
+
+
+def voxel_centres(points: np.ndarray, voxel_size: float) -> tuple[np.ndarray, np.ndarray]:
+    """The voxel of each of the (N, 3) ``points`` and the mean point of each occupied voxel ((V, 3))."""
+    voxel_of_point, num_voxels = _voxel_index(points, voxel_size)
+    voxel_counts = np.bincount(voxel_of_point, minlength=num_voxels)
+    centres = np.stack([np.bincount(voxel_of_point, points[:, axis], num_voxels) for axis in range(3)],
+                       axis=1) / voxel_counts[:, None]
+    return voxel_of_point, centres
 
 
 def _voxel_index(points: np.ndarray, voxel_size: float) -> tuple[np.ndarray, int]:
