@@ -75,8 +75,12 @@ class AnomalyResult:
 
 
 def patch_features(features: torch.Tensor) -> torch.Tensor:
-    """PatchCore's locally aware patch features: 3x3 average of the backbone cells. (B, D, h, w) in and out."""
-    return F.avg_pool2d(features, 3, stride=1, padding=1, count_include_pad=False)
+    """PatchCore's locally aware patch features: 3x3 average of the backbone cells. (B, D, h, w) in and out
+    (held channels-last: ``.permute(0, 2, 3, 1)`` of the result is contiguous, the (B, h, w, D) callers use)."""
+    # torch's CPU average pooling is ~13x faster on channels-last memory (0.16 against 2.2 ms for 4 crops of
+    # 152 x 20 x 20 on one thread) and gives the same values to the bit (test_gallery checks it).
+    return F.avg_pool2d(features.contiguous(memory_format=torch.channels_last), 3, stride=1, padding=1,
+                        count_include_pad=False)
 
 
 def greedy_coreset(features: np.ndarray, ratio: float = CORESET_RATIO, seed: int = 0,
