@@ -109,14 +109,17 @@ class ComparatorOutput:
 
 
 def compare(head: ComparatorHead, query_patches: np.ndarray, aligned_patches: np.ndarray,
-            maps: np.ndarray) -> list[ComparatorOutput]:
-    """Run the comparator on a batch: patches (B, h, w, D), maps (B, h, w, len(MAP_NAMES))."""
+            maps: np.ndarray, left_out: np.ndarray | None = None) -> list[ComparatorOutput]:
+    """Run the comparator on a batch: patches (B, h, w, D), maps (B, h, w, len(MAP_NAMES)); ``left_out``
+    (B, h, w) bool: cells not to judge (``registered_comparison.hidden_cells``), treated as not compared."""
     def channels_first(array: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(array, np.float32)).permute(0, 3, 1, 2)
 
     with torch.no_grad():
         logits = head(channels_first(query_patches), channels_first(aligned_patches), channels_first(maps)).numpy()
     compared = compared_cells(maps)
+    if left_out is not None:
+        compared = compared & ~left_out
     outputs = []
     for k in range(len(logits)):
         cell_logits = np.where(compared[k], logits[k], LOW_LOGIT).astype(np.float32)

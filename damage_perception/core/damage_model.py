@@ -40,6 +40,7 @@ from damage_perception.core.registered_comparison import (
     cell_residuals,
     correspond_view,
     disagreeing_views,
+    hidden_cells,
     neighbourhood_distance,
     normalised,
     residual_scores,
@@ -169,7 +170,7 @@ class DamageModel:
     def __init__(self, head: DamageHead, fusion: FusionModel | None = None, version: str = "untrained",
                  backbone: Backbone | OnnxBackbone | None = None, gallery_scoring: str = "patchcore",
                  shape_check: bool = True, alignment: str = "coloured",
-                 comparator: ComparatorHead | None = None) -> None:
+                 comparator: ComparatorHead | None = None, leave_out_hidden: bool = False) -> None:
         if gallery_scoring not in SCORINGS:
             raise ValueError(f"unknown gallery scoring {gallery_scoring!r}; one of {SCORINGS}")
         # The ICP shape check against the union of the gallery clouds (shape_extra / shape_missing); models
@@ -177,6 +178,9 @@ class DamageModel:
         # 0.53-0.61 on its own; the registered missing / extra shares measure the same per region).
         self.shape_check = shape_check
         self.alignment = alignment   # how the registered comparison aligns a view (core.registered_comparison)
+        # The comparator's view score leaves out the cells whose surface the references do not see (their
+        # gripper in front of it: ``registered_comparison.hidden_cells``). Off in the models fitted before it.
+        self.leave_out_hidden = leave_out_hidden
         self.gallery_scoring = gallery_scoring   # how views are scored against a gallery (core.gallery)
         self.head = head.eval()
         # the learned comparator (core.comparator) over the registered comparison's per-cell inputs
@@ -192,7 +196,8 @@ class DamageModel:
         whose nominal was measured under another key reads wrong against this model (``stale_gallery``)."""
         if self.comparator is None:
             return f"{self.alignment}-none"
-        return f"{self.alignment}-{weights_digest(self.comparator)}"
+        key = f"{self.alignment}-{weights_digest(self.comparator)}"
+        return f"{key}-hidden" if self.leave_out_hidden else key
 
     # --- per-view signals --------------------------------------------------------------------------
     def featurize(self, colors: np.ndarray, masks: np.ndarray, depths_m: np.ndarray,
@@ -320,7 +325,9 @@ class DamageModel:
                   for k, c in enumerate(correspondences)]
         maps = np.stack([residual_maps(c, batch.patches[k], aligned[k], batch.cells[k], distances[k], per_cell[k])
                          for k, c in enumerate(correspondences)])
-        learned = compare(self.comparator, batch.patches, aligned, maps) if self.comparator else None
+        left_out = (np.stack([hidden_cells(c, batch.cells.shape[1]) for c in correspondences])
+                    if self.leave_out_hidden else None)
+        learned = compare(self.comparator, batch.patches, aligned, maps, left_out) if self.comparator else None
         seconds = time.perf_counter() - start + correspond_s
         return RegisteredViews(scores, maps, aligned, learned, seconds / len(posed))
 
@@ -406,7 +413,8 @@ class DamageModel:
         torch.save({"format": MODEL_FORMAT, "version": self.version, "head": self.head.state_dict(),
                     "fusion": self.fusion.to_dict() if self.fusion else None,
                     "gallery_scoring": self.gallery_scoring, "shape_check": self.shape_check,
-                    "alignment": self.alignment, "comparator": comparator}, path)
+                    "alignment": self.alignment, "comparator": comparator,
+                    "leave_out_hidden": self.leave_out_hidden}, path)
         return path
 
     @classmethod
@@ -433,4 +441,5 @@ class DamageModel:
             raise ModelLoadError(f"model file {path} asks for alignment {alignment!r}; this code has {ALIGNMENTS}")
         return cls(head, fusion, str(data.get("version", "unknown")), gallery_scoring=scoring,
                    shape_check=bool(data.get("shape_check", True)),
-                   alignment=alignment, comparator=comparator)
+                   alignment=alignment, comparator=comparator,
+                   leave_out_hidden=bool(data.get("leave_out_hidden", False)))

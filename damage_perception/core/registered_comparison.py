@@ -47,6 +47,7 @@ COLOUR_STAGES = ((0.01, 15),)
 COLOUR_MAX_SHIFT_M = 0.02     # a coloured refinement moving the item more than this from ICP's is refused
 COLOUR_FITNESS_SLACK = 0.02   # ... and one whose geometric fit (share of points within 1 cm) drops by more
 COLOUR_GAIN = 0.8             # ... or whose colour difference does not fall below this share of ICP's
+HIDDEN_CELL_SHARE = 0.25     # a cell with this share of its compared pixels hidden in the references is not judged
 MIN_OVERLAP = 0.3            # below this share of matched pixels the comparison says little (grazing view)
 
 
@@ -110,6 +111,9 @@ class Correspondence:
     colour_residual: np.ndarray  # (S, S) float32, |view - gain-matched reference| / 255 where matched, else 0
     region: np.ndarray         # (S, S) bool, pixels that were compared
     beside: np.ndarray         # (S, S) bool, off-item pixel clearly nearer than the references' surface
+    # (S, S) bool, item pixel whose surface the references do not see: along its ray the best-agreeing
+    # reference sees something nearer that is not the item (its gripper's finger, grasped elsewhere)
+    hidden: np.ndarray | None = None
 
 
 def nearest_references(camera_in_reference: np.ndarray, center: np.ndarray, references: list[PosedCrop],
@@ -183,9 +187,10 @@ def correspond(view: PosedCrop, reference_from_view: np.ndarray, references: lis
     # Beside the item (off its mask, inside the compared region): something clearly nearer than what the
     # references see along the ray, e.g. powder spilled next to an intact bag, a flap or contents hanging out.
     beside_flat = ~on_item & np.isfinite(best_error) & (best_signed < -(tolerance + BESIDE_MARGIN_M))
-    matched, missing, extra, beside = (np.zeros((size, size), bool) for _ in range(4))
+    hidden_flat = on_item & np.isfinite(best_error) & (best_signed > tolerance) & ~best_on_item
+    matched, missing, extra, beside, hidden = (np.zeros((size, size), bool) for _ in range(5))
     matched[has_point], missing[has_point], extra[has_point] = matched_flat, missing_flat, extra_flat
-    beside[has_point] = beside_flat
+    beside[has_point], hidden[has_point] = beside_flat, hidden_flat
     aligned = view.color.copy()
     residual = np.zeros((size, size), np.float32)
     if matched_flat.any():
@@ -204,7 +209,7 @@ def correspond(view: PosedCrop, reference_from_view: np.ndarray, references: lis
         aligned[rows_cols[projected, 0], rows_cols[projected, 1]] = theirs[projected].astype(np.uint8)
         same = rows_cols[matched_flat]
         residual[same[:, 0], same[:, 1]] = np.abs(ours[matched_flat] - theirs[matched_flat]).mean(axis=1) / 255.0
-    return Correspondence(matched, missing, extra, aligned, residual, has_point, beside)
+    return Correspondence(matched, missing, extra, aligned, residual, has_point, beside, hidden)
 
 
 def channel_medians(colours: np.ndarray) -> np.ndarray:
@@ -288,6 +293,17 @@ def cell_residuals(correspondence: Correspondence, grid: int) -> dict[str, np.nd
             "colour": cell_means(correspondence.colour_residual.astype(np.float64), matched, grid),
             "matched": cell_means(matched, region, grid),
             "compared": cell_means(region, np.ones_like(region), grid)}
+
+
+def hidden_cells(correspondence: Correspondence, grid: int, share: float = HIDDEN_CELL_SHARE) -> np.ndarray:
+    """(grid, grid) bool: cells of the backbone grid where at least ``share`` of the compared pixels are hidden
+    in the references (``Correspondence.hidden``), grown by one cell: the comparator's 3 x 3 convolution
+    carries a pasted finger into the cells around it. No cell when the correspondence has no hidden map."""
+    if correspondence.hidden is None:
+        return np.zeros((grid, grid), bool)
+    region = correspondence.region.astype(np.float64)
+    cells = cell_means(correspondence.hidden.astype(np.float64), region, grid) >= share
+    return cv2.dilate(cells.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
 
 
 def residual_scores(correspondence: Correspondence, query_patches: np.ndarray, aligned_patches: np.ndarray,

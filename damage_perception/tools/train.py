@@ -66,6 +66,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="how the registered comparison aligns a view with its references: coloured = shape "
                              "ICP refined by coloured ICP against the nearest reference's print (default), "
                              "shape = ICP on the shape alone (the v2 models)")
+    parser.add_argument("--leave-out-hidden", action="store_true",
+                        help="the comparator's view score leaves out the cells whose surface the references do "
+                             "not see (their gripper in front of it); version suffix -hid")
     parser.add_argument("--no-progress", action="store_true")
     distributed.add_arguments(parser)
 
@@ -149,7 +152,7 @@ def train(args: argparse.Namespace, shard) -> int:
                 return 2
             kept_item_model = model.fusion.boosted
         recipe = model.version.rsplit("-", 1)[0].removeprefix("effl0-")
-        for suffix in ("-ref", "-typebal", "-gb", "-nogeo", "-ca", "-noshape", "-pc"):   # what this run decides anew
+        for suffix in ("-ref", "-typebal", "-gb", "-nogeo", "-hid", "-ca", "-noshape", "-pc"):   # decided anew
             recipe = recipe.removesuffix(suffix)
     else:
         model = DamageModel(DamageHead())
@@ -164,9 +167,11 @@ def train(args: argparse.Namespace, shard) -> int:
     model.gallery_scoring = args.gallery_scoring
     model.shape_check = not args.no_shape_check
     model.alignment = args.alignment
+    model.leave_out_hidden = args.leave_out_hidden
     recipe += "-pc" if args.gallery_scoring == "patchcore" else ""
     recipe += "" if model.shape_check else "-noshape"
     recipe += "-ca" if model.alignment == "coloured" else ""
+    recipe += "-hid" if model.leave_out_hidden else ""
     if args.fusion_scores and args.refit_fusion:
         # several files: validation studies rendered apart (e.g. one that adds a kind's rarer damage)
         held_for_training = set(train_skus)

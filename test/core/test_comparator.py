@@ -87,6 +87,18 @@ def test_a_comparator_round_trips_through_its_state():
     assert [o.score for o in first] == [o.score for o in second]
 
 
+def test_cells_left_out_are_not_judged():
+    head = ComparatorHead(6).eval()
+    query, aligned, maps, _, _ = synthetic_pairs(2, seed=3)
+    left_out = np.zeros(maps.shape[:3], bool)
+    left_out[0, :4] = True                     # the top half of the first view
+    judged, partly = compare(head, query, aligned, maps), compare(head, query, aligned, maps, left_out)
+    assert (partly[0].cell_logits[:4] == LOW_LOGIT).all()
+    np.testing.assert_array_equal(partly[0].cell_logits[4:], judged[0].cell_logits[4:])
+    assert partly[0].score == pytest.approx(view_score(judged[0].cell_logits[4:], np.ones((4, 8), bool)))
+    assert partly[1].score == judged[1].score
+
+
 def test_the_comparator_score_is_read_against_the_gallerys_own_and_left_out_without_it():
     raw = {"reg_missing": 0.1, "reg_extra": 0.0, "reg_colour": 0.2, "reg_feature": 3.0, "reg_overlap": 0.9,
            "reg_beside": 0.0, LEARNED_SIGNAL: -1.0}

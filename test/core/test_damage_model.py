@@ -95,6 +95,21 @@ def test_a_comparator_is_saved_with_the_model_and_files_without_one_load_without
         assert torch.equal(tensor, loaded.comparator.state_dict()[name]), name
 
 
+def test_leaving_out_hidden_cells_is_recorded_and_keys_the_nominal_apart(model, tmp_path):
+    torch.manual_seed(4)
+    plain = DamageModel(model.head, model.fusion, "plain", alignment="shape", comparator=ComparatorHead(152))
+    hidden = DamageModel(model.head, model.fusion, "hidden", alignment="shape", comparator=plain.comparator,
+                         leave_out_hidden=True)
+    # the gallery's nominal comparator score is read without those cells: one measured with them is not its own
+    assert hidden.nominal_key == plain.nominal_key + "-hidden"
+    path = hidden.save(tmp_path / "hidden.pt")
+    assert DamageModel.load(path).leave_out_hidden
+    data = torch.load(path, weights_only=True)
+    del data["leave_out_hidden"]   # a file written before the option (v9 and older): every cell judged
+    torch.save(data, path)
+    assert not DamageModel.load(path).leave_out_hidden
+
+
 def test_the_damage_heatmap_takes_the_comparator_where_it_is_hotter():
     calm = np.full((4, 4), 0.1, np.float32)
     signals = ViewSignals(ClassifierOutput(-3.0, {}, calm), None, None, 0.0)

@@ -7,6 +7,7 @@ from damage_perception.core.registered_comparison import (
     correspond,
     crop_camera_matrix,
     crop_points,
+    hidden_cells,
     misregistration,
     nearest_references,
     refine_with_colour,
@@ -62,6 +63,23 @@ def test_dent_reads_as_missing_bump_as_extra_stain_as_colour():
     assert result.colour_residual[:32, 34:].max() < 0.01
     cells = cell_means(result.missing.astype(float), np.ones((SIZE, SIZE)), 8)
     assert region_max(cells, np.ones((8, 8), bool)) > 0.5
+
+
+def test_surface_behind_the_references_finger_is_hidden_not_missing():
+    view = plane()
+    reference = plane()
+    reference.depth_m[16:40, 16:24] = 0.45     # the reference's finger, in front of the item, not on it
+    reference.mask[16:40, 16:24] = False
+    reference.depth_m[40:56, 40:48] = 0.45     # the reference's item nearer there: the view's surface is dented
+    view.depth_m[48:64, 0:16] = 0.55           # and the view's surface where the reference has none nearer
+    result = correspond(view, np.eye(4), [reference], np.ones((SIZE, SIZE), bool), coherent_colour=False)
+    assert result.hidden[16:40, 16:24].all() and result.hidden.sum() == 24 * 8
+    assert not result.missing[16:40, 16:24].any()
+    assert result.missing[40:56, 40:48].all()
+    # per 8-px cell: the finger's cells (rows 2-4, col 2), grown by one cell on every side
+    cells = hidden_cells(result, 8)
+    assert cells[1:6, 1:4].all() and cells.sum() == 15
+    assert not hidden_cells(result, 8, share=1.01).any()
 
 
 def test_registration_carries_points_into_a_moved_reference():
