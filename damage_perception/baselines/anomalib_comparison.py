@@ -20,14 +20,21 @@ def figures(scores: np.ndarray, damaged: np.ndarray) -> dict[str, float]:
                for fpr in (0.001, 0.01)}}
 
 
+def evenly_spread(names: list[str], count: int) -> list[str]:
+    """Up to ``count`` of ``names`` at evenly spaced positions, first and last included."""
+    if len(names) <= count:
+        return list(names)
+    return [names[k] for k in np.unique(np.linspace(0, len(names) - 1, count).round().astype(int))]
+
+
 def compare_with_anomalib(study, model, items, max_skus: int = 60, progress: bool = True) -> dict:
-    """Compare on the items of up to ``max_skus`` SKUs (every k-th SKU of the study, all kinds)."""
+    """Compare on the items of up to ``max_skus`` SKUs, spread evenly over the study's SKUs in name order (so
+    over every kind)."""
     from tqdm import tqdm
 
     from damage_perception.baselines.anomalib_patchcore import AnomalibPatchCore
 
-    skus = study.skus()
-    chosen = set(skus[::max(1, len(skus) // max_skus)][:max_skus])
+    chosen = set(evenly_spread(study.skus(), max_skus))
     baseline = AnomalibPatchCore()
     theirs: dict[str, float] = {}
     for entry in tqdm([e for e in study.entries if e["sku"] in chosen], unit="episode", disable=not progress,
