@@ -113,7 +113,7 @@ class Correspondence:
     beside: np.ndarray         # (S, S) bool, off-item pixel clearly nearer than the references' surface
     # (S, S) bool, item pixel whose surface the references do not see: along its ray the best-agreeing
     # reference sees something nearer that is not the item (its gripper's finger, grasped elsewhere)
-    hidden: np.ndarray | None = None
+    hidden: np.ndarray
 
 
 def nearest_references(camera_in_reference: np.ndarray, center: np.ndarray, references: list[PosedCrop],
@@ -178,8 +178,11 @@ def correspond(view: PosedCrop, reference_from_view: np.ndarray, references: lis
     on_item = view.mask[has_point]
     matched_flat = best_error <= tolerance
     # Only where this view sees the item: beside it, a silhouette a few pixels off (registration, a 15-degree
-    # parallax) would read as missing material along every edge.
-    missing_flat = on_item & np.isfinite(best_error) & (best_signed > tolerance) & best_on_item
+    # parallax) would read as missing material along every edge. A reference seeing something nearer than the
+    # item's point sees its item there (material the view lacks) or not (its gripper: the surface is hidden).
+    behind = on_item & np.isfinite(best_error) & (best_signed > tolerance)
+    missing_flat = behind & best_on_item
+    hidden_flat = behind & ~best_on_item
     # Nothing in the references at this point's depth; not within SILHOUETTE_PX of the item's outline, where a
     # silhouette a pixel or two off puts the reference's background behind the item's edge.
     inner = cv2.erode(view.mask.astype(np.uint8), np.ones((2 * SILHOUETTE_PX + 1,) * 2, np.uint8)).astype(bool)
@@ -187,7 +190,6 @@ def correspond(view: PosedCrop, reference_from_view: np.ndarray, references: lis
     # Beside the item (off its mask, inside the compared region): something clearly nearer than what the
     # references see along the ray, e.g. powder spilled next to an intact bag, a flap or contents hanging out.
     beside_flat = ~on_item & np.isfinite(best_error) & (best_signed < -(tolerance + BESIDE_MARGIN_M))
-    hidden_flat = on_item & np.isfinite(best_error) & (best_signed > tolerance) & ~best_on_item
     matched, missing, extra, beside, hidden = (np.zeros((size, size), bool) for _ in range(5))
     matched[has_point], missing[has_point], extra[has_point] = matched_flat, missing_flat, extra_flat
     beside[has_point], hidden[has_point] = beside_flat, hidden_flat
@@ -298,9 +300,7 @@ def cell_residuals(correspondence: Correspondence, grid: int) -> dict[str, np.nd
 def hidden_cells(correspondence: Correspondence, grid: int, share: float = HIDDEN_CELL_SHARE) -> np.ndarray:
     """(grid, grid) bool: cells of the backbone grid where at least ``share`` of the compared pixels are hidden
     in the references (``Correspondence.hidden``), grown by one cell: the comparator's 3 x 3 convolution
-    carries a pasted finger into the cells around it. No cell when the correspondence has no hidden map."""
-    if correspondence.hidden is None:
-        return np.zeros((grid, grid), bool)
+    carries a pasted finger into the cells around it."""
     region = correspondence.region.astype(np.float64)
     cells = cell_means(correspondence.hidden.astype(np.float64), region, grid) >= share
     return cv2.dilate(cells.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
